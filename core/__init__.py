@@ -1,0 +1,1 @@
+"""Shared vocabulary of every Raqib stage: types, errors, settings. Imports nothing of ours."""

@@ -1,0 +1,80 @@
+"""Typed settings: defaults, then ``raqib.toml`` in the working folder, then ``RAQIB_*`` env.
+
+Every threshold a stage uses has a name and a default here, so an operator can see and
+change it without reading code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+TOML_FILE = "raqib.toml"
+
+
+class Settings(BaseSettings):
+    """Raqib configuration. Environment variables are ``RAQIB_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAQIB_", toml_file=TOML_FILE, extra="forbid", frozen=True
+    )
+
+    workspace: Path = Field(Path("workspace"), description="Folder where flows write outputs.")
+    crs: str = Field("EPSG:32630", description="Working projected CRS (UTM 30N for Berkane).")
+    mosaic_resolution_m: float = Field(
+        0.0, ge=0.0, description="Mosaic pixel size; 0 means the survey GSD."
+    )
+    permit_url_template: str = Field(
+        "https://rokhas.example/permits/{permit_id}",
+        description="Link to a permit record; {permit_id} and {parcel_id} are filled in.",
+    )
+    parcel_url_template: str = Field(
+        "https://cadastre.example/parcels/{parcel_id}",
+        description="Link to a parcel record, used when a flag has no permit.",
+    )
+    project_url_template: str = Field(
+        "https://projects.example/projects/{project_id}",
+        description="Link to a public project record.",
+    )
+    min_building_area_m2: float = Field(
+        12.0, gt=0, description="Detected built-up blobs smaller than this are dropped."
+    )
+    building_score_threshold: float = Field(
+        0.5, ge=0, le=1, description="Pixel probability above which a pixel is built-up."
+    )
+    new_building_overlap: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="A detection overlapping earlier buildings less than this is new.",
+    )
+    footprint_tolerance: float = Field(
+        0.15, ge=0, description="Built area may exceed the permitted footprint by this share."
+    )
+    vehicle_timeout_s: float = Field(30.0, gt=0, description="Timeout for any vehicle step.")
+    sim_speedup: float = Field(
+        20.0, gt=0, description="Simulated flight runs this many times faster than real time."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from defaults, ``raqib.toml`` and ``RAQIB_*`` env, with explicit overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]
