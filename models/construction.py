@@ -1,0 +1,182 @@
+"""Built-up detection: a pixel classifier (building vs background) and its polygonisation.
+
+Probabilities are thresholded by blocks, cleaned with morphology, polygonised with
+``rasterio.features.shapes``; blobs cut by block seams are merged, small ones dropped, and
+the rest regularised (a rotated rectangle when the blob nearly fills one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import geopandas as gpd
+import numpy as np
+import shapely
+from rasterio import features as rio_features
+from rasterio import windows as rio_windows
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from models.training import (
+    PixelModel,
+    fit_pixel_model,
+    labels_in_crs,
+    predict_blocks,
+    sample_pixels,
+)
+from models.windows import BLOCK_PX, Block, open_rgb
+
+BUILDING_CLASSES: tuple[str, ...] = ("building", "background")
+RECTANGLE_FILL = 0.85
+SIMPLIFY_M = 0.3
+
+
+class BuildingModel(PixelModel):
+    """A pixel classifier for built-up (code 1) against everything else (code 2)."""
+
+
+def train_buildings(
+    image_path: str | Path,
+    buildings: gpd.GeoDataFrame,
+    *,
+    negatives: gpd.GeoDataFrame | None = None,
+    max_samples_per_class: int = 20000,
+    boundary_m: float = 0.3,
+    hard_negative_share: float = 0.5,
+    seed: int = 0,
+) -> BuildingModel:
+    """Fit a built-up classifier: positives inside ``buildings``, negatives anywhere else.
+
+    Pixels within ``boundary_m`` of a footprint edge are left out (mixed pixels). Negatives
+    are half drawn at random, half mined: the background pixels a first model finds most
+    building-like (bright soil, roads, greenhouses). Optional ``negatives`` polygons (known
+    look-alikes) are always sampled.
+    """
+    with open_rgb(image_path) as src:
+        buildings = labels_in_crs(buildings, src, image_path)
+        if negatives is not None:
+            negatives = labels_in_crs(negatives, src, image_path)
+    footprints = [g for g in buildings.geometry if g is not None and not g.is_empty]
+    shapes: list[tuple[BaseGeometry, int]] = [(g.buffer(boundary_m), 0) for g in footprints]
+    shapes += [(_interior(g, boundary_m), 1) for g in footprints]
+    pool_size = 4 * max_samples_per_class
+    x, y = sample_pixels(
+        image_path, shapes, 2, background_code=2, max_samples_per_class=pool_size, seed=seed
+    )
+    rng = np.random.default_rng(seed)
+    positives = _subsample(x[y == 1], max_samples_per_class, rng)
+    pool = x[y == 2]
+    n_random = int(round(max_samples_per_class * (1.0 - hard_negative_share)))
+    first = _fit(positives, _subsample(pool, max_samples_per_class, rng), seed)
+    hardness = first.estimator.predict_proba(pool)[:, list(first.estimator.classes_).index(1)]
+    order = np.argsort(-hardness)
+    n_hard = max_samples_per_class - n_random
+    chosen = np.concatenate([order[:n_hard], rng.permutation(order[n_hard:])[:n_random]])
+    negative_x = [pool[chosen]]
+    if negatives is not None and len(negatives):
+        known = [(g, 2) for g in negatives.geometry if g is not None and not g.is_empty]
+        known_x, _ = sample_pixels(
+            image_path, known, 2, max_samples_per_class=max_samples_per_class // 2, seed=seed
+        )
+        negative_x.append(known_x)
+    return _fit(positives, np.concatenate(negative_x), seed)
+
+
+def detect_buildings(
+    model: PixelModel,
+    image_path: str | Path,
+    *,
+    min_area_m2: float = 12.0,
+    threshold: float = 0.5,
+    opening_m: float = 0.5,
+    block_px: int = BLOCK_PX,
+) -> gpd.GeoDataFrame:
+    """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS."""
+    pieces: list[tuple[BaseGeometry, float, int, bool]] = []
+    with open_rgb(image_path) as src:
+        size_px = max(3, int(round(opening_m / abs(src.transform.a))) | 1)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size_px, size_px))
+        for block, proba, valid in predict_blocks(model, src, block_px=block_px):
+            built = ((proba[0] >= threshold) & valid).astype(np.uint8)
+            built = cv2.morphologyEx(built, cv2.MORPH_OPEN, kernel)
+            built = cv2.morphologyEx(built, cv2.MORPH_CLOSE, kernel)
+            pieces += _polygonise(built[block.inner], proba[0][block.inner], block, src)
+        crs = src.crs
+    rows = [
+        {"geometry": _regularise(geom), "score": total / n_px}
+        for geom, total, n_px in _merge_seams(pieces)
+        if geom.area >= min_area_m2
+    ]
+    result = gpd.GeoDataFrame(rows, columns=["geometry", "score"], geometry="geometry", crs=crs)
+    result["area_m2"] = result.geometry.area
+    return result
+
+
+def _interior(footprint: BaseGeometry, boundary_m: float) -> BaseGeometry:
+    shrunk = footprint.buffer(-boundary_m)
+    return footprint if shrunk.is_empty else shrunk
+
+
+def _subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return x if len(x) <= n else x[rng.choice(len(x), n, replace=False)]
+
+
+def _fit(positives: np.ndarray, negatives: np.ndarray, seed: int) -> BuildingModel:
+    x = np.concatenate([positives, negatives])
+    y = np.concatenate([np.ones(len(positives), np.int16), np.full(len(negatives), 2, np.int16)])
+    return fit_pixel_model(x, y, BUILDING_CLASSES, seed=seed, model_type=BuildingModel)
+
+
+def _polygonise(
+    built: np.ndarray, probability: np.ndarray, block: Block, src
+) -> list[tuple[BaseGeometry, float, int, bool]]:
+    """Connected blobs of ``built`` as (polygon, sum of probability, pixels, touches a seam)."""
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(built, connectivity=8)
+    if n_labels <= 1:
+        return []
+    sums = np.bincount(labels.ravel(), weights=probability.ravel(), minlength=n_labels)
+    transform = rio_windows.transform(block.window, src.transform)
+    parts: dict[int, list[BaseGeometry]] = {}
+    for geojson, value in rio_features.shapes(labels, mask=labels > 0, connectivity=8, transform=transform):
+        parts.setdefault(int(value), []).append(shape(geojson))
+    height, width = built.shape
+    row0, col0 = int(block.window.row_off), int(block.window.col_off)
+    seams = (row0 > 0, col0 > 0, row0 + height < src.height, col0 + width < src.width)
+    pieces = []
+    for label, geoms in parts.items():
+        left, top, w, h = stats[label, :4]
+        touches = (
+            (seams[0] and top == 0)
+            or (seams[1] and left == 0)
+            or (seams[2] and top + h == height)
+            or (seams[3] and left + w == width)
+        )
+        pieces.append((shapely.union_all(geoms), float(sums[label]), int(stats[label, 4]), touches))
+    return pieces
+
+
+def _merge_seams(
+    pieces: list[tuple[BaseGeometry, float, int, bool]],
+) -> list[tuple[BaseGeometry, float, int]]:
+    """Union blobs cut by block seams; their probability sums and pixel counts add up."""
+    whole = [(geom, total, n) for geom, total, n, touches in pieces if not touches]
+    cut = [(geom, total, n) for geom, total, n, touches in pieces if touches]
+    if not cut:
+        return whole
+    tree = shapely.STRtree([geom for geom, _, _ in cut])
+    merged = shapely.union_all([geom for geom, _, _ in cut])
+    for part in getattr(merged, "geoms", [merged]):
+        members = tree.query(part, predicate="intersects")
+        whole.append(
+            (part, sum(cut[i][1] for i in members), sum(cut[i][2] for i in members))
+        )
+    return whole
+
+
+def _regularise(blob: BaseGeometry) -> BaseGeometry:
+    """A rotated rectangle when ``blob`` fills ``RECTANGLE_FILL`` of it, else a simplified blob."""
+    rectangle = blob.minimum_rotated_rectangle
+    if rectangle.area > 0 and blob.area / rectangle.area >= RECTANGLE_FILL:
+        return rectangle
+    return blob.simplify(SIMPLIFY_M, preserve_topology=True)

@@ -1,0 +1,158 @@
+"""Crop health: a pixel classifier (healthy / stressed / bare) and per-parcel summaries.
+
+The class raster codes are 0 = nodata or outside the crop mask, then 1, 2, 3 for
+``HEALTH_CLASSES`` in order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+
+from core.errors import InputError, ProcessingError
+from core.types import Raster
+from models.indices import compute_index
+from models.training import (
+    PixelModel,
+    burn,
+    fit_pixel_model,
+    labels_in_crs,
+    predict_blocks,
+    sample_pixels,
+)
+from models.windows import atomic_writer, blocks, open_rgb, output_profile, raster_ref
+
+HEALTH_CLASSES: tuple[str, ...] = ("healthy", "stressed", "bare")
+NODATA_CODE = 0
+
+
+class HealthModel(PixelModel):
+    """A pixel classifier for ``HEALTH_CLASSES``."""
+
+
+def train_health(
+    image_path: str | Path,
+    labels: gpd.GeoDataFrame,
+    class_column: str = "health",
+    *,
+    max_samples_per_class: int = 20000,
+    seed: int = 0,
+) -> HealthModel:
+    """Fit a health classifier on pixels inside labelled polygons (``class_column`` values
+    among ``HEALTH_CLASSES``)."""
+    if class_column not in labels.columns:
+        raise InputError(image_path, f"labels have no column {class_column!r}")
+    unknown = set(labels[class_column].dropna()) - set(HEALTH_CLASSES)
+    if unknown:
+        raise InputError(
+            image_path, f"column {class_column!r} has classes {sorted(unknown)} not in {HEALTH_CLASSES}"
+        )
+    with open_rgb(image_path) as src:
+        labels = labels_in_crs(labels, src, image_path)
+    shapes = [
+        (geom, HEALTH_CLASSES.index(name) + 1)
+        for geom, name in zip(labels.geometry, labels[class_column], strict=True)
+        if geom is not None and not geom.is_empty and isinstance(name, str)
+    ]
+    x, y = sample_pixels(
+        image_path, shapes, len(HEALTH_CLASSES), max_samples_per_class=max_samples_per_class, seed=seed
+    )
+    return fit_pixel_model(x, y, HEALTH_CLASSES, seed=seed, model_type=HealthModel)
+
+
+def classify_health(
+    model: PixelModel,
+    image_path: str | Path,
+    out_path: str | Path,
+    *,
+    mask_polygons: gpd.GeoDataFrame | None = None,
+) -> Raster:
+    """Write the uint8 class raster of ``image_path`` (nodata 0), only inside ``mask_polygons``
+    (e.g. the agricultural parcels) when given."""
+    with open_rgb(image_path) as src:
+        within = None
+        if mask_polygons is not None:
+            mask_polygons = labels_in_crs(mask_polygons, src, image_path)
+            within = [(geom, 1) for geom in mask_polygons.geometry if geom is not None]
+        profile = output_profile(src, dtype="uint8", count=1, nodata=NODATA_CODE)
+        with atomic_writer(out_path, profile) as dst:
+            dst.write_colormap(1, {0: (0, 0, 0, 0), 1: (46, 160, 67, 255), 2: (230, 180, 30, 255),
+                                   3: (150, 90, 50, 255)})
+            for block, proba, predicted in predict_blocks(model, src, within=within):
+                codes = (np.argmax(proba, axis=0) + 1).astype(np.uint8)
+                codes[~predicted] = NODATA_CODE
+                dst.write(codes[block.inner], 1, window=block.window)
+    return raster_ref(out_path)
+
+
+def parcel_health(
+    class_raster: Raster | str | Path,
+    index_raster_or_image: Raster | str | Path,
+    parcels: gpd.GeoDataFrame,
+    *,
+    id_column: str = "parcel_id",
+) -> gpd.GeoDataFrame:
+    """Per parcel: mean vegetation index, % of classified pixels per health class, dominant class.
+
+    ``index_raster_or_image`` is a one-band index raster (from :func:`index_raster`) or the RGB
+    image itself (VARI, clipped to [-1, 1], is then computed). Both rasters share one grid.
+    """
+    class_path = _path(class_raster)
+    index_path = _path(index_raster_or_image)
+    if id_column not in parcels.columns:
+        raise InputError("parcels", f"no column {id_column!r}")
+    n_parcels, n_codes = len(parcels), len(HEALTH_CLASSES) + 1
+    with rasterio.open(class_path) as classes, rasterio.open(index_path) as values:
+        if (classes.crs, classes.transform, classes.shape) != (values.crs, values.transform, values.shape):
+            raise ProcessingError(f"{class_path} and {index_path} are not on the same pixel grid")
+        index_name = (values.descriptions[0] or "index") if values.count == 1 else "vari"
+        shapes = [
+            (geom, i + 1) for i, geom in enumerate(parcels.to_crs(classes.crs).geometry) if geom is not None
+        ]
+        counts = np.zeros((n_parcels + 1) * n_codes, dtype=np.int64)
+        index_sum = np.zeros(n_parcels + 1)
+        index_n = np.zeros(n_parcels + 1, dtype=np.int64)
+        for block in blocks(classes.width, classes.height):
+            parcel_ids = burn(shapes, classes, block.window, dtype="int32")
+            codes = classes.read(1, window=block.window).astype(np.int64)
+            counts += np.bincount((parcel_ids * n_codes + codes).ravel(), minlength=counts.size)
+            index = _index_values(values, block.window)
+            finite = np.isfinite(index) & (parcel_ids > 0)
+            index_sum += np.bincount(parcel_ids[finite], weights=index[finite], minlength=n_parcels + 1)
+            index_n += np.bincount(parcel_ids[finite], minlength=n_parcels + 1)
+        pixel_m2 = abs(classes.transform.a * classes.transform.e)
+
+    per_class = counts.reshape(n_parcels + 1, n_codes)[1:, 1:]
+    classified = per_class.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = 100.0 * per_class / classified[:, None]
+        mean_index = index_sum[1:] / index_n[1:]
+    result = gpd.GeoDataFrame(
+        {id_column: parcels[id_column].to_numpy(), f"mean_{index_name}": mean_index},
+        geometry=parcels.geometry.to_numpy(),
+        crs=parcels.crs,
+    )
+    for i, name in enumerate(HEALTH_CLASSES):
+        result[f"{name}_pct"] = shares[:, i]
+    result["dominant"] = [
+        HEALTH_CLASSES[int(np.argmax(row))] if total > 0 else None
+        for row, total in zip(per_class, classified, strict=True)
+    ]
+    result["classified_m2"] = classified * pixel_m2
+    return result
+
+
+def _index_values(values: rasterio.io.DatasetReader, window: rasterio.windows.Window) -> np.ndarray:
+    if values.count == 1:
+        return values.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
+    rgb = values.read((1, 2, 3), window=window)
+    index = np.clip(compute_index("vari", rgb), -1.0, 1.0).astype(np.float64)
+    index[values.dataset_mask(window=window) == 0] = np.nan
+    return index
+
+
+def _path(raster: Raster | str | Path) -> Path:
+    return raster.path if isinstance(raster, Raster) else Path(raster)

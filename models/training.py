@@ -1,0 +1,197 @@
+"""Pixel classifiers: sample labelled pixels by blocks, fit, predict by blocks, save and load.
+
+Crop health and built-up detection are both per-pixel classifiers on
+:func:`models.features.pixel_features`; this module holds what they share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import geopandas as gpd
+import joblib
+import numpy as np
+import sklearn
+from rasterio import features as rio_features
+from rasterio import windows as rio_windows
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from core.errors import InputError, ProcessingError
+from models.features import FEATURE_MARGIN_PX, FEATURE_NAMES, pixel_features
+from models.windows import BLOCK_PX, Block, blocks, open_rgb, read_rgb
+
+
+@dataclass(frozen=True)
+class PixelModel:
+    """A fitted pixel classifier; class ``classes[i]`` has raster code ``i + 1``."""
+
+    estimator: HistGradientBoostingClassifier
+    classes: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    training_hash: str
+    sklearn_version: str
+
+
+M = TypeVar("M", bound=PixelModel)
+
+
+def labels_in_crs(labels: gpd.GeoDataFrame, src: DatasetReader, source: str | Path) -> gpd.GeoDataFrame:
+    """``labels`` reprojected to the raster's CRS; :class:`InputError` when they have no CRS."""
+    if labels.crs is None:
+        raise InputError(source, "label polygons have no CRS")
+    return labels.to_crs(src.crs)
+
+
+def sample_pixels(
+    image_path: str | Path,
+    shapes: Sequence[tuple[BaseGeometry, int]],
+    n_classes: int,
+    *,
+    background_code: int = 0,
+    max_samples_per_class: int = 20000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``X`` (N, F) and codes ``y`` (N,) of pixels burnt with ``shapes`` (in raster CRS).
+
+    Later shapes overwrite earlier ones; code 0 is never sampled, ``background_code`` is given to
+    pixels no shape covers. Each class keeps a uniform random sample of at most
+    ``max_samples_per_class`` pixels (bottom-k of random keys, so memory stays bounded).
+    """
+    rng = np.random.default_rng(seed)
+    kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    with open_rgb(image_path) as src:
+        for block in blocks(src.width, src.height, margin_px=FEATURE_MARGIN_PX):
+            codes = burn(shapes, src, block.window, fill=background_code)
+            if not codes.any():
+                continue
+            rgb, valid = read_rgb(src, block.padded)
+            codes[~valid[block.inner]] = 0
+            inner_features = pixel_features(rgb)[block.inner]
+            for code in range(1, n_classes + 1):
+                rows, cols = np.nonzero(codes == code)
+                if rows.size == 0:
+                    continue
+                keys = rng.random(rows.size)
+                if rows.size > max_samples_per_class:
+                    pick = np.argpartition(keys, max_samples_per_class)[:max_samples_per_class]
+                    rows, cols, keys = rows[pick], cols[pick], keys[pick]
+                new_keys, new_x = keys, inner_features[rows, cols]
+                if code in kept:
+                    new_keys = np.concatenate([kept[code][0], new_keys])
+                    new_x = np.concatenate([kept[code][1], new_x])
+                if new_keys.size > max_samples_per_class:
+                    pick = np.argpartition(new_keys, max_samples_per_class)[:max_samples_per_class]
+                    new_keys, new_x = new_keys[pick], new_x[pick]
+                kept[code] = (new_keys, new_x)
+    if not kept:
+        raise InputError(image_path, "no labelled pixels fall inside the image")
+    x = np.concatenate([kept[c][1] for c in sorted(kept)])
+    y = np.concatenate([np.full(kept[c][1].shape[0], c, dtype=np.int16) for c in sorted(kept)])
+    return x, y
+
+
+def burn(
+    shapes: Sequence[tuple[BaseGeometry, int]],
+    src: DatasetReader,
+    window: Window,
+    *,
+    fill: int = 0,
+    dtype: str = "uint8",
+) -> np.ndarray:
+    """Codes of ``shapes`` (in the CRS of ``src``) rasterised on ``window`` of ``src``."""
+    height, width = int(window.height), int(window.width)
+    if not shapes:
+        return np.full((height, width), fill, dtype=dtype)
+    return rio_features.rasterize(
+        shapes,
+        out_shape=(height, width),
+        transform=rio_windows.transform(window, src.transform),
+        fill=fill,
+        dtype=dtype,
+    )
+
+
+def fit_pixel_model(
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    *,
+    seed: int = 0,
+    model_type: type[M] = PixelModel,
+) -> M:
+    """Fit a gradient-boosted classifier on pixel features (balanced class weights)."""
+    if np.unique(y).size < 2:
+        raise ProcessingError(f"training needs at least two classes, got codes {np.unique(y)}")
+    estimator = HistGradientBoostingClassifier(
+        max_iter=150,
+        learning_rate=0.1,
+        class_weight="balanced",
+        early_stopping=False,
+        random_state=seed,
+    )
+    estimator.fit(x, y)
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return model_type(
+        estimator=estimator,
+        classes=tuple(classes),
+        feature_names=FEATURE_NAMES,
+        training_hash=digest.hexdigest(),
+        sklearn_version=sklearn.__version__,
+    )
+
+
+def predict_blocks(
+    model: PixelModel,
+    src: DatasetReader,
+    *,
+    within: Sequence[tuple[BaseGeometry, int]] | None = None,
+    block_px: int = BLOCK_PX,
+) -> Iterator[tuple[Block, np.ndarray, np.ndarray]]:
+    """Per block of ``src``: the block, class probabilities (C, h, w) for codes 1..C over the
+    padded block, and the padded mask of predicted pixels (valid, and inside ``within`` if
+    given); probabilities are 0 elsewhere."""
+    if tuple(model.feature_names) != FEATURE_NAMES:
+        raise ProcessingError("model was trained on other pixel features; retrain it")
+    n_classes = len(model.classes)
+    columns = [int(code) - 1 for code in model.estimator.classes_]
+    for block in blocks(src.width, src.height, size_px=block_px, margin_px=FEATURE_MARGIN_PX):
+        rgb, valid = read_rgb(src, block.padded)
+        if within is not None:
+            valid &= burn(within, src, block.padded) > 0
+        proba = np.zeros((n_classes, *valid.shape), dtype=np.float32)
+        if valid.any():
+            predicted = model.estimator.predict_proba(pixel_features(rgb)[valid])
+            by_code = np.zeros((n_classes, predicted.shape[0]), dtype=np.float32)
+            by_code[columns] = predicted.T
+            proba[:, valid] = by_code
+        yield block, proba, valid
+
+
+def save_model(model: PixelModel, path: str | Path) -> Path:
+    """Write ``model`` with joblib, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    joblib.dump(model, tmp_path)
+    os.replace(tmp_path, path)
+    return path
+
+
+def load_model(path: str | Path) -> PixelModel:
+    """Read a model written by :func:`save_model`."""
+    try:
+        model = joblib.load(path)
+    except (OSError, EOFError, ValueError) as exc:
+        raise InputError(path, f"cannot read model ({exc})") from exc
+    if not isinstance(model, PixelModel):
+        raise InputError(path, f"not a Raqib pixel model but {type(model).__name__}")
+    return model

@@ -1,0 +1,67 @@
+"""Where a nadir frame lies on the ground: the frame-to-ground affine and its footprint.
+
+Pinhole camera, principal point at the image centre, no distortion, flat ground; DJI's
+pose convention: yaw clockwise from true north, the image top points to the yaw and the
+image's +u axis to yaw + 90 deg. Pitch and roll are taken as exactly nadir.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+from affine import Affine
+from pyproj import Transformer
+from shapely.geometry import Polygon
+
+from core.types import ImageRecord
+
+_NORTH_STEP_DEG = 1e-5
+
+
+@cache
+def _to_crs(crs: str) -> Transformer:
+    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+
+
+def true_north_bearing_deg(lon_deg: float, lat_deg: float, crs: str) -> float:
+    """Grid bearing of true north at a point (clockwise from grid north, degrees).
+
+    The opposite of the meridian convergence; about -0.4 deg at Berkane in UTM 30N.
+    """
+    transformer = _to_crs(crs)
+    x0, y0 = transformer.transform(lon_deg, lat_deg)
+    x1, y1 = transformer.transform(lon_deg, lat_deg + _NORTH_STEP_DEG)
+    return math.degrees(math.atan2(x1 - x0, y1 - y0))
+
+
+def ground_sampling_m(record: ImageRecord) -> float:
+    """Ground size of one frame pixel at nadir (m): height above ground / focal in pixels."""
+    camera = record.camera
+    width_px = record.width_px or camera.image_width_px
+    focal_px = camera.focal_length_px * width_px / camera.image_width_px
+    return record.altitude_m / focal_px
+
+
+def frame_to_ground(record: ImageRecord, crs: str) -> Affine:
+    """Affine from frame pixel coordinates (col, row; corner-based) to ground ``crs`` coords."""
+    width_px = record.width_px or record.camera.image_width_px
+    height_px = record.height_px or record.camera.image_height_px
+    x_m, y_m = _to_crs(crs).transform(record.lon_deg, record.lat_deg)
+    bearing_deg = record.yaw_deg + true_north_bearing_deg(record.lon_deg, record.lat_deg, crs)
+    gsd_m = ground_sampling_m(record)
+    return (
+        Affine.translation(x_m, y_m)
+        @ Affine.rotation(-bearing_deg)
+        @ Affine.scale(gsd_m, -gsd_m)
+        @ Affine.translation(-width_px / 2.0, -height_px / 2.0)
+    )
+
+
+def footprint(record: ImageRecord, crs: str) -> Polygon:
+    """The frame's four ground corners in ``crs`` (top-left, top-right, bottom-right, ...)."""
+    width_px = record.width_px or record.camera.image_width_px
+    height_px = record.height_px or record.camera.image_height_px
+    transform = frame_to_ground(record, crs)
+    corners = [(0, 0), (width_px, 0), (width_px, height_px), (0, height_px)]
+    return Polygon([transform @ corner for corner in corners])

@@ -1,0 +1,217 @@
+"""Orthomosaic by direct georeferencing: warp nadir frames onto a grid, feather, write a COG.
+
+Each output tile is built on its own from the frames whose footprints meet it (so memory
+stays bounded by the tile and a few decoded frames), each frame warped with OpenCV from its
+frame-to-ground affine and weighted by its distance to the frame edge, so seams fade.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio import windows
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+from shapely import STRtree, box
+from shapely.geometry import Polygon
+
+from core.errors import ProcessingError
+from core.types import Grid, ImageRecord, Raster
+from pipeline.footprint import footprint, frame_to_ground, ground_sampling_m
+
+FRAME_CACHE_SIZE = 16
+"""Decoded frames kept in memory while tiles are built (about 60 MB per 20 MP frame)."""
+STAGING_BLOCK_PX = 256
+_DECODE_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A photo placed on the ground: its record, pixel-to-ground affine and footprint."""
+
+    record: ImageRecord
+    to_ground: Affine
+    footprint: Polygon
+    decode_factor: int = 1
+
+
+Decoder = Callable[[Path, int], np.ndarray]
+
+
+def mosaic_frames(
+    records: Sequence[ImageRecord],
+    grid: Grid,
+    out_path: Path,
+    *,
+    tile_px: int = 1024,
+    cog_profile: str = "deflate",
+) -> Raster:
+    """Mosaic nadir RGB frames onto ``grid`` as a Cloud-Optimised GeoTIFF at ``out_path``.
+
+    Output: 3 uint8 bands with an internal mask (0 where no frame covers), exactly on
+    ``grid``, written atomically. ``cog_profile`` is a rio-cogeo profile ("deflate",
+    "jpeg", ...). ProcessingError if there is no frame or a frame cannot be decoded.
+    """
+    if not records:
+        raise ProcessingError(f"{out_path}: no frames to mosaic")
+    frames = [place_frame(record, grid) for record in records]
+    tree = STRtree([frame.footprint for frame in frames])
+    decode = lru_cache(maxsize=FRAME_CACHE_SIZE)(read_frame_rgb)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_path.with_name(f".{out_path.stem}.{os.getpid()}.staging.tif")
+    cog_tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.cog.tif")
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "tiled": True,
+        "blockxsize": STAGING_BLOCK_PX,
+        "blockysize": STAGING_BLOCK_PX,
+        "compress": "deflate",
+        "zlevel": 1,
+        "photometric": "RGB",
+    }
+    try:
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            with rasterio.open(staging, "w", **profile) as dst:
+                for window in tile_windows(grid, tile_px):
+                    tile_box = box(*windows.bounds(window, grid.transform))
+                    hits = [frames[i] for i in tree.query(tile_box, predicate="intersects")]
+                    rgb, covered = blend_tile(hits, grid, window, decode)
+                    dst.write(rgb, window=window)
+                    dst.write_mask(covered, window=window)
+            cog_translate(
+                staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
+            )
+        os.replace(cog_tmp, out_path)
+    finally:
+        staging.unlink(missing_ok=True)
+        cog_tmp.unlink(missing_ok=True)
+    return Raster(
+        path=out_path,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        count=3,
+    )
+
+
+def validate_cog(path: Path) -> bool:
+    """Whether ``path`` is a valid Cloud-Optimised GeoTIFF (rio-cogeo's validator)."""
+    is_valid, _errors, _warnings = cog_validate(str(path), quiet=True)
+    return bool(is_valid)
+
+
+def place_frame(record: ImageRecord, grid: Grid) -> Frame:
+    """A frame on ``grid``'s CRS, decoded at 1/2, 1/4 or 1/8 if the grid is that coarser."""
+    ratio = grid.resolution_m / ground_sampling_m(record)
+    factor = max(f for f in _DECODE_FLAGS if f <= max(ratio, 1.0))
+    return Frame(
+        record=record,
+        to_ground=frame_to_ground(record, grid.crs) @ Affine.scale(factor),
+        footprint=footprint(record, grid.crs),
+        decode_factor=factor,
+    )
+
+
+def read_frame_rgb(path: Path, decode_factor: int = 1) -> np.ndarray:
+    """A frame's pixels as an RGB uint8 array (rows, cols, 3), decoded at 1/``decode_factor``."""
+    image = cv2.imread(str(path), _DECODE_FLAGS[decode_factor])
+    if image is None:
+        raise ProcessingError(f"{path}: cannot decode the photo")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def tile_windows(grid: Grid, tile_px: int) -> Iterator[Window]:
+    """Windows of at most ``tile_px`` square covering ``grid``, row by row."""
+    for row in range(0, grid.height, tile_px):
+        for col in range(0, grid.width, tile_px):
+            yield Window(col, row, min(tile_px, grid.width - col), min(tile_px, grid.height - row))
+
+
+def blend_tile(
+    frames: Sequence[Frame], grid: Grid, window: Window, decode: Decoder = read_frame_rgb
+) -> tuple[np.ndarray, np.ndarray]:
+    """One tile of the mosaic: (3, rows, cols) uint8 RGB and a (rows, cols) uint8 mask."""
+    height, width = int(window.height), int(window.width)
+    total = np.zeros((height, width, 3), np.float32)
+    weight_sum = np.zeros((height, width), np.float32)
+    tile_transform = windows.transform(window, grid.transform)
+    for frame in frames:
+        part = _frame_window(frame, tile_transform, width, height)
+        if part is None:
+            continue
+        col0, row0, part_width, part_height = part
+        image = decode(frame.record.path, frame.decode_factor)
+        # Tile-part pixel (col, row) -> frame pixel, both as continuous corner-based coords.
+        to_frame = ~frame.to_ground @ tile_transform @ Affine.translation(col0, row0)
+        warped = _warp(image, to_frame, part_width, part_height)
+        weight = _edge_distance_px(
+            to_frame, image.shape[1], image.shape[0], part_width, part_height
+        )
+        rows, cols = slice(row0, row0 + part_height), slice(col0, col0 + part_width)
+        total[rows, cols] += warped * weight[..., None]
+        weight_sum[rows, cols] += weight
+    covered = weight_sum > 0
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[covered] = np.clip(total[covered] / weight_sum[covered, None] + 0.5, 0, 255)
+    return rgb.transpose(2, 0, 1), covered.astype(np.uint8) * 255
+
+
+def _frame_window(
+    frame: Frame, tile_transform: Affine, width: int, height: int
+) -> tuple[int, int, int, int] | None:
+    """The part (col, row, width, height) of a tile that a frame's footprint covers."""
+    to_tile = ~tile_transform
+    corners = np.array([to_tile @ xy for xy in frame.footprint.exterior.coords])
+    col0, row0 = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
+    col1 = min(int(np.ceil(corners[:, 0].max())), width)
+    row1 = min(int(np.ceil(corners[:, 1].max())), height)
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return int(col0), int(row0), col1 - int(col0), row1 - int(row0)
+
+
+def _warp(image: np.ndarray, to_frame: Affine, width: int, height: int) -> np.ndarray:
+    """Sample ``image`` at each output pixel centre mapped through ``to_frame`` (bilinear)."""
+    index_map = Affine.translation(-0.5, -0.5) @ to_frame @ Affine.translation(0.5, 0.5)
+    matrix = np.array(index_map.column_vectors, dtype=np.float64).T
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    ).astype(np.float32)
+
+
+def _edge_distance_px(
+    to_frame: Affine, frame_width: int, frame_height: int, width: int, height: int
+) -> np.ndarray:
+    """Feather weight: distance (frame px) from each output pixel centre to the frame edge."""
+    cols = np.arange(width, dtype=np.float32) + 0.5
+    rows = (np.arange(height, dtype=np.float32) + 0.5)[:, None]
+    u = to_frame.a * cols + to_frame.b * rows + to_frame.c
+    v = to_frame.d * cols + to_frame.e * rows + to_frame.f
+    distance = np.minimum(np.minimum(u, frame_width - u), np.minimum(v, frame_height - v))
+    return np.clip(distance, 0.0, None).astype(np.float32)

@@ -1,0 +1,804 @@
+"""A simulated ArduCopter speaking MAVLink over UDP loopback, in accelerated time.
+
+It sends to a ground station listening on ``127.0.0.1:PORT`` (as SITL's ``--out udp:``
+does), so DroneKit connects with ``udpin:127.0.0.1:PORT``. It answers parameters, mission
+upload/download, arming, mode changes and take-off; in AUTO it flies the mission, fires the
+camera every ``DO_SET_CAM_TRIGG_DIST`` metres (rendering a frame at the TRUE pose while the
+EXIF carries the GNSS pose) and lands at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from pymavlink import mavutil
+from pyproj import Transformer
+
+from core.types import Camera
+from sim.camera import MOROCCO_TIME, FlightCamera, FrameExif, Pose
+
+mavlink = mavutil.mavlink
+log = logging.getLogger(__name__)
+
+COPTER_MODES = {"STABILIZE": 0, "ALT_HOLD": 2, "AUTO": 3, "GUIDED": 4, "LOITER": 5, "RTL": 6,
+                "LAND": 9}
+ARMABLE_MODES = {"STABILIZE", "ALT_HOLD", "GUIDED", "LOITER"}
+FORCE_DISARM = 21196
+LAND_ALT_LOW_M = 10.0
+TICK_S = 0.01
+HEARTBEAT_PERIOD_S = 1.0
+TELEMETRY_PERIOD_S = 0.1
+REQUEST_RETRY_S = 1.0
+BATTERY_ENDURANCE_S = 40 * 60.0
+
+_REAL32, _INT8, _INT16, _INT32 = (
+    mavlink.MAV_PARAM_TYPE_REAL32,
+    mavlink.MAV_PARAM_TYPE_INT8,
+    mavlink.MAV_PARAM_TYPE_INT16,
+    mavlink.MAV_PARAM_TYPE_INT32,
+)
+# A realistic subset of ArduCopter 4.5 parameters: (value, MAVLink type). Speeds in cm/s.
+DEFAULT_PARAMETERS: dict[str, tuple[float, int]] = {
+    "SYSID_THISMAV": (1, _INT8),
+    "SYSID_MYGCS": (255, _INT16),
+    "FRAME_CLASS": (1, _INT8),
+    "FRAME_TYPE": (1, _INT8),
+    "AHRS_EKF_TYPE": (3, _INT8),
+    "GPS_TYPE": (1, _INT8),
+    "ARMING_CHECK": (1, _INT32),
+    "DISARM_DELAY": (10, _INT8),
+    "ANGLE_MAX": (3000, _INT16),
+    "PILOT_SPEED_UP": (250, _INT16),
+    "WPNAV_SPEED": (1000, _REAL32),
+    "WPNAV_SPEED_UP": (250, _REAL32),
+    "WPNAV_SPEED_DN": (150, _REAL32),
+    "WPNAV_ACCEL": (250, _REAL32),
+    "WPNAV_RADIUS": (200, _REAL32),
+    "WP_YAW_BEHAVIOR": (2, _INT8),
+    "RTL_ALT": (3000, _INT32),
+    "RTL_ALT_FINAL": (0, _INT32),
+    "RTL_SPEED": (0, _INT16),
+    "RTL_LOIT_TIME": (5000, _INT32),
+    "LAND_SPEED": (50, _INT16),
+    "LAND_SPEED_HIGH": (0, _INT16),
+    "FENCE_ENABLE": (1, _INT8),
+    "FENCE_TYPE": (7, _INT8),
+    "FENCE_ACTION": (1, _INT8),
+    "FENCE_ALT_MAX": (120, _REAL32),
+    "FENCE_RADIUS": (1000, _REAL32),
+    "BATT_MONITOR": (4, _INT8),
+    "BATT_CAPACITY": (5000, _INT32),
+    "BATT_LOW_VOLT": (14.0, _REAL32),
+    "BATT_CRT_VOLT": (13.6, _REAL32),
+    "BATT_FS_LOW_ACT": (2, _INT8),
+    "FS_THR_ENABLE": (1, _INT8),
+    "FS_GCS_ENABLE": (0, _INT8),
+    "CAM_TRIGG_TYPE": (0, _INT8),
+    "CAM_DURATION": (10, _INT8),
+    "CAM_MIN_INTERVAL": (700, _INT16),
+    "SIM_SPEEDUP": (1, _REAL32),
+}
+
+
+def free_udp_port() -> int:
+    """A UDP port on loopback that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class MissionItem:
+    """A stored mission item, latitude/longitude as int degrees * 1e7 (MISSION_ITEM_INT)."""
+
+    seq: int
+    frame: int
+    command: int
+    current: int
+    autocontinue: int
+    param1: float
+    param2: float
+    param3: float
+    param4: float
+    x: int
+    y: int
+    z: float
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One camera shot: the pose that renders it and the metadata the drone records."""
+
+    index: int
+    time_s: float
+    true_pose: Pose
+    exif: FrameExif
+
+
+@dataclass
+class _Leg:
+    """A straight 3-D move to a point (altitude above home), with speed limits."""
+
+    easting_m: float
+    northing_m: float
+    altitude_m: float
+    horizontal_speed_m_s: float
+    vertical_speed_m_s: float
+    lands: bool = False
+
+
+class GnssError:
+    """Per-flight GNSS error: a 1-3 m horizontal bias that random-walks, plus white noise.
+
+    The autopilot steers on its GNSS estimate, so the TRUE position is the estimate minus
+    the bias; the photo metadata records the estimate plus measurement noise.
+    """
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        angle = rng.uniform(0, 2 * math.pi)
+        magnitude_m = rng.uniform(1.0, 3.0)
+        self.bias_m = np.array([magnitude_m * math.sin(angle), magnitude_m * math.cos(angle)])
+        self.altitude_bias_m = float(rng.normal(0.0, 0.5))
+        self._time_s = 0.0
+
+    def advance(self, time_s: float) -> None:
+        """Random-walk the bias to ``time_s`` (2 cm / sqrt(s)), kept within 1-3 m."""
+        dt_s = max(time_s - self._time_s, 0.0)
+        self._time_s = time_s
+        self.bias_m += self._rng.normal(0.0, 0.02 * math.sqrt(dt_s), 2)
+        magnitude_m = float(np.hypot(*self.bias_m))
+        self.bias_m *= min(max(magnitude_m, 1.0), 3.0) / max(magnitude_m, 1e-9)
+
+    def noise_m(self, sigma_m: float, size: int = 2) -> np.ndarray:
+        return self._rng.normal(0.0, sigma_m, size)
+
+
+@dataclass
+class _State:
+    easting_m: float
+    northing_m: float
+    altitude_m: float = 0.0
+    heading_deg: float = 0.0
+    velocity_m_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    armed: bool = False
+    mode: str = "STABILIZE"
+    time_s: float = 0.0
+    flight_time_s: float = 0.0
+    legs: list[_Leg] = field(default_factory=list)
+    hold_s: float = 0.0
+    current_seq: int = 0
+    item_running: bool = False
+    speed_m_s: float | None = None
+    trigger_distance_m: float = 0.0
+    since_trigger_m: float = 0.0
+
+
+class SimVehicle:
+    """A simulated copter on ``udpout:127.0.0.1:port``; use as a context manager.
+
+    With ``ortho_path``, ``camera`` and ``out_dir`` every trigger renders a JPEG into
+    ``out_dir`` (plus ``poses.csv``); ``on_trigger`` replaces that with your own callback.
+    Callbacks run on a worker thread so the autopilot keeps its timing while frames render.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        home_lonlat: tuple[float, float],
+        ground_elevation_m: float,
+        ortho_path: Path | None = None,
+        camera: Camera | None = None,
+        out_dir: Path | None = None,
+        captured_at: datetime | None = None,
+        speedup: float = 20.0,
+        seed: int = 0,
+        crs: str = "EPSG:32630",
+        on_trigger: Callable[[Trigger], None] | None = None,
+    ) -> None:
+        self.port = port or free_udp_port()
+        self.home_lonlat = home_lonlat
+        self.ground_elevation_m = ground_elevation_m
+        self.speedup = speedup
+        self.start_time = captured_at or datetime.now(MOROCCO_TIME)
+        self.parameters = {name: value for name, (value, _) in DEFAULT_PARAMETERS.items()}
+        self.parameters["SIM_SPEEDUP"] = speedup
+        self.mission: list[MissionItem] = []
+        self.triggers: list[Trigger] = []
+        self.frames: list[Path] = []
+        self.errors: list[str] = []
+        self._to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        self._to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        self.home_easting_m, self.home_northing_m = self._to_crs.transform(*home_lonlat)
+        self._state = _State(self.home_easting_m, self.home_northing_m)
+        self._gnss = GnssError(np.random.default_rng(seed))
+        self._flight_camera: FlightCamera | None = None
+        if on_trigger is None and ortho_path is not None:
+            if camera is None or out_dir is None:
+                raise ValueError("rendering frames needs camera and out_dir with ortho_path")
+            self._flight_camera = FlightCamera(ortho_path, camera, out_dir, seed=seed)
+            on_trigger = self._render
+        self._on_trigger = on_trigger
+        self._camera = camera
+        self._upload: list[MissionItem | None] | None = None
+        self._last_request_s = 0.0
+        self._pending: queue.Queue[Trigger | None] = queue.Queue()
+        self._handled = 0
+        self._running = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._conn: mavutil.mavfile | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The connection string a ground station (DroneKit) listens on."""
+        return f"udpin:127.0.0.1:{self.port}"
+
+    def start(self) -> SimVehicle:
+        self._conn = mavutil.mavlink_connection(
+            f"udpout:127.0.0.1:{self.port}", source_system=1, source_component=1
+        )
+        self._running.set()
+        self._threads = [
+            threading.Thread(target=self._autopilot_loop, name="sim-autopilot", daemon=True),
+            threading.Thread(target=self._trigger_loop, name="sim-camera", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the autopilot, finish rendering queued frames, close the link."""
+        self._running.clear()
+        if self._threads:
+            autopilot, camera = self._threads
+            autopilot.join()
+            self._pending.put(None)  # after the last possible shot: the queue is FIFO
+            camera.join()
+        self._threads = []
+        if self._flight_camera is not None:
+            self._flight_camera.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SimVehicle:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_frames(self, timeout_s: float) -> bool:
+        """Wait until every trigger so far has been handled; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._handled < len(self.triggers):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    @property
+    def poses_path(self) -> Path | None:
+        return None if self._flight_camera is None else self._flight_camera.poses_path
+
+    # -- threads -----------------------------------------------------------------------
+
+    def _autopilot_loop(self) -> None:
+        last_s = time.monotonic()
+        next_heartbeat_s = next_telemetry_s = last_s
+        while self._running.is_set():
+            now_s = time.monotonic()
+            self._receive()
+            self._step((now_s - last_s) * self.speedup)
+            last_s = now_s
+            if now_s >= next_heartbeat_s:
+                self._send_heartbeat()
+                next_heartbeat_s = now_s + HEARTBEAT_PERIOD_S
+            if now_s >= next_telemetry_s:
+                self._send_telemetry()
+                next_telemetry_s = now_s + TELEMETRY_PERIOD_S
+            self._retry_mission_request(now_s)
+            time.sleep(TICK_S)
+
+    def _trigger_loop(self) -> None:
+        while (trigger := self._pending.get()) is not None:
+            try:
+                assert self._on_trigger is not None
+                self._on_trigger(trigger)
+            except Exception as exc:  # one bad frame must not end the flight
+                log.exception("camera trigger %d failed", trigger.index)
+                self.errors.append(f"trigger {trigger.index}: {exc}")
+            self._handled += 1
+
+    def _render(self, trigger: Trigger) -> None:
+        assert self._flight_camera is not None
+        self.frames.append(self._flight_camera.capture(trigger.true_pose, trigger.exif))
+
+    # -- MAVLink in --------------------------------------------------------------------
+
+    def _receive(self) -> None:
+        assert self._conn is not None
+        while (msg := self._conn.recv_match(blocking=False)) is not None:
+            handler = getattr(self, f"_on_{msg.get_type().lower()}", None)
+            target = getattr(msg, "target_system", 0)
+            if handler is not None and target in (0, self._sysid):
+                handler(msg)
+
+    @property
+    def _sysid(self) -> int:
+        return int(self.parameters["SYSID_THISMAV"])
+
+    @property
+    def _mav(self) -> mavutil.mavlink.MAVLink:
+        assert self._conn is not None
+        return self._conn.mav
+
+    def _on_param_request_list(self, msg: object) -> None:
+        for index in range(len(self.parameters)):
+            self._send_param(index)
+
+    def _on_param_request_read(self, msg: mavlink.MAVLink_param_request_read_message) -> None:
+        names = list(self.parameters)
+        name = msg.param_id.rstrip("\x00") if isinstance(msg.param_id, str) else ""
+        if msg.param_index >= 0 and msg.param_index < len(names):
+            self._send_param(msg.param_index)
+        elif name in self.parameters:
+            self._send_param(names.index(name))
+
+    def _on_param_set(self, msg: mavlink.MAVLink_param_set_message) -> None:
+        name = msg.param_id.rstrip("\x00")
+        if name not in self.parameters:
+            self._status(mavlink.MAV_SEVERITY_WARNING, f"Unknown parameter {name}")
+            return
+        self.parameters[name] = msg.param_value
+        if name == "SIM_SPEEDUP" and msg.param_value > 0:
+            self.speedup = msg.param_value
+        self._send_param(list(self.parameters).index(name))
+
+    def _on_mission_clear_all(self, msg: object) -> None:
+        self.mission = []
+        self._state.current_seq = 0
+        self._state.item_running = False
+        self._mission_ack(mavlink.MAV_MISSION_ACCEPTED)
+
+    def _on_mission_count(self, msg: mavlink.MAVLink_mission_count_message) -> None:
+        if msg.count == 0:
+            self._on_mission_clear_all(msg)
+            return
+        self._upload = [None] * msg.count
+        self._request_item(0)
+
+    def _on_mission_item_int(self, msg: mavlink.MAVLink_mission_item_int_message) -> None:
+        self._store_item(msg, msg.x, msg.y)
+
+    def _on_mission_item(self, msg: mavlink.MAVLink_mission_item_message) -> None:
+        self._store_item(msg, round(msg.x * 1e7), round(msg.y * 1e7))
+
+    def _store_item(self, msg: object, x: int, y: int) -> None:
+        if self._upload is None:
+            return
+        expected = self._upload.index(None)
+        if msg.seq != expected:  # type: ignore[attr-defined]
+            self._request_item(expected)
+            return
+        self._upload[expected] = MissionItem(
+            *(getattr(msg, name) for name in ("seq", "frame", "command", "current",
+                                               "autocontinue", "param1", "param2", "param3",
+                                               "param4")),
+            x,
+            y,
+            msg.z,  # type: ignore[attr-defined]
+        )
+        if None in self._upload:
+            self._request_item(expected + 1)
+            return
+        self.mission = [item for item in self._upload if item is not None]
+        self._upload = None
+        self._state.current_seq = 0
+        self._state.item_running = False
+        self._mission_ack(mavlink.MAV_MISSION_ACCEPTED)
+        self._status(mavlink.MAV_SEVERITY_INFO, f"Flight plan received: {len(self.mission)} items")
+
+    def _request_item(self, seq: int) -> None:
+        self._last_request_s = time.monotonic()
+        self._mav.mission_request_send(255, 0, seq)
+
+    def _retry_mission_request(self, now_s: float) -> None:
+        if self._upload is not None and now_s - self._last_request_s > REQUEST_RETRY_S:
+            self._request_item(self._upload.index(None))
+
+    def _on_mission_request_list(self, msg: object) -> None:
+        self._mav.mission_count_send(255, 0, len(self.mission))
+
+    def _on_mission_request_int(self, msg: mavlink.MAVLink_mission_request_int_message) -> None:
+        self._send_item(msg.seq, as_int=True)
+
+    def _on_mission_request(self, msg: mavlink.MAVLink_mission_request_message) -> None:
+        self._send_item(msg.seq, as_int=False)
+
+    def _send_item(self, seq: int, *, as_int: bool) -> None:
+        if not 0 <= seq < len(self.mission):
+            self._mission_ack(mavlink.MAV_MISSION_INVALID_SEQUENCE)
+            return
+        item = self.mission[seq]
+        if seq == 0:  # ArduPilot answers item 0 with its current home
+            lon, lat = self.home_lonlat
+            item = MissionItem(0, mavlink.MAV_FRAME_GLOBAL, mavlink.MAV_CMD_NAV_WAYPOINT, 0, 1,
+                               0, 0, 0, 0, round(lat * 1e7), round(lon * 1e7),
+                               self.ground_elevation_m)
+        fields = (255, 0, item.seq, item.frame, item.command, int(seq == self._state.current_seq),
+                  item.autocontinue, item.param1, item.param2, item.param3, item.param4)
+        if as_int:
+            self._mav.mission_item_int_send(*fields, item.x, item.y, item.z)
+        else:
+            self._mav.mission_item_send(*fields, item.x / 1e7, item.y / 1e7, item.z)
+
+    def _on_mission_set_current(self, msg: mavlink.MAVLink_mission_set_current_message) -> None:
+        if 0 <= msg.seq < len(self.mission):
+            self._state.current_seq = msg.seq
+            self._state.item_running = False
+            self._state.legs = []
+            self._send_mission_current()
+
+    def _on_set_mode(self, msg: mavlink.MAVLink_set_mode_message) -> None:
+        self._set_mode(msg.custom_mode)
+
+    def _on_command_long(self, msg: mavlink.MAVLink_command_long_message) -> None:
+        result = self._command(msg.command, msg.param1, msg.param2, msg.param7)
+        self._mav.command_ack_send(msg.command, result)
+
+    def _command(self, command: int, param1: float, param2: float, param7: float) -> int:
+        state = self._state
+        if command == mavlink.MAV_CMD_COMPONENT_ARM_DISARM:
+            return self._arm() if param1 == 1 else self._disarm(force=param2 == FORCE_DISARM)
+        if command == mavlink.MAV_CMD_DO_SET_MODE:
+            return self._set_mode(int(param2))
+        if command == mavlink.MAV_CMD_NAV_TAKEOFF:
+            if not state.armed or state.mode != "GUIDED" or param7 <= 0:
+                return mavlink.MAV_RESULT_FAILED
+            state.legs = [_Leg(state.easting_m, state.northing_m, param7, 0.0, self._speed_up)]
+            return mavlink.MAV_RESULT_ACCEPTED
+        if command == mavlink.MAV_CMD_MISSION_START:
+            if not state.armed or not self.mission:
+                return mavlink.MAV_RESULT_FAILED
+            state.current_seq = max(int(param1), 1)
+            state.item_running = False
+            self._set_mode(COPTER_MODES["AUTO"])
+            return mavlink.MAV_RESULT_ACCEPTED
+        if command == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
+            return self._set_mode(COPTER_MODES["RTL"])
+        if command == mavlink.MAV_CMD_GET_HOME_POSITION:
+            self._send_home()
+            return mavlink.MAV_RESULT_ACCEPTED
+        if command == mavlink.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES:
+            self._send_autopilot_version()
+            return mavlink.MAV_RESULT_ACCEPTED
+        return mavlink.MAV_RESULT_UNSUPPORTED
+
+    def _arm(self) -> int:
+        state = self._state
+        if state.mode not in ARMABLE_MODES:
+            self._status(mavlink.MAV_SEVERITY_CRITICAL, f"Arm: Mode not armable ({state.mode})")
+            return mavlink.MAV_RESULT_DENIED
+        state.armed = True
+        self._send_heartbeat()
+        return mavlink.MAV_RESULT_ACCEPTED
+
+    def _disarm(self, *, force: bool) -> int:
+        if self._state.altitude_m > 0.1 and not force:
+            return mavlink.MAV_RESULT_DENIED
+        self._state.armed = False
+        self._state.legs = []
+        self._send_heartbeat()
+        return mavlink.MAV_RESULT_ACCEPTED
+
+    def _set_mode(self, custom_mode: int) -> int:
+        names = {number: name for name, number in COPTER_MODES.items()}
+        if custom_mode not in names:
+            return mavlink.MAV_RESULT_DENIED
+        state = self._state
+        state.mode = names[custom_mode]
+        state.legs = []
+        state.hold_s = 0.0
+        if state.mode == "AUTO":
+            state.current_seq = max(state.current_seq, 1)
+            state.item_running = False
+        elif state.mode == "RTL" and state.armed:
+            state.legs = self._return_legs()
+        elif state.mode == "LAND" and state.armed:
+            state.legs = self._landing_legs(state.easting_m, state.northing_m, state.altitude_m)
+        self._send_heartbeat()
+        return mavlink.MAV_RESULT_ACCEPTED
+
+    # -- flight ------------------------------------------------------------------------
+
+    @property
+    def _speed_m_s(self) -> float:
+        return self._state.speed_m_s or self.parameters["WPNAV_SPEED"] / 100.0
+
+    @property
+    def _speed_up(self) -> float:
+        return self.parameters["WPNAV_SPEED_UP"] / 100.0
+
+    def _landing_legs(self, easting_m: float, northing_m: float, from_m: float) -> list[_Leg]:
+        """Descend at WPNAV_SPEED_DN to 10 m, then at LAND_SPEED to touchdown."""
+        down_m_s = self.parameters["WPNAV_SPEED_DN"] / 100.0
+        land_m_s = self.parameters["LAND_SPEED"] / 100.0
+        legs = []
+        if from_m > LAND_ALT_LOW_M:
+            legs.append(_Leg(easting_m, northing_m, LAND_ALT_LOW_M, 0.0, down_m_s))
+        legs.append(_Leg(easting_m, northing_m, 0.0, 0.0, land_m_s, lands=True))
+        return legs
+
+    def _return_legs(self) -> list[_Leg]:
+        """ArduCopter RTL: climb to RTL_ALT if lower, fly home, descend and land."""
+        state = self._state
+        altitude_m = max(state.altitude_m, self.parameters["RTL_ALT"] / 100.0)
+        speed_m_s = self.parameters["RTL_SPEED"] / 100.0 or self._speed_m_s
+        return [
+            _Leg(state.easting_m, state.northing_m, altitude_m, 0.0, self._speed_up),
+            _Leg(self.home_easting_m, self.home_northing_m, altitude_m, speed_m_s, self._speed_up),
+            *self._landing_legs(self.home_easting_m, self.home_northing_m, altitude_m),
+        ]
+
+    def _step(self, budget_s: float) -> None:
+        """Advance simulated time by ``budget_s`` seconds."""
+        state = self._state
+        state.velocity_m_s = (0.0, 0.0, 0.0)
+        while budget_s > 1e-9:
+            if state.legs:
+                budget_s = self._fly(state.legs[0], budget_s)
+            elif state.hold_s > 0:
+                used_s = min(state.hold_s, budget_s)
+                state.hold_s -= used_s
+                budget_s = self._pass_time(budget_s, used_s)
+            elif not (state.armed and state.mode == "AUTO" and self._advance_mission()):
+                budget_s = self._pass_time(budget_s, budget_s)
+
+    def _pass_time(self, budget_s: float, used_s: float) -> float:
+        self._state.time_s += used_s
+        if self._state.armed:
+            self._state.flight_time_s += used_s
+        return budget_s - used_s
+
+    def _fly(self, leg: _Leg, budget_s: float) -> float:
+        """Move along ``leg`` for at most ``budget_s``; returns the unused time."""
+        state = self._state
+        d_east, d_north = leg.easting_m - state.easting_m, leg.northing_m - state.northing_m
+        d_up = leg.altitude_m - state.altitude_m
+        horizontal_m = math.hypot(d_east, d_north)
+        duration_s = max(
+            horizontal_m / leg.horizontal_speed_m_s if horizontal_m > 1e-6 else 0.0,
+            abs(d_up) / leg.vertical_speed_m_s if abs(d_up) > 1e-6 else 0.0,
+        )
+        if horizontal_m > 0.5:
+            state.heading_deg = math.degrees(math.atan2(d_east, d_north)) % 360.0
+        used_s = min(duration_s, budget_s)
+        fraction = used_s / duration_s if duration_s > 0 else 1.0
+        if used_s > 0:
+            state.velocity_m_s = (d_east / duration_s, d_north / duration_s, d_up / duration_s)
+        self._advance_triggers(horizontal_m * fraction, d_east, d_north, d_up, horizontal_m)
+        state.easting_m += d_east * fraction
+        state.northing_m += d_north * fraction
+        state.altitude_m += d_up * fraction
+        budget_s = self._pass_time(budget_s, used_s)
+        if fraction >= 1.0:
+            state.legs.pop(0)
+            if leg.lands:
+                state.altitude_m = 0.0
+                state.armed = False
+                state.legs = []
+                self._status(mavlink.MAV_SEVERITY_INFO, "Land complete, disarming")
+                self._send_heartbeat()
+                return 0.0
+        return budget_s
+
+    def _advance_triggers(
+        self, travel_m: float, d_east: float, d_north: float, d_up: float, horizontal_m: float
+    ) -> None:
+        """Fire the camera at every trigger distance crossed by this move."""
+        state = self._state
+        if state.trigger_distance_m <= 0 or travel_m <= 0:
+            return
+        start = (state.easting_m, state.northing_m, state.altitude_m, state.time_s)
+        speed_m_s = math.hypot(*state.velocity_m_s[:2]) or 1.0
+        travelled_m = 0.0
+        while state.since_trigger_m + (travel_m - travelled_m) >= state.trigger_distance_m:
+            travelled_m += state.trigger_distance_m - state.since_trigger_m
+            share = travelled_m / horizontal_m
+            state.easting_m = start[0] + d_east * share
+            state.northing_m = start[1] + d_north * share
+            state.altitude_m = start[2] + d_up * share
+            state.time_s = start[3] + travelled_m / speed_m_s
+            self._shoot()
+        state.since_trigger_m += travel_m - travelled_m
+        state.easting_m, state.northing_m, state.altitude_m, state.time_s = start
+
+    def _shoot(self) -> None:
+        """Record a photo: true pose for the pixels, GNSS pose for the metadata."""
+        state = self._state
+        self._state.since_trigger_m = 0.0
+        gnss = self._gnss
+        gnss.advance(state.time_s)
+        true_pose = Pose(
+            state.easting_m - float(gnss.bias_m[0]),
+            state.northing_m - float(gnss.bias_m[1]),
+            state.altitude_m - gnss.altitude_bias_m,
+            state.heading_deg,
+        )
+        noise_east_m, noise_north_m = gnss.noise_m(0.35)
+        lon, lat = self._to_lonlat.transform(
+            state.easting_m + noise_east_m, state.northing_m + noise_north_m
+        )
+        relative_m = state.altitude_m + float(gnss.noise_m(0.1, 1)[0])
+        exif = FrameExif(
+            lon_deg=lon,
+            lat_deg=lat,
+            altitude_msl_m=self.ground_elevation_m + relative_m + float(gnss.noise_m(0.3, 1)[0]),
+            relative_altitude_m=relative_m,
+            gimbal_yaw_deg=state.heading_deg + float(gnss.noise_m(1.5, 1)[0]),
+            flight_yaw_deg=state.heading_deg,
+            captured_at=self.start_time + timedelta(seconds=state.time_s),
+        )
+        trigger = Trigger(len(self.triggers) + 1, state.time_s, true_pose, exif)
+        self.triggers.append(trigger)
+        self._send_camera_feedback(trigger)
+        if self._on_trigger is None:
+            self._handled += 1
+        else:
+            self._pending.put(trigger)
+
+    def _advance_mission(self) -> bool:
+        """Finish the running item and start the next; False when the mission is over."""
+        state = self._state
+        if state.item_running:
+            item = self.mission[state.current_seq]
+            if item.command < mavlink.MAV_CMD_NAV_LAST:
+                self._mav.mission_item_reached_send(item.seq)
+            state.current_seq += 1
+            state.item_running = False
+            self._send_mission_current()
+        if state.current_seq >= len(self.mission):
+            return False
+        state.item_running = True
+        self._start_item(self.mission[state.current_seq])
+        return True
+
+    def _start_item(self, item: MissionItem) -> None:
+        state = self._state
+        altitude_m = item.z
+        if item.frame in (mavlink.MAV_FRAME_GLOBAL, mavlink.MAV_FRAME_GLOBAL_INT):
+            altitude_m = item.z - self.ground_elevation_m
+        command = item.command
+        if command == mavlink.MAV_CMD_NAV_TAKEOFF:
+            target_m = max(altitude_m, state.altitude_m)
+            state.legs = [_Leg(state.easting_m, state.northing_m, target_m, 0.0, self._speed_up)]
+        elif command == mavlink.MAV_CMD_NAV_WAYPOINT:
+            easting_m, northing_m = self._to_crs.transform(item.y / 1e7, item.x / 1e7)
+            state.legs = [
+                _Leg(easting_m, northing_m, altitude_m, self._speed_m_s, self._speed_up)
+            ]
+            state.hold_s = item.param1
+        elif command == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
+            state.legs = self._return_legs()
+        elif command == mavlink.MAV_CMD_NAV_LAND:
+            easting_m, northing_m = state.easting_m, state.northing_m
+            if item.x or item.y:
+                easting_m, northing_m = self._to_crs.transform(item.y / 1e7, item.x / 1e7)
+            state.legs = [
+                _Leg(easting_m, northing_m, state.altitude_m, self._speed_m_s, self._speed_up),
+                *self._landing_legs(easting_m, northing_m, state.altitude_m),
+            ]
+        elif command == mavlink.MAV_CMD_DO_CHANGE_SPEED and item.param2 > 0:
+            state.speed_m_s = item.param2
+        elif command == mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST:
+            state.trigger_distance_m = max(item.param1, 0.0)
+            state.since_trigger_m = 0.0
+            if item.param3 == 1 and state.trigger_distance_m > 0:
+                self._shoot()
+        self._status(mavlink.MAV_SEVERITY_INFO, f"Mission: {item.seq} cmd {item.command}")
+
+    # -- MAVLink out -------------------------------------------------------------------
+
+    def _send_param(self, index: int) -> None:
+        name = list(self.parameters)[index]
+        self._mav.param_value_send(
+            name.encode(), float(self.parameters[name]), DEFAULT_PARAMETERS[name][1],
+            len(self.parameters), index,
+        )
+
+    def _mission_ack(self, result: int) -> None:
+        self._mav.mission_ack_send(255, 0, result)
+
+    def _status(self, severity: int, text: str) -> None:
+        self._mav.statustext_send(severity, text.encode()[:50])
+
+    def _send_heartbeat(self) -> None:
+        state = self._state
+        base_mode = (mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
+                     | mavlink.MAV_MODE_FLAG_STABILIZE_ENABLED)
+        if state.mode in ("AUTO", "GUIDED", "RTL", "LAND"):
+            base_mode |= mavlink.MAV_MODE_FLAG_GUIDED_ENABLED
+        if state.armed:
+            base_mode |= mavlink.MAV_MODE_FLAG_SAFETY_ARMED
+        self._mav.heartbeat_send(
+            mavlink.MAV_TYPE_QUADROTOR,
+            mavlink.MAV_AUTOPILOT_ARDUPILOTMEGA,
+            base_mode,
+            COPTER_MODES[state.mode],
+            mavlink.MAV_STATE_ACTIVE if state.armed else mavlink.MAV_STATE_STANDBY,
+        )
+        self._send_home()
+
+    def _send_home(self) -> None:
+        lon, lat = self.home_lonlat
+        self._mav.home_position_send(
+            round(lat * 1e7), round(lon * 1e7), round(self.ground_elevation_m * 1000),
+            0.0, 0.0, 0.0, [1.0, 0.0, 0.0, 0.0], 0.0, 0.0, 0.0,
+        )
+
+    def _send_mission_current(self) -> None:
+        self._mav.mission_current_send(self._state.current_seq, len(self.mission))
+
+    def _send_telemetry(self) -> None:
+        state = self._state
+        lon, lat = self._to_lonlat.transform(state.easting_m, state.northing_m)
+        lat_e7, lon_e7 = round(lat * 1e7), round(lon * 1e7)
+        msl_mm = round((self.ground_elevation_m + state.altitude_m) * 1000)
+        v_east, v_north, v_up = state.velocity_m_s
+        speed_m_s = math.hypot(v_east, v_north)
+        boot_ms = round(state.time_s * 1000) & 0xFFFFFFFF
+        heading_cdeg = round(state.heading_deg * 100) % 36000
+        mav = self._mav
+        mav.global_position_int_send(boot_ms, lat_e7, lon_e7, msl_mm, round(state.altitude_m * 1000),
+                                     round(v_north * 100), round(v_east * 100), round(-v_up * 100),
+                                     heading_cdeg)
+        mav.gps_raw_int_send(boot_ms * 1000, mavlink.GPS_FIX_TYPE_3D_FIX, lat_e7, lon_e7, msl_mm,
+                             70, 110, round(speed_m_s * 100), heading_cdeg, 19)
+        yaw_rad = math.radians((state.heading_deg + 180.0) % 360.0 - 180.0)
+        mav.attitude_send(boot_ms, 0.0, 0.0, yaw_rad, 0.0, 0.0, 0.0)
+        mav.vfr_hud_send(speed_m_s, speed_m_s, round(state.heading_deg) % 360,
+                         45 if state.armed else 0, self.ground_elevation_m + state.altitude_m, v_up)
+        remaining = max(0.0, 1.0 - state.flight_time_s / BATTERY_ENDURANCE_S)
+        sensors = (mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO | mavlink.MAV_SYS_STATUS_SENSOR_3D_ACCEL
+                   | mavlink.MAV_SYS_STATUS_SENSOR_GPS
+                   | mavlink.MAV_SYS_STATUS_SENSOR_ABSOLUTE_PRESSURE)
+        mav.sys_status_send(sensors, sensors, sensors, 250, round((13.8 + 3.0 * remaining) * 1000),
+                            1500 if state.armed else 50, round(remaining * 100), 0, 0, 0, 0, 0, 0)
+        good = (mavlink.EKF_ATTITUDE | mavlink.EKF_VELOCITY_HORIZ | mavlink.EKF_VELOCITY_VERT
+                | mavlink.EKF_POS_HORIZ_REL | mavlink.EKF_POS_HORIZ_ABS | mavlink.EKF_POS_VERT_ABS
+                | mavlink.EKF_PRED_POS_HORIZ_REL | mavlink.EKF_PRED_POS_HORIZ_ABS)
+        mav.ekf_status_report_send(good, 0.02, 0.03, 0.02, 0.01, 0.0)
+        self._send_mission_current()
+
+    def _send_camera_feedback(self, trigger: Trigger) -> None:
+        exif = trigger.exif
+        self._mav.camera_feedback_send(
+            round(trigger.time_s * 1e6), 0, 0, trigger.index,
+            round(exif.lat_deg * 1e7), round(exif.lon_deg * 1e7),
+            exif.altitude_msl_m, exif.relative_altitude_m, 0.0, 0.0, exif.flight_yaw_deg,
+            self._camera.focal_length_mm if self._camera else 0.0,
+            mavlink.CAMERA_FEEDBACK_PHOTO, trigger.index,
+        )
+
+    def _send_autopilot_version(self) -> None:
+        capabilities = (mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_FLOAT
+                        | mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT
+                        | mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_INT
+                        | mavlink.MAV_PROTOCOL_CAPABILITY_COMMAND_INT
+                        | mavlink.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_GLOBAL_INT)
+        version = (4 << 24) | (5 << 16) | (7 << 8) | mavlink.FIRMWARE_VERSION_TYPE_OFFICIAL
+        self._mav.autopilot_version_send(capabilities, version, 0, 0, 0, [0] * 8, [0] * 8,
+                                         [0] * 8, 0, 0, 0)

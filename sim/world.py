@@ -1,0 +1,266 @@
+"""A seeded synthetic Berkane scene with ground truth: two orthophotos, parcels, records.
+
+``generate`` lays out a strip of Berkane town and farm parcels of the Triffa plain at real
+coordinates (south-west corner near 34.928 N, 2.300 W), renders a winter and a summer
+orthophoto, and writes the cadastre, permits, public projects and the truth the models are
+scored against. Same seed, same bytes (orthophotos) and same records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import shapely
+from affine import Affine
+from pyproj import Transformer
+from shapely.geometry import Polygon, box
+
+from core.errors import InputError
+from sim._render_layout import Layout, health_zones, make_layout, shift
+from sim._render_ortho import SUMMER, WINTER, Season, render
+
+CRS = "EPSG:32630"
+SW_CORNER_LONLAT = (-2.300, 34.928)
+GROUND_ELEVATION_M = 120.0
+HOME_LOCAL_M = (10.0, 44.5)  # take-off on the road's north shoulder, west end
+
+# Sun (azimuth clockwise from north, elevation) at capture time, computed with NOAA's
+# solar-position equations for 34.93 N, 2.30 W; local time is UTC+01:00.
+SEASONS = (
+    (date(2026, 1, 15), "11:00", Season("epoch1", 144.5, 25.0, **WINTER)),  # type: ignore[arg-type]
+    (date(2026, 7, 10), "12:00", Season("epoch2", 122.8, 69.5, **SUMMER)),  # type: ignore[arg-type]
+)
+PROJECT = {
+    "project_id": "PRJ-001",
+    "name": "École primaire Hay Al Qods",
+    "start": "2025-09-01",
+    "planned_end": "2026-12-31",
+}
+PERMIT_COLUMNS = ["permit_id", "parcel_id", "status", "issued", "expires", "permitted_footprint_m2"]
+
+
+@dataclass(frozen=True)
+class WorldPaths:
+    """Where a world's files live."""
+
+    root: Path
+
+    def ortho(self, epoch_name: str) -> Path:
+        return self.root / f"ortho_{epoch_name}.tif"
+
+    @property
+    def parcels(self) -> Path:
+        return self.root / "parcels.gpkg"
+
+    @property
+    def permits(self) -> Path:
+        return self.root / "permits.csv"
+
+    @property
+    def projects(self) -> Path:
+        return self.root / "projects.gpkg"
+
+    @property
+    def truth(self) -> Path:
+        return self.root / "truth.gpkg"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "world.json"
+
+
+@dataclass(frozen=True)
+class World:
+    """A generated world: its grid, place, dates and files."""
+
+    root: Path
+    crs: str
+    bounds: tuple[float, float, float, float]
+    gsd_m: float
+    ground_elevation_m: float
+    epochs: tuple[tuple[str, date], ...]
+    aoi_lonlat: Polygon
+    home_lonlat: tuple[float, float]
+    paths: WorldPaths
+
+
+def _origin_utm() -> tuple[float, float]:
+    """The south-west corner in EPSG:32630, snapped to whole metres."""
+    to_utm = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
+    x, y = to_utm.transform(*SW_CORNER_LONLAT)
+    return float(round(x)), float(round(y))
+
+
+@contextmanager
+def _atomic(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target``, renamed onto it once written."""
+    tmp = target.with_name(f".{target.stem}.part{target.suffix}")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: float) -> None:
+    profile = dict(
+        driver="GTiff", width=rgb.shape[1], height=rgb.shape[0], count=3, dtype="uint8",
+        crs=CRS, transform=Affine(gsd_m, 0.0, left, 0.0, -gsd_m, top), tiled=True,
+        blockxsize=512, blockysize=512, compress="deflate", predictor=2, photometric="RGB",
+        interleave="pixel",
+    )
+    with _atomic(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(np.moveaxis(rgb, -1, 0))
+        dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
+                           rasterio.enums.ColorInterp.blue]
+
+
+def _write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
+    with _atomic(path) as tmp:
+        for name, frame in layers.items():
+            frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+
+
+def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
+    if not rows:
+        return gpd.GeoDataFrame({c: pd.Series(dtype=str) for c in columns},
+                                geometry=gpd.GeoSeries([], crs=CRS), crs=CRS)
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS)[columns + ["geometry"]]
+
+
+def _buildings(layout: Layout, epoch2: bool, left: float, bottom: float) -> gpd.GeoDataFrame:
+    rows = [
+        dict(building_id=b.building_id, parcel_id=b.parcel_id, case=b.case, roof=b.roof,
+             height_m=b.height_m, geometry=shift(b.footprint, left, bottom))
+        for b in layout.buildings if b.in_epoch1 or epoch2
+    ]
+    return _frame(rows, ["building_id", "parcel_id", "case", "roof", "height_m"])
+
+
+def _write_records(layout: Layout, paths: WorldPaths, left: float, bottom: float) -> None:
+    parcels = _frame(
+        [dict(parcel_id=p.parcel_id, commune=p.commune, land_use=p.land_use,
+              geometry=shift(p.geometry, left, bottom)) for p in layout.parcels],
+        ["parcel_id", "commune", "land_use"],
+    )
+    _write_layers(paths.parcels, {"parcels": parcels})
+
+    permits = pd.DataFrame(
+        [[p.permit_id, p.parcel_id, p.status, p.issued.isoformat(), p.expires.isoformat(),
+          p.permitted_footprint_m2] for p in layout.permits],
+        columns=PERMIT_COLUMNS,
+    )
+    with _atomic(paths.permits) as tmp:
+        permits.to_csv(tmp, index=False)
+
+    project_geom = next(p.geometry for p in layout.parcels if p.parcel_id == layout.project_parcel)
+    projects = _frame([dict(PROJECT, parcel_id=layout.project_parcel,
+                            geometry=shift(project_geom, left, bottom))],
+                      [*PROJECT, "parcel_id"])
+    _write_layers(paths.projects, {"projects": projects})
+
+    health = _frame(
+        [dict(parcel_id=pid, health=h, geometry=shift(g, left, bottom))
+         for pid, h, g in health_zones(layout)],
+        ["parcel_id", "health"],
+    )
+    greenhouses = _frame(
+        [dict(greenhouse_id=f"GH-{i + 1:03d}", parcel_id=pid, geometry=shift(g, left, bottom))
+         for i, (g, pid) in enumerate(zip(layout.greenhouses, layout.greenhouse_parcels,
+                                          strict=True))],
+        ["greenhouse_id", "parcel_id"],
+    )
+    _write_layers(paths.truth, {
+        "buildings_epoch1": _buildings(layout, False, left, bottom),
+        "buildings_epoch2": _buildings(layout, True, left, bottom),
+        "health": health,
+        "greenhouses": greenhouses,
+    })
+
+
+def _aoi_lonlat(bounds: tuple[float, float, float, float]) -> Polygon:
+    to_lonlat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    ring = np.asarray(shapely.segmentize(box(*bounds), 50.0).exterior.coords)
+    lon, lat = to_lonlat.transform(ring[:, 0], ring[:, 1])
+    return Polygon(np.column_stack([lon, lat]))
+
+
+def generate(
+    out_dir: Path, seed: int = 7, width_m: float = 500, height_m: float = 400,
+    gsd_m: float = 0.1,
+) -> World:
+    """Generate a world into ``out_dir`` (orthophotos, parcels, permits, projects, truth)."""
+    if width_m < 150 or height_m < 140:
+        raise ValueError("the world needs at least 150 m x 140 m to hold town and farms")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = WorldPaths(out_dir)
+    left, bottom = _origin_utm()
+    width_m, height_m = float(round(width_m)), float(round(height_m))
+    layout = make_layout(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))),
+                         width_m, height_m)
+    top = bottom + height_m
+    for k, (_, _, season) in enumerate(SEASONS):
+        epoch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, k)))
+        rgb = render(layout, season, gsd_m, seed, epoch_rng)
+        _write_ortho(paths.ortho(season.name), rgb, left, top, gsd_m)
+    _write_records(layout, paths, left, bottom)
+
+    bounds = (left, bottom, left + width_m, top)
+    to_lonlat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    home = to_lonlat.transform(left + HOME_LOCAL_M[0], bottom + HOME_LOCAL_M[1])
+    metadata = {
+        "seed": seed,
+        "crs": CRS,
+        "bounds": list(bounds),
+        "gsd_m": gsd_m,
+        "ground_elevation_m": GROUND_ELEVATION_M,
+        "epochs": [
+            {"name": s.name, "date": d.isoformat(), "time_local": t, "utc_offset": "+01:00",
+             "sun_azimuth_deg": s.sun_azimuth_deg, "sun_elevation_deg": s.sun_elevation_deg}
+            for d, t, s in SEASONS
+        ],
+        "aoi_lonlat_wkt": _aoi_lonlat(bounds).wkt,
+        "home_lonlat": [round(home[0], 8), round(home[1], 8)],
+        "files": {
+            "orthos": {s.name: paths.ortho(s.name).name for _, _, s in SEASONS},
+            "parcels": paths.parcels.name, "permits": paths.permits.name,
+            "projects": paths.projects.name, "truth": paths.truth.name,
+        },
+    }
+    with _atomic(paths.metadata) as tmp:
+        tmp.write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
+    return load_world(out_dir)
+
+
+def load_world(root: Path) -> World:
+    """The world generated earlier into ``root`` (read from its ``world.json``)."""
+    paths = WorldPaths(Path(root))
+    try:
+        meta = json.loads(paths.metadata.read_text(encoding="utf-8"))
+        return World(
+            root=paths.root,
+            crs=meta["crs"],
+            bounds=tuple(float(v) for v in meta["bounds"]),  # type: ignore[arg-type]
+            gsd_m=float(meta["gsd_m"]),
+            ground_elevation_m=float(meta["ground_elevation_m"]),
+            epochs=tuple((e["name"], date.fromisoformat(e["date"])) for e in meta["epochs"]),
+            aoi_lonlat=shapely.from_wkt(meta["aoi_lonlat_wkt"]),
+            home_lonlat=(float(meta["home_lonlat"][0]), float(meta["home_lonlat"][1])),
+            paths=paths,
+        )
+    except FileNotFoundError as exc:
+        raise InputError(paths.metadata, "no world here; run sim.world.generate first") from exc
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(paths.metadata, f"not a valid world description: {exc!r}") from exc

@@ -1,0 +1,40 @@
+"""Settings come from defaults, raqib.toml, then RAQIB_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from core.settings import load_settings
+
+
+def test_defaults_target_berkane_utm_zone() -> None:
+    settings = load_settings()
+    assert settings.crs == "EPSG:32630"
+    assert "{permit_id}" in settings.permit_url_template
+
+
+def test_toml_then_environment_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "raqib.toml").write_text('workspace = "/data/raqib"\nfootprint_tolerance = 0.3\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().footprint_tolerance == 0.3
+    monkeypatch.setenv("RAQIB_FOOTPRINT_TOLERANCE", "0.05")
+    settings = load_settings()
+    assert settings.footprint_tolerance == 0.05
+    assert settings.workspace == Path("/data/raqib")
+
+
+def test_unknown_or_invalid_settings_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raqib.toml").write_text("footprint_tolerence = 0.3\n")
+    with pytest.raises(ValidationError, match="footprint_tolerence"):
+        load_settings()
+    (tmp_path / "raqib.toml").write_text("footprint_tolerance = -1\n")
+    with pytest.raises(ValidationError, match="footprint_tolerance"):
+        load_settings()

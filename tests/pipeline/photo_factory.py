@@ -1,0 +1,177 @@
+"""A seeded synthetic orthophoto near Berkane and DJI-style nadir photos rendered from it.
+
+Frames are rendered here from the shared pose convention written out independently of
+``pipeline.footprint`` (yaw clockwise from true north, image top towards the yaw, +u
+towards yaw + 90, pinhole with the principal point at the centre, flat ground).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import piexif
+import pyproj
+import rasterio
+from affine import Affine
+from PIL import Image
+
+CRS = "EPSG:32630"
+ORTHO_RES_M = 0.1
+ORTHO_LEFT_M, ORTHO_TOP_M = 565000.0, 3865000.0  # about 34.92 N, 2.29 W
+GROUND_ELEVATION_M = 150.0
+
+# A small camera: 640 x 480 px, 10 um pixels, 6 mm lens -> 600 px focal, 0.1 m GSD at 60 m.
+WIDTH_PX, HEIGHT_PX = 640, 480
+PX_PER_MM = 100.0
+FOCAL_MM = 6.0
+FOCAL_PX = FOCAL_MM * PX_PER_MM
+
+_TO_LONLAT = pyproj.Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Where a photo is taken: UTM position, height above ground, true yaw."""
+
+    east_m: float
+    north_m: float
+    altitude_m: float = 60.0
+    yaw_deg: float = 0.0
+
+    @property
+    def lonlat(self) -> tuple[float, float]:
+        return _TO_LONLAT.transform(self.east_m, self.north_m)
+
+
+def ortho_transform() -> Affine:
+    return Affine(ORTHO_RES_M, 0.0, ORTHO_LEFT_M, 0.0, -ORTHO_RES_M, ORTHO_TOP_M)
+
+
+def make_ortho(size_px: int = 2000, seed: int = 0) -> np.ndarray:
+    """A (size, size, 3) uint8 texture: smooth multi-scale noise with fields and roofs."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((size_px, size_px, 3), np.float32)
+    for sigma, amplitude in ((40.0, 60.0), (8.0, 30.0), (2.0, 15.0)):
+        noise = rng.normal(size=(size_px, size_px, 3)).astype(np.float32)
+        noise = cv2.GaussianBlur(noise, (0, 0), sigma)
+        image += amplitude * noise / noise.std()
+    image += 120.0
+    for _ in range(60):
+        col, row = rng.integers(0, size_px, 2)
+        w, h = rng.integers(30, 150, 2)
+        colour = tuple(float(c) for c in rng.integers(40, 230, 3))
+        cv2.rectangle(image, (int(col), int(row)), (int(col + w), int(row + h)), colour, -1)
+    image = cv2.GaussianBlur(image, (0, 0), 1.0)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_ortho(path: Path, ortho: np.ndarray) -> Path:
+    profile = {
+        "driver": "GTiff",
+        "width": ortho.shape[1],
+        "height": ortho.shape[0],
+        "count": 3,
+        "dtype": "uint8",
+        "crs": CRS,
+        "transform": ortho_transform(),
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(ortho.transpose(2, 0, 1))
+    return path
+
+
+def meridian_convergence_deg(pose: Pose) -> float:
+    """Angle from true north to grid north at the pose (PROJ's definition)."""
+    lon, lat = pose.lonlat
+    return pyproj.Proj(CRS).get_factors(lon, lat).meridian_convergence
+
+
+def render_frame(ortho: np.ndarray, pose: Pose) -> np.ndarray:
+    """The (HEIGHT_PX, WIDTH_PX, 3) nadir photo of ``ortho`` taken at ``pose``."""
+    gsd_m = pose.altitude_m / FOCAL_PX
+    bearing = math.radians(pose.yaw_deg - meridian_convergence_deg(pose))  # grid bearing
+    top = np.array([math.sin(bearing), math.cos(bearing)])  # image top, (east, north)
+    right = np.array([math.cos(bearing), -math.sin(bearing)])  # image +u, (east, north)
+    du = np.arange(WIDTH_PX, dtype=np.float64)[None, :] + 0.5 - WIDTH_PX / 2
+    dv = np.arange(HEIGHT_PX, dtype=np.float64)[:, None] + 0.5 - HEIGHT_PX / 2
+    east = pose.east_m + gsd_m * (du * right[0] - dv * top[0])
+    north = pose.north_m + gsd_m * (du * right[1] - dv * top[1])
+    map_col = ((east - ORTHO_LEFT_M) / ORTHO_RES_M - 0.5).astype(np.float32)
+    map_row = ((ORTHO_TOP_M - north) / ORTHO_RES_M - 0.5).astype(np.float32)
+    return cv2.remap(ortho, map_col, map_row, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _rational(value: float, denominator: int = 1_000_000) -> tuple[int, int]:
+    fraction = Fraction(value).limit_denominator(denominator)
+    return fraction.numerator, fraction.denominator
+
+
+def _dms(value_deg: float) -> tuple[tuple[int, int], ...]:
+    value_deg = abs(value_deg)
+    degrees = int(value_deg)
+    minutes = int((value_deg - degrees) * 60)
+    seconds = (value_deg - degrees - minutes / 60) * 3600
+    return (degrees, 1), (minutes, 1), (round(seconds * 1_000_000), 1_000_000)
+
+
+def dji_xmp(relative_altitude_m: float, yaw_deg: float, pitch_deg: float = -90.0) -> bytes:
+    """A DJI-style XMP packet (attributes of one rdf:Description), as a Mavic 3E writes it."""
+    return f"""<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="DJI Meta Data"
+    xmlns:drone-dji="http://www.dji.com/drone-dji/1.0/"
+    drone-dji:AbsoluteAltitude="{GROUND_ELEVATION_M + relative_altitude_m:+.3f}"
+    drone-dji:RelativeAltitude="{relative_altitude_m:+.3f}"
+    drone-dji:GimbalRollDegree="+0.00"
+    drone-dji:GimbalYawDegree="{yaw_deg:+.2f}"
+    drone-dji:GimbalPitchDegree="{pitch_deg:+.2f}"
+    drone-dji:FlightYawDegree="{yaw_deg:+.2f}"/>
+ </rdf:RDF>
+</x:xmpmeta>""".encode()
+
+
+def write_photo(
+    path: Path,
+    pixels: np.ndarray,
+    pose: Pose,
+    *,
+    pitch_deg: float = -90.0,
+    lonlat: tuple[float, float] | None = None,
+    with_gps: bool = True,
+    with_xmp: bool = True,
+    taken_at: datetime = datetime(2026, 3, 14, 10, 30, 0),
+) -> Path:
+    """Write ``pixels`` as a JPEG with DJI-style EXIF (+ XMP) for ``pose``."""
+    lon, lat = lonlat if lonlat is not None else pose.lonlat
+    exif = {
+        "0th": {piexif.ImageIFD.Make: b"DJI", piexif.ImageIFD.Model: b"M3E"},
+        "Exif": {
+            piexif.ExifIFD.DateTimeOriginal: taken_at.strftime("%Y:%m:%d %H:%M:%S").encode(),
+            piexif.ExifIFD.OffsetTimeOriginal: b"+01:00",
+            piexif.ExifIFD.FocalLength: _rational(FOCAL_MM),
+            piexif.ExifIFD.FocalPlaneXResolution: _rational(PX_PER_MM),
+            piexif.ExifIFD.FocalPlaneYResolution: _rational(PX_PER_MM),
+            piexif.ExifIFD.FocalPlaneResolutionUnit: 4,
+            piexif.ExifIFD.PixelXDimension: pixels.shape[1],
+            piexif.ExifIFD.PixelYDimension: pixels.shape[0],
+        },
+        "GPS": {},
+    }
+    if with_gps:
+        exif["GPS"] = {
+            piexif.GPSIFD.GPSLatitudeRef: b"N" if lat >= 0 else b"S",
+            piexif.GPSIFD.GPSLatitude: _dms(lat),
+            piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W",
+            piexif.GPSIFD.GPSLongitude: _dms(lon),
+            piexif.GPSIFD.GPSAltitudeRef: 0,
+            piexif.GPSIFD.GPSAltitude: _rational(GROUND_ELEVATION_M + pose.altitude_m, 1000),
+        }
+    extra = {"xmp": dji_xmp(pose.altitude_m, pose.yaw_deg, pitch_deg)} if with_xmp else {}
+    Image.fromarray(pixels).save(path, quality=95, exif=piexif.dump(exif), **extra)
+    return path
