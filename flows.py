@@ -1,0 +1,461 @@
+"""Prefect flows: ``survey`` (plan → fly → process one epoch) and ``process`` (photos → publish).
+
+Every stage is a plain function of ``flights``, ``pipeline``, ``models`` or ``gis``; this
+module only strings them together as tasks, with retries where a failure is transient.
+It is the one place (with ``cli.py``) that knows every stage, and the only one importing
+Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import geopandas as gpd  # noqa: E402
+import pandas as pd  # noqa: E402
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from shapely.geometry import LineString  # noqa: E402
+
+from core.errors import InputError  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.types import Accuracy, Grid, IngestResult, Mission, Raster, SurveySpec, Waypoint  # noqa: E402
+from flights import vehicle as flight_link  # noqa: E402
+from flights.aoi import load_aoi, reproject  # noqa: E402
+from flights.camera import get_camera, preview  # noqa: E402
+from flights.export import write_kml, write_qgc_plan, write_waypoints  # noqa: E402
+from flights.plan import plan_survey  # noqa: E402
+from gis.flags import flag_new_buildings  # noqa: E402
+from gis.parcels import read_parcels  # noqa: E402
+from gis.publish import publish_geopackage  # noqa: E402
+from gis.records import read_permits, read_projects  # noqa: E402
+from models.change import new_buildings  # noqa: E402
+from models.construction import detect_buildings, train_buildings  # noqa: E402
+from models.crop_health import classify_health, parcel_health, train_health  # noqa: E402
+from models.evaluation import class_scores, object_scores  # noqa: E402
+from models.training import load_model, save_model  # noqa: E402
+from pipeline.catalog import images_frame, skipped_frame  # noqa: E402
+from pipeline.footprint import footprint, ground_sampling_m  # noqa: E402
+from pipeline.ingest import ingest_folder  # noqa: E402
+from pipeline.mosaic import mosaic_frames  # noqa: E402
+from sim.vehicle import SimVehicle  # noqa: E402
+from sim.world import World, generate, load_world  # noqa: E402
+
+GEOPACKAGE = "raqib.gpkg"
+EPOCHS_MANIFEST = "epochs.json"
+SURVEY_CAMERA = preview(get_camera("dji_mavic_3e"), 4)
+SURVEY_GSD_CM = 10.0
+TRAINING_SEED = 101
+AGRICULTURAL_USES = ("orchard", "vineyard", "cereal", "vegetables", "bare")
+MOROCCO_TZ = timezone(timedelta(hours=1))
+DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
+
+
+@dataclass(frozen=True)
+class Models:
+    """Paths of the trained classifiers a flow uses."""
+
+    health: Path
+    buildings: Path
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What one epoch's processing produced."""
+
+    epoch: str
+    captured_on: date
+    out_dir: Path
+    geopackage: Path
+    mosaic: Raster
+    images: int
+    skipped: tuple[tuple[str, str], ...]
+    buildings: int
+    new_buildings: int
+    flags: int
+    mission_plan: Path | None = None
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+
+@task(cache_policy=NO_CACHE)
+def plan_task(
+    aoi_lonlat: object, home: Waypoint, name: str, out_dir: Path, home_alt_amsl_m: float
+) -> tuple[Mission, Path]:
+    """Plan the survey and write it as .plan, .waypoints and .kml."""
+    spec = SurveySpec(camera=SURVEY_CAMERA, gsd_cm=SURVEY_GSD_CM)
+    mission = plan_survey(aoi_lonlat, spec, home, name=name)  # type: ignore[arg-type]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan_path = write_qgc_plan(mission, out_dir / "mission.plan", home_alt_amsl_m=home_alt_amsl_m)
+    write_waypoints(mission, out_dir / "mission.waypoints", home_alt_amsl_m=home_alt_amsl_m)
+    write_kml(mission, out_dir / "mission.kml")
+    return mission, plan_path
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def fly_task(
+    world: World, epoch: str, mission: Mission, frames_dir: Path, settings: Settings
+) -> int:
+    """Fly the mission on the MAVLink simulator through DroneKit; frames land in frames_dir."""
+    captured_on = dict(world.epochs)[epoch]
+    start = datetime.combine(captured_on, time(9, 30), tzinfo=MOROCCO_TZ)
+    if frames_dir.exists():
+        for old in frames_dir.iterdir():
+            old.unlink()
+    with SimVehicle(
+        home_lonlat=world.home_lonlat,
+        ground_elevation_m=world.ground_elevation_m,
+        ortho_path=world.paths.ortho(epoch),
+        camera=SURVEY_CAMERA,
+        out_dir=frames_dir,
+        captured_at=start,
+        speedup=settings.sim_speedup,
+        seed=sum(map(ord, epoch)),
+    ) as sim:
+        link = flight_link.connect_vehicle(sim.address, timeout_s=settings.vehicle_timeout_s)
+        try:
+            flight_link.upload_mission(link, mission, timeout_s=settings.vehicle_timeout_s)
+            flight_link.fly_mission(
+                link, timeout_s=max(600.0, 3 * mission.estimated_time_s / settings.sim_speedup)
+            )
+        finally:
+            link.close()
+        sim.wait_for_frames()
+    return len(list(frames_dir.glob("*.JPG")))
+
+
+@task(cache_policy=NO_CACHE)
+def ingest_task(frames_dir: Path) -> IngestResult:
+    return ingest_folder(frames_dir)
+
+
+@task(cache_policy=NO_CACHE)
+def mosaic_task(result: IngestResult, grid: Grid, out_path: Path) -> Raster:
+    return mosaic_frames(result.images, grid, out_path)
+
+
+@task(cache_policy=NO_CACHE)
+def health_task(
+    models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, out_dir: Path
+) -> gpd.GeoDataFrame:
+    """Classify crop health inside the agricultural parcels and summarise per parcel."""
+    farms = parcels[parcels["land_use"].isin(AGRICULTURAL_USES)] if "land_use" in parcels else parcels
+    classes = classify_health(
+        load_model(models.health), mosaic.path, out_dir / "crop_health.tif", mask_polygons=farms
+    )
+    return parcel_health(classes, mosaic.path, farms)
+
+
+@task(cache_policy=NO_CACHE)
+def buildings_task(models: Models, mosaic: Raster, settings: Settings) -> gpd.GeoDataFrame:
+    return detect_buildings(
+        load_model(models.buildings),
+        mosaic.path,
+        min_area_m2=settings.min_building_area_m2,
+        threshold=settings.building_score_threshold,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_task(path: Path, layers: dict[str, pd.DataFrame]) -> Path:
+    return publish_geopackage(path, layers)
+
+
+# -- flows -------------------------------------------------------------------------------
+
+
+@flow(name="process", validate_parameters=False)
+def process(
+    frames_dir: Path,
+    parcels_path: Path,
+    permits_path: Path,
+    epoch: str,
+    captured_on: date,
+    settings: Settings,
+    *,
+    projects_path: Path | None = None,
+    grid: Grid | None = None,
+    models: Models | None = None,
+    mission: Mission | None = None,
+    mission_plan: Path | None = None,
+) -> EpochResult:
+    """An existing folder of photos → mosaic → crop health, buildings, flags → GeoPackage."""
+    out_dir = settings.workspace / epoch
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parcels = read_parcels(parcels_path, settings.crs)
+    permits = read_permits(permits_path)
+    projects = read_projects(projects_path, crs=settings.crs) if projects_path else None
+    models = models or default_models(settings)
+    ingested = ingest_task(frames_dir)
+    if not ingested.images:
+        raise InputError(frames_dir, "no usable photo: " + "; ".join(
+            f"{s.path.name}: {s.reason}" for s in ingested.skipped))
+    grid = grid or grid_of_images(ingested, settings)
+    mosaic = mosaic_task(ingested, grid, out_dir / "mosaic.tif")
+    health = health_task(models, mosaic, parcels, out_dir)
+    buildings = buildings_task(models, mosaic, settings)
+    previous = previous_buildings(settings.workspace, epoch, captured_on)
+    if previous is None:
+        changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
+    else:
+        changed = new_buildings(
+            previous.to_crs(buildings.crs), buildings, min_overlap=settings.new_building_overlap
+        )
+    flagged = flag_new_buildings(
+        changed,
+        parcels,
+        permits.valid,
+        captured_on=captured_on,
+        settings=settings,
+        projects=projects.valid if projects else None,
+    )
+    layers: dict[str, pd.DataFrame] = {}
+    if mission is not None:
+        layers["mission"] = mission_frame(mission, settings.crs)
+    layers |= {
+        "images": images_frame(ingested, settings.crs),
+        "crop_health_parcels": health,
+        "buildings": buildings,
+        "new_buildings": changed,
+        "flagged_parcels": flagged,
+        "skipped_images": skipped_frame(ingested),
+        "record_problems": pd.DataFrame(
+            [asdict(p) for p in permits.problems + (projects.problems if projects else ())],
+            columns=["source", "line", "field", "problem"],
+        ),
+    }
+    geopackage = publish_task(out_dir / GEOPACKAGE, layers)
+    record_epoch(settings.workspace, epoch, captured_on, geopackage)
+    return EpochResult(
+        epoch=epoch,
+        captured_on=captured_on,
+        out_dir=out_dir,
+        geopackage=geopackage,
+        mosaic=mosaic,
+        images=len(ingested.images),
+        skipped=tuple((s.path.name, s.reason) for s in ingested.skipped),
+        buildings=len(buildings),
+        new_buildings=len(changed),
+        flags=len(flagged),
+        mission_plan=mission_plan,
+    )
+
+
+@flow(name="survey", validate_parameters=False)
+def survey(world_dir: Path, epoch: str, settings: Settings) -> EpochResult:
+    """Plan a survey of the world's AOI, fly it on the simulator, process and publish it."""
+    world = load_world(world_dir)
+    dates = dict(world.epochs)
+    if epoch not in dates:
+        raise InputError(world.paths.metadata, f"no epoch {epoch!r}; known: {', '.join(dates)}")
+    out_dir = settings.workspace / epoch
+    home = Waypoint(lat_deg=world.home_lonlat[1], lon_deg=world.home_lonlat[0], altitude_m=0.0)
+    mission, plan_path = plan_task(
+        world.aoi_lonlat, home, f"{world.root.name}-{epoch}", out_dir, world.ground_elevation_m
+    )
+    frames_dir = out_dir / "frames"
+    fly_task(world, epoch, mission, frames_dir, settings)
+    resolution_m = settings.mosaic_resolution_m or SURVEY_GSD_CM / 100.0
+    grid = Grid.from_bounds(world.bounds, resolution_m, settings.crs)
+    return process(
+        frames_dir,
+        world.paths.parcels,
+        world.paths.permits,
+        epoch,
+        dates[epoch],
+        settings,
+        projects_path=world.paths.projects,
+        grid=grid,
+        mission=mission,
+        mission_plan=plan_path,
+    )
+
+
+# -- helpers the flows share --------------------------------------------------------------
+
+
+def grid_of_images(result: IngestResult, settings: Settings) -> Grid:
+    """The output grid over all image footprints, at the setting's or the median GSD."""
+    shapes = [footprint(record, settings.crs) for record in result.images]
+    bounds = gpd.GeoSeries(shapes).total_bounds
+    gsds = sorted(ground_sampling_m(record) for record in result.images)
+    resolution_m = settings.mosaic_resolution_m or round(gsds[len(gsds) // 2], 2)
+    return Grid.from_bounds(tuple(bounds), resolution_m, settings.crs)
+
+
+def mission_frame(mission: Mission, crs: str) -> gpd.GeoDataFrame:
+    """The mission's flight path as one line feature in ``crs``."""
+    path = LineString([(w.lon_deg, w.lat_deg) for w in mission.waypoints])
+    return gpd.GeoDataFrame(
+        {
+            "name": [mission.name],
+            "altitude_m": [round(mission.altitude_m, 1)],
+            "gsd_cm": [mission.spec.gsd_cm],
+            "photo_count": [mission.photo_count],
+            "distance_m": [round(mission.distance_m, 1)],
+            "estimated_time_s": [round(mission.estimated_time_s)],
+            "trigger_distance_m": [round(mission.trigger_distance_m, 2)],
+            "camera": [mission.spec.camera.name],
+        },
+        geometry=[reproject(path, "EPSG:4326", crs)],
+        crs=crs,
+    )
+
+
+def record_epoch(workspace: Path, epoch: str, captured_on: date, geopackage: Path) -> None:
+    """Add (or replace) an epoch in the workspace's manifest, written atomically."""
+    manifest_path = workspace / EPOCHS_MANIFEST
+    epochs = read_manifest(workspace)
+    epochs[epoch] = {"captured_on": captured_on.isoformat(), "geopackage": str(geopackage)}
+    scratch = manifest_path.with_suffix(".json.tmp")
+    scratch.write_text(json.dumps(epochs, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(scratch, manifest_path)
+
+
+def read_manifest(workspace: Path) -> dict[str, dict[str, str]]:
+    path = workspace / EPOCHS_MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def previous_buildings(workspace: Path, epoch: str, captured_on: date) -> gpd.GeoDataFrame | None:
+    """Buildings published for the latest earlier epoch of this workspace, if any."""
+    earlier = [
+        (entry["captured_on"], entry["geopackage"])
+        for name, entry in read_manifest(workspace).items()
+        if name != epoch and entry["captured_on"] < captured_on.isoformat()
+    ]
+    if not earlier:
+        return None
+    _, geopackage = max(earlier)
+    return gpd.read_file(geopackage, layer="buildings", engine="pyogrio")
+
+
+def default_models(settings: Settings, *, training_size_m: tuple[float, float] = (300.0, 240.0)) -> Models:
+    """The workspace's classifiers, trained on a world of another seed the first time."""
+    folder = settings.workspace / "models"
+    models = Models(health=folder / "crop_health.joblib", buildings=folder / "buildings.joblib")
+    if models.health.exists() and models.buildings.exists():
+        return models
+    width_m, height_m = training_size_m
+    world = generate(folder / "training_world", seed=TRAINING_SEED, width_m=width_m, height_m=height_m)
+    epoch, _ = world.epochs[-1]
+    truth = world.paths.truth
+    save_model(
+        train_health(world.paths.ortho(epoch), gpd.read_file(truth, layer="health")), models.health
+    )
+    save_model(
+        train_buildings(
+            world.paths.ortho(epoch), gpd.read_file(truth, layer=f"buildings_{epoch}")
+        ),
+        models.buildings,
+    )
+    return models
+
+
+def plan_mission_file(
+    aoi_path: Path,
+    output: Path,
+    *,
+    gsd_cm: float,
+    camera_key: str,
+    front_overlap: float,
+    side_overlap: float,
+    speed_m_s: float,
+) -> Mission:
+    """Plan a survey over an AOI file and write it as a QGroundControl plan."""
+    aoi = load_aoi(aoi_path)
+    spec = SurveySpec(
+        camera=get_camera(camera_key), gsd_cm=gsd_cm, front_overlap=front_overlap,
+        side_overlap=side_overlap, speed_m_s=speed_m_s,
+    )
+    start = aoi.exterior.coords[0]
+    home = Waypoint(lat_deg=start[1], lon_deg=start[0], altitude_m=0.0)
+    mission = plan_survey(aoi, spec, home, name=aoi_path.stem)
+    write_qgc_plan(mission, output)
+    return mission
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    world: Path
+    epochs: tuple[EpochResult, ...]
+    accuracy: dict[str, Accuracy]
+
+
+def demo(settings: Settings, *, size: str = "default", console: Console | None = None) -> DemoSummary:
+    """Generate the default world, survey both epochs, measure accuracy against its truth."""
+    say: Callable[[str], None] = console.print if console else (lambda _msg: None)
+    if size not in DEMO_SIZES_M:
+        raise InputError("--size", f"unknown size {size!r}; use one of {', '.join(DEMO_SIZES_M)}")
+    width_m, height_m = DEMO_SIZES_M[size]
+    say(f"[bold]1/4[/] generating the Berkane world ({width_m:.0f} x {height_m:.0f} m)")
+    world = generate(settings.workspace / "world", width_m=width_m, height_m=height_m)
+    say("[bold]2/4[/] training classifiers on a world of another seed")
+    default_models(settings)
+    results = []
+    for i, (epoch, captured_on) in enumerate(world.epochs, start=1):
+        say(f"[bold]{2 + i}/4[/] survey of {epoch} ({captured_on}): plan, fly, ingest, mosaic, "
+            "analyse, publish")
+        results.append(survey(world.root, epoch, settings))
+    return DemoSummary(world.root, tuple(results), measure_accuracy(world, results))
+
+
+def measure_accuracy(world: World, results: list[EpochResult]) -> dict[str, Accuracy]:
+    """Buildings and crop health of the last epoch against the world's truth."""
+    last = results[-1]
+    truth = world.paths.truth
+    detected = gpd.read_file(last.geopackage, layer="buildings")
+    accuracy = {
+        "buildings": object_scores(
+            detected, gpd.read_file(truth, layer=f"buildings_{last.epoch}").to_crs(detected.crs)
+        )
+    }
+    health = class_scores(
+        last.out_dir / "crop_health.tif", gpd.read_file(truth, layer="health"), "health",
+        ("healthy", "stressed", "bare"),
+    )
+    accuracy |= {f"health:{name}": value for name, value in health.items()}
+    return accuracy
+
+
+def print_epoch_result(result: EpochResult, console: Console) -> None:
+    console.print(
+        f"[bold]{result.epoch}[/] ({result.captured_on}): {result.images} images "
+        f"({len(result.skipped)} skipped), mosaic {result.mosaic.width} x "
+        f"{result.mosaic.height} px, {result.buildings} buildings, "
+        f"{result.new_buildings} new or grown, {result.flags} flagged parcels"
+    )
+    for name, reason in result.skipped:
+        console.print(f"  skipped {name}: {reason}")
+    console.print(f"  GeoPackage: {result.geopackage}")
+    console.print(f"  mosaic:     {result.mosaic.path}")
+    if result.mission_plan:
+        console.print(f"  mission:    {result.mission_plan}")
+
+
+def print_demo_summary(summary: DemoSummary, console: Console) -> None:
+    console.print(f"\n[bold]Raqib demo[/] — world: {summary.world}")
+    for result in summary.epochs:
+        print_epoch_result(result, console)
+    table = Table(title="Accuracy against the world's truth (models trained on another seed)")
+    for column in ("what", "precision", "recall", "F1", "kappa", "support"):
+        table.add_column(column)
+    for name, acc in summary.accuracy.items():
+        table.add_row(
+            name, f"{acc.precision:.2f}", f"{acc.recall:.2f}", f"{acc.f1:.2f}",
+            "" if acc.kappa is None else f"{acc.kappa:.2f}", str(acc.support),
+        )
+    console.print(table)

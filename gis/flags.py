@@ -7,6 +7,7 @@ them by reason, like rasterio's ``MERGE_METHODS``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +19,8 @@ import shapely
 from core.settings import Settings
 from core.types import Flag
 from gis.parcels import parcel_of
+
+log = logging.getLogger(__name__)
 
 ACCEPTED_STATUSES = frozenset({"approved", "valid", "active", "issued"})
 FLAG_COLUMNS = (
@@ -165,6 +168,21 @@ def _located(buildings: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> gpd.GeoD
     )
 
 
+def _outside_projects(
+    buildings: gpd.GeoDataFrame, projects: gpd.GeoDataFrame | None, captured_on: date
+) -> gpd.GeoDataFrame:
+    """Buildings not standing in a public project started by ``captured_on`` (public works
+    are authorised by the project record, not by a building permit)."""
+    if projects is None or projects.empty:
+        return buildings
+    started = projects[projects["start"] <= captured_on].to_crs(buildings.crs)
+    inside = shapely.union_all(started.geometry.values)
+    in_project = shapely.within(buildings.geometry.representative_point().values, inside)
+    if in_project.any():
+        log.info("%d new structure(s) stand in public projects: not flagged", in_project.sum())
+    return buildings[~in_project]
+
+
 def flag_new_buildings(
     buildings: gpd.GeoDataFrame,
     parcels: gpd.GeoDataFrame,
@@ -172,13 +190,15 @@ def flag_new_buildings(
     *,
     captured_on: date,
     settings: Settings,
+    projects: gpd.GeoDataFrame | None = None,
     accepted_statuses: frozenset[str] = ACCEPTED_STATUSES,
 ) -> gpd.GeoDataFrame:
     """One flag per (parcel, reason) for new or grown ``buildings`` (geometry, score,
     area_m2, change), with the parcel polygon as geometry (the buildings' own outline when
-    they stand on no parcel), in the buildings' CRS. ``permits`` as from ``read_permits``.
+    they stand on no parcel), in the buildings' CRS. ``permits`` as from ``read_permits``;
+    structures inside ``projects`` (as from ``read_projects``) started by then are exempt.
     """
-    located = _located(buildings, parcels)
+    located = _located(_outside_projects(buildings, projects, captured_on), parcels)
     parcels = parcels.to_crs(buildings.crs).set_index("parcel_id")
     permits_of = {str(k): v for k, v in permits.groupby("parcel_id")}
     rows = []

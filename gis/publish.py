@@ -75,7 +75,7 @@ def _qml(renderer: ET.Element) -> str:
     return f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{body}\n"
 
 
-def flagged_parcels_qml(frame: pd.DataFrame) -> str:
+def flagged_parcels_qml() -> str:
     """Categorised by ``reason``: light fill, thick red or orange outlines."""
     renderer = ET.Element(
         "renderer-v2", type="categorizedSymbol", attr="reason", symbollevels="0",
@@ -91,7 +91,7 @@ def flagged_parcels_qml(frame: pd.DataFrame) -> str:
     return _qml(renderer)
 
 
-def crop_health_parcels_qml(frame: pd.DataFrame) -> str:
+def crop_health_parcels_qml() -> str:
     """Graduated by ``stressed_pct`` (0–100): green to red."""
     renderer = ET.Element(
         "renderer-v2", type="graduatedSymbol", attr=STRESSED_PCT,
@@ -110,7 +110,7 @@ def crop_health_parcels_qml(frame: pd.DataFrame) -> str:
 
 
 # layer name -> (attribute the style needs, QML builder)
-LAYER_STYLES: dict[str, tuple[str, Callable[[pd.DataFrame], str]]] = {
+LAYER_STYLES: dict[str, tuple[str, Callable[[], str]]] = {
     "flagged_parcels": ("reason", flagged_parcels_qml),
     "crop_health_parcels": (STRESSED_PCT, crop_health_parcels_qml),
 }
@@ -130,7 +130,7 @@ def _gpkg_ready(frame: pd.DataFrame) -> pd.DataFrame:
     """Dates as ISO strings, paths as text, sequences comma-joined (GPKG has no lists)."""
     frame = frame.copy()
     for column in frame.columns:
-        if frame[column].dtype == object and column != getattr(frame, "_geometry_column_name", ""):
+        if frame[column].dtype == object:
             frame[column] = frame[column].map(_cell)
     return frame
 
@@ -168,7 +168,7 @@ def _styles(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 "f_table_name": name,
                 "f_geometry_column": GEOMETRY_COLUMN,
                 "styleName": name,
-                "styleQML": build(frame),
+                "styleQML": build(),
                 "styleSLD": "",
                 "useAsDefault": True,
                 "description": f"Raqib default style for {name}",

@@ -132,13 +132,13 @@ def _polygonise(
     built: np.ndarray, probability: np.ndarray, block: Block, src
 ) -> list[tuple[BaseGeometry, float, int, bool]]:
     """Connected blobs of ``built`` as (polygon, sum of probability, pixels, touches a seam)."""
-    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(built, connectivity=8)
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(built, connectivity=4)
     if n_labels <= 1:
         return []
     sums = np.bincount(labels.ravel(), weights=probability.ravel(), minlength=n_labels)
     transform = rio_windows.transform(block.window, src.transform)
     parts: dict[int, list[BaseGeometry]] = {}
-    for geojson, value in rio_features.shapes(labels, mask=labels > 0, connectivity=8, transform=transform):
+    for geojson, value in rio_features.shapes(labels, mask=labels > 0, connectivity=4, transform=transform):
         parts.setdefault(int(value), []).append(shape(geojson))
     height, width = built.shape
     row0, col0 = int(block.window.row_off), int(block.window.col_off)

@@ -131,8 +131,8 @@ def fit_pixel_model(
     if np.unique(y).size < 2:
         raise ProcessingError(f"training needs at least two classes, got codes {np.unique(y)}")
     estimator = HistGradientBoostingClassifier(
-        max_iter=150,
-        learning_rate=0.1,
+        max_iter=60,
+        learning_rate=0.15,
         class_weight="balanced",
         early_stopping=False,
         random_state=seed,

@@ -163,7 +163,7 @@ def _house(rng: np.random.Generator, lot: Polygon, area_m2: float | None) -> Pol
     if area_m2 is None:
         gap = 0.0 if rng.random() < 0.6 else rng.uniform(1.0, 2.5)
         width = (x1 - x0) - 2 * gap
-        depth = rng.uniform(10.0, 15.0)
+        depth = rng.uniform(13.0, 20.0)
     else:
         width = min((x1 - x0) - 2.0, max(8.0, np.sqrt(area_m2 * rng.uniform(0.9, 1.6))))
         depth = area_m2 / width

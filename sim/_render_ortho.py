@@ -97,9 +97,11 @@ class EpochPainter:
     # -- ground ------------------------------------------------------------------------------
     def _soil(self, colour: Colour, mottle: float = 0.08) -> Callable:
         base = np.array(colour, np.float32)
+        noise_seed = int(self.persistent(9).integers(1 << 30))
 
         def shader(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            m = 1.0 + mottle * np.sin(x * 0.31 + np.sin(y * 0.17) * 2.0) * np.cos(y * 0.23)
+            rng = np.random.default_rng(noise_seed + int(x[0, 0] * 7 + y[0, 0] * 13))
+            m = 1.0 + mottle * smooth_noise(rng, x.shape, 30)
             return base * m[..., None]
 
         return shader
@@ -150,18 +152,29 @@ class EpochPainter:
             self._inter_rows(parcel)
 
     def _lot_ground(self, parcel: Parcel) -> None:
+        """A courtyard behind a standing house, else vacant ground (disturbed once built on)."""
         rng = self.persistent(0, int(parcel.parcel_id[-4:]))
-        tone = rng.uniform(0.9, 1.1)
-        if parcel.land_use == "built":
-            court = (196.0 * tone, 184.0 * tone, 166.0 * tone) if rng.random() < 0.6 else (
-                168.0 * tone, 150.0 * tone, 124.0 * tone)
-            self.canvas.fill(parcel.geometry, court, rough=0.06)
-            x0, y0, x1, y1 = parcel.geometry.bounds
-            self.canvas.fill(box(x0, y0, x1, y0 + 0.25), (210.0, 205.0, 195.0), rough=0.03)
-            self.canvas.fill(box(x0, y0, x0 + 0.2, y1), (210.0, 205.0, 195.0), rough=0.03)
-        else:
-            self.canvas.paint(parcel.geometry, self._soil(_mix(self.season.soil, (170, 160, 140),
-                                                              0.4), 0.12), rough=0.14)
+        tone = rng.uniform(0.92, 1.08)
+        standing = {b.parcel_id: b for b in self.buildings()}
+        built = parcel.parcel_id in standing and standing[parcel.parcel_id].in_epoch1
+        x0, y0, x1, y1 = parcel.geometry.bounds
+        if built:
+            paved = rng.random() < 0.6
+            court = (196.0, 186.0, 170.0) if paved else (166.0, 150.0, 126.0)
+            self.canvas.fill(parcel.geometry, _scale(court, tone), rough=0.04 if paved else 0.09)
+            wall = (212.0, 206.0, 196.0)
+            self.canvas.fill(box(x0, y0, x1, y0 + 0.25), wall, rough=0.03)
+            self.canvas.fill(box(x0, y0, x0 + 0.2, y1), wall, rough=0.03)
+            return
+        disturbed = parcel.parcel_id in standing
+        earth = _mix(self.season.soil, (176.0, 164.0, 146.0), 0.6 if disturbed else 0.35)
+        self.canvas.paint(parcel.geometry, self._soil(earth, 0.12), rough=0.14)
+        for _ in range(int(rng.integers(2, 6))):
+            px, py = rng.uniform(x0 + 1, x1 - 1), rng.uniform(y0 + 1, y1 - 1)
+            colour = (150.0, 146.0, 138.0) if rng.random() < 0.5 else (96.0, 112.0, 62.0)
+            if self.in_epoch2 and colour[1] > colour[0]:
+                colour = (168.0, 150.0, 112.0)
+            self.canvas.disc((px, py), rng.uniform(0.3, 1.1), colour)
 
     def stress_at(self, parcel_id: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
@@ -197,7 +210,7 @@ class EpochPainter:
             fine = smooth_noise(np.random.default_rng(noise_seed + 1), x.shape, 3)
             u = x if parcel.rows_along_x else y
             v = y if parcel.rows_along_x else x
-            cover = np.clip(0.93 - 0.6 * stress + 0.08 * n + 0.1 * fine * stress, 0, 1)
+            cover = np.clip(0.94 - 0.3 * stress + 0.06 * n + 0.12 * fine * stress, 0, 1)
             cover[bare] = np.clip(0.05 + 0.05 * fine[bare], 0, 1)
             crop = (np.array(s.cereal, np.float32) * (1 - stress[..., None])
                     + np.array(s.cereal_stressed, np.float32) * stress[..., None])
@@ -581,7 +594,7 @@ class EpochPainter:
         grain = self.rng.standard_normal(shape, dtype=np.float32)
         clumps = smooth_noise(self.rng, shape, 5)
         patches = smooth_noise(self.rng, shape, 40)
-        texture = 1.0 + c.rough * (0.5 * grain + 0.6 * clumps + 0.7 * patches)
+        texture = 1.0 + c.rough * (0.6 * grain + 0.5 * clumps + 0.35 * patches)
         light = 1.0 + 0.025 * smooth_noise(self.rng, shape, 600)
         rgb *= (texture * light * s.gain)[..., None]
         haze = s.haze * (1.0 + 0.4 * smooth_noise(self.rng, shape, 900))

@@ -146,7 +146,9 @@ def apply_nuisances(
 def _vignette(height: int, width: int) -> np.ndarray:
     """Relative illumination falling to 70 % in the corners (a wide-angle lens)."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    radius2 = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / ((width / 2) ** 2 + (height / 2) ** 2)
+    radius2 = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / (
+        (width / 2) ** 2 + (height / 2) ** 2
+    )
     return 1.0 - 0.3 * radius2
 
 
@@ -172,8 +174,10 @@ def _local_time(captured_at: datetime) -> datetime:
 def exif_bytes(camera: Camera, exif: FrameExif) -> bytes:
     """The EXIF block (APP1) a DJI drone writes: GPS, capture time, focal plane, size."""
     local = _local_time(exif.captured_at)
-    equivalent_mm = camera.focal_length_mm * FULL_FRAME_DIAGONAL_MM / math.hypot(
-        camera.sensor_width_mm, camera.sensor_height_mm
+    equivalent_mm = (
+        camera.focal_length_mm
+        * FULL_FRAME_DIAGONAL_MM
+        / math.hypot(camera.sensor_width_mm, camera.sensor_height_mm)
     )
     zeroth = {
         piexif.ImageIFD.Make: camera.make,
@@ -185,7 +189,9 @@ def exif_bytes(camera: Camera, exif: FrameExif) -> bytes:
         piexif.ExifIFD.ExifVersion: b"0230",
         piexif.ExifIFD.DateTimeOriginal: local.strftime("%Y:%m:%d %H:%M:%S"),
         piexif.ExifIFD.SubSecTimeOriginal: f"{local.microsecond // 1000:03d}",
-        piexif.ExifIFD.OffsetTimeOriginal: local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:],
+        piexif.ExifIFD.OffsetTimeOriginal: local.strftime("%z")[:3]
+        + ":"
+        + local.strftime("%z")[3:],
         piexif.ExifIFD.FocalLength: _rational(camera.focal_length_mm, 100),
         piexif.ExifIFD.FocalLengthIn35mmFilm: int(equivalent_mm),
         # EXIF unit 4 = millimetres (3 = cm, 2 = inch): resolution is pixels per mm.

@@ -30,8 +30,15 @@ from sim.camera import MOROCCO_TIME, FlightCamera, FrameExif, Pose
 mavlink = mavutil.mavlink
 log = logging.getLogger(__name__)
 
-COPTER_MODES = {"STABILIZE": 0, "ALT_HOLD": 2, "AUTO": 3, "GUIDED": 4, "LOITER": 5, "RTL": 6,
-                "LAND": 9}
+COPTER_MODES = {
+    "STABILIZE": 0,
+    "ALT_HOLD": 2,
+    "AUTO": 3,
+    "GUIDED": 4,
+    "LOITER": 5,
+    "RTL": 6,
+    "LAND": 9,
+}
 ARMABLE_MODES = {"STABILIZE", "ALT_HOLD", "GUIDED", "LOITER"}
 FORCE_DISARM = 21196
 LAND_ALT_LOW_M = 10.0
@@ -394,9 +401,20 @@ class SimVehicle:
             self._request_item(expected)
             return
         self._upload[expected] = MissionItem(
-            *(getattr(msg, name) for name in ("seq", "frame", "command", "current",
-                                               "autocontinue", "param1", "param2", "param3",
-                                               "param4")),
+            *(
+                getattr(msg, name)
+                for name in (
+                    "seq",
+                    "frame",
+                    "command",
+                    "current",
+                    "autocontinue",
+                    "param1",
+                    "param2",
+                    "param3",
+                    "param4",
+                )
+            ),
             x,
             y,
             msg.z,  # type: ignore[attr-defined]
@@ -420,7 +438,8 @@ class SimVehicle:
             self._request_item(self._upload.index(None))
 
     def _on_mission_request_list(self, msg: object) -> None:
-        self._mav.mission_count_send(255, 0, len(self.mission))
+        # Like ArduPilot, the mission always holds home as item 0.
+        self._mav.mission_count_send(255, 0, max(len(self.mission), 1))
 
     def _on_mission_request_int(self, msg: mavlink.MAVLink_mission_request_int_message) -> None:
         self._send_item(msg.seq, as_int=True)
@@ -429,17 +448,40 @@ class SimVehicle:
         self._send_item(msg.seq, as_int=False)
 
     def _send_item(self, seq: int, *, as_int: bool) -> None:
-        if not 0 <= seq < len(self.mission):
+        if not 0 <= seq < max(len(self.mission), 1):
             self._mission_ack(mavlink.MAV_MISSION_INVALID_SEQUENCE)
             return
-        item = self.mission[seq]
-        if seq == 0:  # ArduPilot answers item 0 with its current home
+        if seq > 0:
+            item = self.mission[seq]
+        else:  # ArduPilot answers item 0 with its current home
             lon, lat = self.home_lonlat
-            item = MissionItem(0, mavlink.MAV_FRAME_GLOBAL, mavlink.MAV_CMD_NAV_WAYPOINT, 0, 1,
-                               0, 0, 0, 0, round(lat * 1e7), round(lon * 1e7),
-                               self.ground_elevation_m)
-        fields = (255, 0, item.seq, item.frame, item.command, int(seq == self._state.current_seq),
-                  item.autocontinue, item.param1, item.param2, item.param3, item.param4)
+            item = MissionItem(
+                0,
+                mavlink.MAV_FRAME_GLOBAL,
+                mavlink.MAV_CMD_NAV_WAYPOINT,
+                0,
+                1,
+                0,
+                0,
+                0,
+                0,
+                round(lat * 1e7),
+                round(lon * 1e7),
+                self.ground_elevation_m,
+            )
+        fields = (
+            255,
+            0,
+            item.seq,
+            item.frame,
+            item.command,
+            int(seq == self._state.current_seq),
+            item.autocontinue,
+            item.param1,
+            item.param2,
+            item.param3,
+            item.param4,
+        )
         if as_int:
             self._mav.mission_item_int_send(*fields, item.x, item.y, item.z)
         else:
@@ -687,10 +729,8 @@ class SimVehicle:
             state.legs = [_Leg(state.easting_m, state.northing_m, target_m, 0.0, self._speed_up)]
         elif command == mavlink.MAV_CMD_NAV_WAYPOINT:
             easting_m, northing_m = self._to_crs.transform(item.y / 1e7, item.x / 1e7)
-            state.legs = [
-                _Leg(easting_m, northing_m, altitude_m, self._speed_m_s, self._speed_up)
-            ]
-            state.hold_s = item.param1
+            state.legs = [_Leg(easting_m, northing_m, altitude_m, self._speed_m_s, self._speed_up)]
+            state.hold_s = item.param1 if item.param1 > 0 else 0.0  # NaN: no hold
         elif command == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
             state.legs = self._return_legs()
         elif command == mavlink.MAV_CMD_NAV_LAND:
@@ -704,7 +744,7 @@ class SimVehicle:
         elif command == mavlink.MAV_CMD_DO_CHANGE_SPEED and item.param2 > 0:
             state.speed_m_s = item.param2
         elif command == mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST:
-            state.trigger_distance_m = max(item.param1, 0.0)
+            state.trigger_distance_m = item.param1 if item.param1 > 0 else 0.0
             state.since_trigger_m = 0.0
             if item.param3 == 1 and state.trigger_distance_m > 0:
                 self._shoot()
@@ -715,8 +755,11 @@ class SimVehicle:
     def _send_param(self, index: int) -> None:
         name = list(self.parameters)[index]
         self._mav.param_value_send(
-            name.encode(), float(self.parameters[name]), DEFAULT_PARAMETERS[name][1],
-            len(self.parameters), index,
+            name.encode(),
+            float(self.parameters[name]),
+            DEFAULT_PARAMETERS[name][1],
+            len(self.parameters),
+            index,
         )
 
     def _mission_ack(self, result: int) -> None:
@@ -727,8 +770,9 @@ class SimVehicle:
 
     def _send_heartbeat(self) -> None:
         state = self._state
-        base_mode = (mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
-                     | mavlink.MAV_MODE_FLAG_STABILIZE_ENABLED)
+        base_mode = (
+            mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | mavlink.MAV_MODE_FLAG_STABILIZE_ENABLED
+        )
         if state.mode in ("AUTO", "GUIDED", "RTL", "LAND"):
             base_mode |= mavlink.MAV_MODE_FLAG_GUIDED_ENABLED
         if state.armed:
@@ -745,8 +789,16 @@ class SimVehicle:
     def _send_home(self) -> None:
         lon, lat = self.home_lonlat
         self._mav.home_position_send(
-            round(lat * 1e7), round(lon * 1e7), round(self.ground_elevation_m * 1000),
-            0.0, 0.0, 0.0, [1.0, 0.0, 0.0, 0.0], 0.0, 0.0, 0.0,
+            round(lat * 1e7),
+            round(lon * 1e7),
+            round(self.ground_elevation_m * 1000),
+            0.0,
+            0.0,
+            0.0,
+            [1.0, 0.0, 0.0, 0.0],
+            0.0,
+            0.0,
+            0.0,
         )
 
     def _send_mission_current(self) -> None:
@@ -762,43 +814,102 @@ class SimVehicle:
         boot_ms = round(state.time_s * 1000) & 0xFFFFFFFF
         heading_cdeg = round(state.heading_deg * 100) % 36000
         mav = self._mav
-        mav.global_position_int_send(boot_ms, lat_e7, lon_e7, msl_mm, round(state.altitude_m * 1000),
-                                     round(v_north * 100), round(v_east * 100), round(-v_up * 100),
-                                     heading_cdeg)
-        mav.gps_raw_int_send(boot_ms * 1000, mavlink.GPS_FIX_TYPE_3D_FIX, lat_e7, lon_e7, msl_mm,
-                             70, 110, round(speed_m_s * 100), heading_cdeg, 19)
+        mav.global_position_int_send(
+            boot_ms,
+            lat_e7,
+            lon_e7,
+            msl_mm,
+            round(state.altitude_m * 1000),
+            round(v_north * 100),
+            round(v_east * 100),
+            round(-v_up * 100),
+            heading_cdeg,
+        )
+        mav.gps_raw_int_send(
+            boot_ms * 1000,
+            mavlink.GPS_FIX_TYPE_3D_FIX,
+            lat_e7,
+            lon_e7,
+            msl_mm,
+            70,
+            110,
+            round(speed_m_s * 100),
+            heading_cdeg,
+            19,
+        )
         yaw_rad = math.radians((state.heading_deg + 180.0) % 360.0 - 180.0)
         mav.attitude_send(boot_ms, 0.0, 0.0, yaw_rad, 0.0, 0.0, 0.0)
-        mav.vfr_hud_send(speed_m_s, speed_m_s, round(state.heading_deg) % 360,
-                         45 if state.armed else 0, self.ground_elevation_m + state.altitude_m, v_up)
+        mav.vfr_hud_send(
+            speed_m_s,
+            speed_m_s,
+            round(state.heading_deg) % 360,
+            45 if state.armed else 0,
+            self.ground_elevation_m + state.altitude_m,
+            v_up,
+        )
         remaining = max(0.0, 1.0 - state.flight_time_s / BATTERY_ENDURANCE_S)
-        sensors = (mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO | mavlink.MAV_SYS_STATUS_SENSOR_3D_ACCEL
-                   | mavlink.MAV_SYS_STATUS_SENSOR_GPS
-                   | mavlink.MAV_SYS_STATUS_SENSOR_ABSOLUTE_PRESSURE)
-        mav.sys_status_send(sensors, sensors, sensors, 250, round((13.8 + 3.0 * remaining) * 1000),
-                            1500 if state.armed else 50, round(remaining * 100), 0, 0, 0, 0, 0, 0)
-        good = (mavlink.EKF_ATTITUDE | mavlink.EKF_VELOCITY_HORIZ | mavlink.EKF_VELOCITY_VERT
-                | mavlink.EKF_POS_HORIZ_REL | mavlink.EKF_POS_HORIZ_ABS | mavlink.EKF_POS_VERT_ABS
-                | mavlink.EKF_PRED_POS_HORIZ_REL | mavlink.EKF_PRED_POS_HORIZ_ABS)
+        sensors = (
+            mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO
+            | mavlink.MAV_SYS_STATUS_SENSOR_3D_ACCEL
+            | mavlink.MAV_SYS_STATUS_SENSOR_GPS
+            | mavlink.MAV_SYS_STATUS_SENSOR_ABSOLUTE_PRESSURE
+        )
+        mav.sys_status_send(
+            sensors,
+            sensors,
+            sensors,
+            250,
+            round((13.8 + 3.0 * remaining) * 1000),
+            1500 if state.armed else 50,
+            round(remaining * 100),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        good = (
+            mavlink.EKF_ATTITUDE
+            | mavlink.EKF_VELOCITY_HORIZ
+            | mavlink.EKF_VELOCITY_VERT
+            | mavlink.EKF_POS_HORIZ_REL
+            | mavlink.EKF_POS_HORIZ_ABS
+            | mavlink.EKF_POS_VERT_ABS
+            | mavlink.EKF_PRED_POS_HORIZ_REL
+            | mavlink.EKF_PRED_POS_HORIZ_ABS
+        )
         mav.ekf_status_report_send(good, 0.02, 0.03, 0.02, 0.01, 0.0)
         self._send_mission_current()
 
     def _send_camera_feedback(self, trigger: Trigger) -> None:
         exif = trigger.exif
         self._mav.camera_feedback_send(
-            round(trigger.time_s * 1e6), 0, 0, trigger.index,
-            round(exif.lat_deg * 1e7), round(exif.lon_deg * 1e7),
-            exif.altitude_msl_m, exif.relative_altitude_m, 0.0, 0.0, exif.flight_yaw_deg,
+            round(trigger.time_s * 1e6),
+            0,
+            0,
+            trigger.index,
+            round(exif.lat_deg * 1e7),
+            round(exif.lon_deg * 1e7),
+            exif.altitude_msl_m,
+            exif.relative_altitude_m,
+            0.0,
+            0.0,
+            exif.flight_yaw_deg,
             self._camera.focal_length_mm if self._camera else 0.0,
-            mavlink.CAMERA_FEEDBACK_PHOTO, trigger.index,
+            mavlink.CAMERA_FEEDBACK_PHOTO,
+            trigger.index,
         )
 
     def _send_autopilot_version(self) -> None:
-        capabilities = (mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_FLOAT
-                        | mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT
-                        | mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_INT
-                        | mavlink.MAV_PROTOCOL_CAPABILITY_COMMAND_INT
-                        | mavlink.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_GLOBAL_INT)
+        capabilities = (
+            mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_FLOAT
+            | mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT
+            | mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_INT
+            | mavlink.MAV_PROTOCOL_CAPABILITY_COMMAND_INT
+            | mavlink.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_GLOBAL_INT
+        )
         version = (4 << 24) | (5 << 16) | (7 << 8) | mavlink.FIRMWARE_VERSION_TYPE_OFFICIAL
-        self._mav.autopilot_version_send(capabilities, version, 0, 0, 0, [0] * 8, [0] * 8,
-                                         [0] * 8, 0, 0, 0)
+        self._mav.autopilot_version_send(
+            capabilities, version, 0, 0, 0, [0] * 8, [0] * 8, [0] * 8, 0, 0, 0
+        )

@@ -177,3 +177,30 @@ def test_flags_convert_to_core_flag_values():
 
 def test_rules_are_a_registry_of_named_functions():
     assert set(FLAG_RULES) == {"off_cadastre", "no_permit", "permit_expired", "over_footprint"}
+
+
+def _projects(start: date) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"project_id": ["PRJ-1"], "name": ["École"], "start": [start],
+         "planned_end": [date(2026, 12, 31)]},
+        geometry=[box(X0 + 300, Y0, X0 + 400, Y0 + 100)],
+        crs=UTM,
+    )  # fmt: skip
+
+
+def test_a_structure_inside_a_started_public_project_is_not_flagged():
+    school = _buildings([_building(3, 10.0)])
+    flags = flag_new_buildings(
+        school, _parcels(), PERMITS, captured_on=CAPTURED_ON, settings=SETTINGS,
+        projects=_projects(start=date(2024, 9, 1)),
+    )  # fmt: skip
+    assert flags.empty
+
+
+def test_a_project_not_started_yet_does_not_cover_a_structure():
+    school = _buildings([_building(3, 10.0)])
+    flags = flag_new_buildings(
+        school, _parcels(), PERMITS, captured_on=CAPTURED_ON, settings=SETTINGS,
+        projects=_projects(start=date(2025, 9, 1)),
+    )  # fmt: skip
+    assert flags["reason"].tolist() == ["no_permit"]

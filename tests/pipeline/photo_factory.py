@@ -57,9 +57,11 @@ def make_ortho(size_px: int = 2000, seed: int = 0) -> np.ndarray:
     """A (size, size, 3) uint8 texture: smooth multi-scale noise with fields and roofs."""
     rng = np.random.default_rng(seed)
     image = np.zeros((size_px, size_px, 3), np.float32)
-    for sigma, amplitude in ((40.0, 60.0), (8.0, 30.0), (2.0, 15.0)):
-        noise = rng.normal(size=(size_px, size_px, 3)).astype(np.float32)
-        noise = cv2.GaussianBlur(noise, (0, 0), sigma)
+    for cell_px, amplitude in ((40, 60.0), (8, 30.0), (2, 15.0)):
+        coarse = rng.normal(size=(size_px // cell_px + 1, size_px // cell_px + 1, 3))
+        noise = cv2.resize(
+            coarse.astype(np.float32), (size_px, size_px), interpolation=cv2.INTER_CUBIC
+        )
         image += amplitude * noise / noise.std()
     image += 120.0
     for _ in range(60):

@@ -123,3 +123,13 @@ def test_no_frames_is_a_processing_error(tmp_path: Path) -> None:
     with pytest.raises(ProcessingError, match="no frames"):
         mosaic_frames([], grid, tmp_path / "empty.tif")
     assert not list(tmp_path.iterdir())
+
+
+def test_jpeg_profile_keeps_the_mask(records: list[ImageRecord], tmp_path: Path) -> None:
+    grid = Grid.from_bounds(GRID_BOUNDS, 0.2, CRS)
+    out = mosaic_frames(records, grid, tmp_path / "jpeg.tif", cog_profile="jpeg").path
+    assert validate_cog(out)
+    with rasterio.open(out) as src:
+        assert src.compression.name == "jpeg"
+        mask = src.dataset_mask()
+    assert mask[0, 0] == 0 and mask[350, 225] == 255

@@ -1,0 +1,44 @@
+import numpy as np
+from shapely.geometry import box
+
+from models.construction import detect_buildings
+from models.evaluation import area_iou, object_scores
+
+
+def test_buildings_of_a_held_out_scene_are_found_with_their_footprints(building_model, test_scene):
+    detected = detect_buildings(building_model, test_scene.image)
+    scores = object_scores(detected, test_scene.buildings)
+    assert scores.f1 >= 0.8
+    assert area_iou(detected, test_scene.buildings) > 0.7
+    assert list(detected.columns) == ["geometry", "score", "area_m2"]
+    assert detected.crs.to_epsg() == 32630
+    assert ((detected["score"] > 0.5) & (detected["score"] <= 1)).all()
+
+
+def test_the_greenhouse_and_the_road_are_not_buildings(building_model, test_scene):
+    detected = detect_buildings(building_model, test_scene.image)
+    greenhouse = box(600050.0, 3869992.0, 600056.0, 3869998.0).buffer(-0.5)
+    greenhouse = box(600000 + 50, 3870000 - 58, 600000 + 56, 3870000 - 52)
+    road = box(600000, 3870000 - 29.5, 600060, 3870000 - 28)
+    assert not detected.intersects(greenhouse).any()
+    assert detected.intersection(road).area.sum() < 1.0
+
+
+def test_detections_do_not_depend_on_the_block_size(building_model, test_scene):
+    whole = detect_buildings(building_model, test_scene.image, block_px=1024)
+    tiled = detect_buildings(building_model, test_scene.image, block_px=128)
+    assert len(whole) == len(tiled)
+    np.testing.assert_allclose(sorted(whole["area_m2"]), sorted(tiled["area_m2"]), rtol=1e-6)
+
+
+def test_small_blobs_are_dropped(building_model, test_scene):
+    detected = detect_buildings(building_model, test_scene.image, min_area_m2=100.0)
+    assert (detected["area_m2"] >= 100.0).all()
+    assert len(detected) < len(detect_buildings(building_model, test_scene.image))
+
+
+def test_detection_runs_on_a_real_rgba_orthophoto_in_another_crs(building_model, shared_data):
+    detected = detect_buildings(building_model, shared_data / "orthophotos/webodm_orthophoto.tif")
+    assert detected.crs.to_epsg() == 32615
+    assert detected.geometry.is_valid.all()
+    assert (detected["area_m2"] >= 12.0).all()
