@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -56,7 +56,6 @@ SURVEY_CAMERA = preview(get_camera("dji_mavic_3e"), 4)
 SURVEY_GSD_CM = 10.0
 TRAINING_SEED = 101
 AGRICULTURAL_USES = ("orchard", "vineyard", "cereal", "vegetables", "bare")
-MOROCCO_TZ = timezone(timedelta(hours=1))
 DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
 
 
@@ -107,8 +106,7 @@ def fly_task(
     world: World, epoch: str, mission: Mission, frames_dir: Path, settings: Settings
 ) -> int:
     """Fly the mission on the MAVLink simulator through DroneKit; frames land in frames_dir."""
-    captured_on = dict(world.epochs)[epoch]
-    start = datetime.combine(captured_on, time(9, 30), tzinfo=MOROCCO_TZ)
+    start = capture_start(world, epoch)
     if frames_dir.exists():
         for old in frames_dir.iterdir():
             old.unlink()
@@ -282,6 +280,13 @@ def survey(world_dir: Path, epoch: str, settings: Settings) -> EpochResult:
 
 
 # -- helpers the flows share --------------------------------------------------------------
+
+
+def capture_start(world: World, epoch: str) -> datetime:
+    """Local time the world's epoch was lit for (its shadows), as the flight's start."""
+    meta = json.loads(world.paths.metadata.read_text(encoding="utf-8"))
+    entry = next(e for e in meta["epochs"] if e["name"] == epoch)
+    return datetime.fromisoformat(f"{entry['date']}T{entry['time_local']}{entry['utc_offset']}")
 
 
 def grid_of_images(result: IngestResult, settings: Settings) -> Grid:

@@ -16,8 +16,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from dronekit import CommandInt, Vehicle, VehicleMode, connect
-from dronekit import TimeoutError as DronekitTimeout
+from dronekit import APIException, CommandInt, Vehicle, VehicleMode, connect
 from pymavlink import mavutil
 
 from core.errors import VehicleError
@@ -125,6 +124,9 @@ def connect_vehicle(address: str, timeout_s: float = 30.0) -> VehicleLink:
         return VehicleLink(outcome["vehicle"], address)
     if created:
         created[0].close()
+        # DroneKit's initialize() polls for parameters with no exit once the link is
+        # closed; this ends that loop so the worker thread finishes instead of spinning.
+        created[0]._params_count = max(created[0]._params_count, 0)
     if "error" in outcome:
         raise VehicleError(f"cannot connect to {address}: {outcome['error']}")
     raise VehicleError(f"no ready vehicle at {address} within {timeout_s:g} s")
@@ -193,10 +195,8 @@ def upload_mission(link: VehicleLink, mission: Mission, *, timeout_s: float = 30
         ):
             cmds.upload(timeout=_remaining(deadline))
             _wait(link, lambda: bool(acks), "mission upload acknowledgement", deadline)
-    except DronekitTimeout as exc:
-        raise VehicleError(
-            f"{link.address}: mission upload timed out after {timeout_s:g} s"
-        ) from exc
+    except APIException as exc:  # DroneKit's timeouts
+        raise VehicleError(f"{link.address}: mission upload failed: {exc or 'timeout'}") from exc
     if acks[0] != mavlink.MAV_MISSION_ACCEPTED:
         result = _enum_name("MAV_MISSION_RESULT", acks[0])
         raise VehicleError(f"{link.address}: vehicle rejected the mission ({result})")
@@ -275,8 +275,8 @@ def fly_mission(
     last_item = len(items) - 1
 
     _set_mode(link, "GUIDED", deadline)
-    vehicle.armed = True
-    _wait(link, lambda: vehicle.armed, "arming", deadline)
+    _until(link, lambda: setattr(vehicle, "armed", True), lambda: vehicle.armed, "arming",
+           deadline)  # fmt: skip
     vehicle.simple_takeoff(takeoffs[0])
     _wait(link, lambda: _altitude_m(vehicle) >= 0.95 * takeoffs[0], "take-off", deadline)
     _set_mode(link, "AUTO", deadline)
@@ -341,9 +341,27 @@ def _wait(
     return True
 
 
+def _until(
+    link: VehicleLink,
+    send: Callable[[], object],
+    condition: Callable[[], bool],
+    what: str,
+    deadline: float,
+) -> None:
+    """Send a command, re-sending it every second (UDP loses messages) until it takes effect."""
+    while True:
+        send()
+        if _wait(link, condition, what, min(deadline, time.monotonic() + RETRY_S), fail=False):
+            return
+        if time.monotonic() >= deadline:
+            raise VehicleError(f"{link.address}: timed out waiting for {what}")
+
+
 def _set_mode(link: VehicleLink, mode: str, deadline: float) -> None:
-    link.vehicle.mode = VehicleMode(mode)
-    _wait(link, lambda: link.vehicle.mode.name == mode, f"mode {mode}", deadline)
+    def send() -> None:
+        link.vehicle.mode = VehicleMode(mode)
+
+    _until(link, send, lambda: link.vehicle.mode.name == mode, f"mode {mode}", deadline)
 
 
 def _altitude_m(vehicle: Vehicle) -> float:

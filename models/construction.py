@@ -7,6 +7,7 @@ the rest regularised (a rotated rectangle when the blob nearly fills one).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from rasterio import windows as rio_windows
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from models.features import FEATURE_MARGIN_PX
 from models.training import (
     PixelModel,
     fit_pixel_model,
@@ -40,47 +42,64 @@ def train_buildings(
     image_path: str | Path,
     buildings: gpd.GeoDataFrame,
     *,
-    negatives: gpd.GeoDataFrame | None = None,
     max_samples_per_class: int = 20000,
     boundary_m: float = 0.3,
     hard_negative_share: float = 0.5,
     seed: int = 0,
 ) -> BuildingModel:
-    """Fit a built-up classifier: positives inside ``buildings``, negatives anywhere else.
-
-    Pixels within ``boundary_m`` of a footprint edge are left out (mixed pixels). Negatives
-    are half drawn at random, half mined: the background pixels a first model finds most
-    building-like (bright soil, roads, greenhouses). Optional ``negatives`` polygons (known
-    look-alikes) are always sampled.
-    """
-    with open_rgb(image_path) as src:
-        buildings = labels_in_crs(buildings, src, image_path)
-        if negatives is not None:
-            negatives = labels_in_crs(negatives, src, image_path)
-    footprints = [g for g in buildings.geometry if g is not None and not g.is_empty]
-    shapes: list[tuple[BaseGeometry, int]] = [(g.buffer(boundary_m), 0) for g in footprints]
-    shapes += [(_interior(g, boundary_m), 1) for g in footprints]
-    pool_size = 4 * max_samples_per_class
-    x, y = sample_pixels(
-        image_path, shapes, 2, background_code=2, max_samples_per_class=pool_size, seed=seed
+    """Fit a built-up classifier on one image: positives inside ``buildings``, negatives
+    anywhere else (see :func:`train_buildings_on`)."""
+    return train_buildings_on(
+        [(image_path, buildings)],
+        max_samples_per_class=max_samples_per_class,
+        boundary_m=boundary_m,
+        hard_negative_share=hard_negative_share,
+        seed=seed,
     )
+
+
+def train_buildings_on(
+    examples: Sequence[tuple[str | Path, gpd.GeoDataFrame]],
+    *,
+    max_samples_per_class: int = 20000,
+    boundary_m: float = 0.3,
+    hard_negative_share: float = 0.5,
+    seed: int = 0,
+) -> BuildingModel:
+    """Fit a built-up classifier on (image, footprints) pairs, e.g. several dates or places.
+
+    Positives are pixels inside footprints, negatives pixels elsewhere; pixels within
+    ``boundary_m`` of a footprint edge are left out (mixed pixels). Negatives are partly drawn
+    at random and partly mined (``hard_negative_share``): the background pixels a first model
+    finds most building-like (bright soil, roads, greenhouses, long shadows).
+    """
+    per_image = max(1, max_samples_per_class // len(examples))
+    positive_x, pool_x = [], []
+    for k, (image_path, buildings) in enumerate(examples):
+        with open_rgb(image_path) as src:
+            buildings = labels_in_crs(buildings, src, image_path)
+        footprints = [g for g in buildings.geometry if g is not None and not g.is_empty]
+        shapes: list[tuple[BaseGeometry, int]] = [(g.buffer(boundary_m), 0) for g in footprints]
+        shapes += [(_interior(g, boundary_m), 1) for g in footprints]
+        x, y = sample_pixels(
+            image_path,
+            shapes,
+            2,
+            background_code=2,
+            max_samples_per_class=4 * per_image,
+            seed=seed + k,
+        )
+        positive_x.append(x[y == 1][:per_image])
+        pool_x.append(x[y == 2])
     rng = np.random.default_rng(seed)
-    positives = _subsample(x[y == 1], max_samples_per_class, rng)
-    pool = x[y == 2]
-    n_random = int(round(max_samples_per_class * (1.0 - hard_negative_share)))
+    positives, pool = np.concatenate(positive_x), np.concatenate(pool_x)
     first = _fit(positives, _subsample(pool, max_samples_per_class, rng), seed)
     hardness = first.estimator.predict_proba(pool)[:, list(first.estimator.classes_).index(1)]
     order = np.argsort(-hardness)
-    n_hard = max_samples_per_class - n_random
+    n_hard = int(round(max_samples_per_class * hard_negative_share))
+    n_random = max_samples_per_class - n_hard
     chosen = np.concatenate([order[:n_hard], rng.permutation(order[n_hard:])[:n_random]])
-    negative_x = [pool[chosen]]
-    if negatives is not None and len(negatives):
-        known = [(g, 2) for g in negatives.geometry if g is not None and not g.is_empty]
-        known_x, _ = sample_pixels(
-            image_path, known, 2, max_samples_per_class=max_samples_per_class // 2, seed=seed
-        )
-        negative_x.append(known_x)
-    return _fit(positives, np.concatenate(negative_x), seed)
+    return _fit(positives, pool[chosen], seed)
 
 
 def detect_buildings(
@@ -97,7 +116,9 @@ def detect_buildings(
     with open_rgb(image_path) as src:
         size_px = max(3, int(round(opening_m / abs(src.transform.a))) | 1)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size_px, size_px))
-        for block, proba, valid in predict_blocks(model, src, block_px=block_px):
+        for block, proba, valid in predict_blocks(
+            model, src, block_px=block_px, margin_px=FEATURE_MARGIN_PX + size_px
+        ):
             built = ((proba[0] >= threshold) & valid).astype(np.uint8)
             built = cv2.morphologyEx(built, cv2.MORPH_OPEN, kernel)
             built = cv2.morphologyEx(built, cv2.MORPH_CLOSE, kernel)
@@ -138,7 +159,9 @@ def _polygonise(
     sums = np.bincount(labels.ravel(), weights=probability.ravel(), minlength=n_labels)
     transform = rio_windows.transform(block.window, src.transform)
     parts: dict[int, list[BaseGeometry]] = {}
-    for geojson, value in rio_features.shapes(labels, mask=labels > 0, connectivity=4, transform=transform):
+    for geojson, value in rio_features.shapes(
+        labels, mask=labels > 0, connectivity=4, transform=transform
+    ):
         parts.setdefault(int(value), []).append(shape(geojson))
     height, width = built.shape
     row0, col0 = int(block.window.row_off), int(block.window.col_off)
@@ -168,9 +191,7 @@ def _merge_seams(
     merged = shapely.union_all([geom for geom, _, _ in cut])
     for part in getattr(merged, "geoms", [merged]):
         members = tree.query(part, predicate="intersects")
-        whole.append(
-            (part, sum(cut[i][1] for i in members), sum(cut[i][2] for i in members))
-        )
+        whole.append((part, sum(cut[i][1] for i in members), sum(cut[i][2] for i in members)))
     return whole
 
 

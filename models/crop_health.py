@@ -6,14 +6,18 @@ The class raster codes are 0 = nodata or outside the crop mask, then 1, 2, 3 for
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import geopandas as gpd
 import numpy as np
 import rasterio
 
 from core.errors import InputError, ProcessingError
 from core.types import Raster
+from models.features import FEATURE_MARGIN_PX
 from models.indices import compute_index
 from models.training import (
     PixelModel,
@@ -27,6 +31,12 @@ from models.windows import atomic_writer, blocks, open_rgb, output_profile, rast
 
 HEALTH_CLASSES: tuple[str, ...] = ("healthy", "stressed", "bare")
 NODATA_CODE = 0
+HEALTH_COLOURS = {
+    0: (0, 0, 0, 0),
+    1: (46, 160, 67, 255),
+    2: (230, 180, 30, 255),
+    3: (150, 90, 50, 255),
+}
 
 
 class HealthModel(PixelModel):
@@ -43,24 +53,45 @@ def train_health(
 ) -> HealthModel:
     """Fit a health classifier on pixels inside labelled polygons (``class_column`` values
     among ``HEALTH_CLASSES``)."""
-    if class_column not in labels.columns:
-        raise InputError(image_path, f"labels have no column {class_column!r}")
-    unknown = set(labels[class_column].dropna()) - set(HEALTH_CLASSES)
-    if unknown:
-        raise InputError(
-            image_path, f"column {class_column!r} has classes {sorted(unknown)} not in {HEALTH_CLASSES}"
-        )
-    with open_rgb(image_path) as src:
-        labels = labels_in_crs(labels, src, image_path)
-    shapes = [
-        (geom, HEALTH_CLASSES.index(name) + 1)
-        for geom, name in zip(labels.geometry, labels[class_column], strict=True)
-        if geom is not None and not geom.is_empty and isinstance(name, str)
-    ]
-    x, y = sample_pixels(
-        image_path, shapes, len(HEALTH_CLASSES), max_samples_per_class=max_samples_per_class, seed=seed
+    return train_health_on(
+        [(image_path, labels)], class_column, max_samples_per_class=max_samples_per_class, seed=seed
     )
-    return fit_pixel_model(x, y, HEALTH_CLASSES, seed=seed, model_type=HealthModel)
+
+
+def train_health_on(
+    examples: Sequence[tuple[str | Path, gpd.GeoDataFrame]],
+    class_column: str = "health",
+    *,
+    max_samples_per_class: int = 20000,
+    seed: int = 0,
+) -> HealthModel:
+    """Fit a health classifier on (image, labelled polygons) pairs, e.g. several dates."""
+    per_image = max(1, max_samples_per_class // len(examples))
+    xs, ys = [], []
+    for k, (image_path, labels) in enumerate(examples):
+        if class_column not in labels.columns:
+            raise InputError(image_path, f"labels have no column {class_column!r}")
+        unknown = set(labels[class_column].dropna()) - set(HEALTH_CLASSES)
+        if unknown:
+            raise InputError(
+                image_path,
+                f"column {class_column!r} has classes {sorted(unknown)} not in {HEALTH_CLASSES}",
+            )
+        with open_rgb(image_path) as src:
+            labels = labels_in_crs(labels, src, image_path)
+        shapes = [
+            (geom, HEALTH_CLASSES.index(name) + 1)
+            for geom, name in zip(labels.geometry, labels[class_column], strict=True)
+            if geom is not None and not geom.is_empty and isinstance(name, str)
+        ]
+        x, y = sample_pixels(
+            image_path, shapes, len(HEALTH_CLASSES), max_samples_per_class=per_image, seed=seed + k
+        )
+        xs.append(x)
+        ys.append(y)
+    return fit_pixel_model(
+        np.concatenate(xs), np.concatenate(ys), HEALTH_CLASSES, seed=seed, model_type=HealthModel
+    )
 
 
 def classify_health(
@@ -69,9 +100,11 @@ def classify_health(
     out_path: str | Path,
     *,
     mask_polygons: gpd.GeoDataFrame | None = None,
+    smoothing_m: float = 1.0,
 ) -> Raster:
     """Write the uint8 class raster of ``image_path`` (nodata 0), only inside ``mask_polygons``
-    (e.g. the agricultural parcels) when given."""
+    (e.g. the agricultural parcels) when given. Class probabilities are averaged over a
+    Gaussian of ``smoothing_m`` before the vote, as crop condition varies over metres."""
     with open_rgb(image_path) as src:
         within = None
         if mask_polygons is not None:
@@ -79,9 +112,14 @@ def classify_health(
             within = [(geom, 1) for geom in mask_polygons.geometry if geom is not None]
         profile = output_profile(src, dtype="uint8", count=1, nodata=NODATA_CODE)
         with atomic_writer(out_path, profile) as dst:
-            dst.write_colormap(1, {0: (0, 0, 0, 0), 1: (46, 160, 67, 255), 2: (230, 180, 30, 255),
-                                   3: (150, 90, 50, 255)})
-            for block, proba, predicted in predict_blocks(model, src, within=within):
+            dst.write_colormap(1, HEALTH_COLOURS)
+            sigma_px = smoothing_m / abs(src.transform.a)
+            margin_px = FEATURE_MARGIN_PX + math.ceil(3 * sigma_px)
+            for block, proba, predicted in predict_blocks(
+                model, src, within=within, margin_px=margin_px
+            ):
+                if sigma_px > 0:
+                    proba = np.stack([cv2.GaussianBlur(p, (0, 0), sigma_px) for p in proba])
                 codes = (np.argmax(proba, axis=0) + 1).astype(np.uint8)
                 codes[~predicted] = NODATA_CODE
                 dst.write(codes[block.inner], 1, window=block.window)
@@ -106,11 +144,17 @@ def parcel_health(
         raise InputError("parcels", f"no column {id_column!r}")
     n_parcels, n_codes = len(parcels), len(HEALTH_CLASSES) + 1
     with rasterio.open(class_path) as classes, rasterio.open(index_path) as values:
-        if (classes.crs, classes.transform, classes.shape) != (values.crs, values.transform, values.shape):
+        if (classes.crs, classes.transform, classes.shape) != (
+            values.crs,
+            values.transform,
+            values.shape,
+        ):
             raise ProcessingError(f"{class_path} and {index_path} are not on the same pixel grid")
         index_name = (values.descriptions[0] or "index") if values.count == 1 else "vari"
         shapes = [
-            (geom, i + 1) for i, geom in enumerate(parcels.to_crs(classes.crs).geometry) if geom is not None
+            (geom, i + 1)
+            for i, geom in enumerate(parcels.to_crs(classes.crs).geometry)
+            if geom is not None
         ]
         counts = np.zeros((n_parcels + 1) * n_codes, dtype=np.int64)
         index_sum = np.zeros(n_parcels + 1)
@@ -121,7 +165,9 @@ def parcel_health(
             counts += np.bincount((parcel_ids * n_codes + codes).ravel(), minlength=counts.size)
             index = _index_values(values, block.window)
             finite = np.isfinite(index) & (parcel_ids > 0)
-            index_sum += np.bincount(parcel_ids[finite], weights=index[finite], minlength=n_parcels + 1)
+            index_sum += np.bincount(
+                parcel_ids[finite], weights=index[finite], minlength=n_parcels + 1
+            )
             index_n += np.bincount(parcel_ids[finite], minlength=n_parcels + 1)
         pixel_m2 = abs(classes.transform.a * classes.transform.e)
 

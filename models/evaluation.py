@@ -18,8 +18,8 @@ from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 
 from core.errors import ProcessingError
 from core.types import Accuracy, Raster
-from models.crop_health import HEALTH_CLASSES, classify_health
 from models.construction import detect_buildings
+from models.crop_health import HEALTH_CLASSES, classify_health
 from models.training import PixelModel, burn
 from models.windows import blocks
 
@@ -70,7 +70,7 @@ def object_scores(
 
 
 def area_iou(predicted: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> float:
-    """IoU of the union of ``predicted`` and the union of ``truth`` (pixel IoU at any resolution)."""
+    """IoU of the union of ``predicted`` and the union of ``truth`` (pixel IoU, resolution-free)."""
     if predicted.crs != truth.crs:
         predicted = predicted.to_crs(truth.crs)
     pred_union, truth_union = predicted.union_all(), truth.union_all()
@@ -100,7 +100,9 @@ def class_scores(
         for block in blocks(src.width, src.height):
             expected = burn(shapes, src, block.window).astype(np.int64)
             predicted = src.read(1, window=block.window).astype(np.int64)
-            confusion += np.bincount((expected * n_codes + predicted).ravel(), minlength=confusion.size)
+            confusion += np.bincount(
+                (expected * n_codes + predicted).ravel(), minlength=confusion.size
+            )
     matrix = confusion.reshape(n_codes, n_codes)
     counts = matrix[1:, 1:]
     if counts.sum() == 0:

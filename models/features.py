@@ -1,6 +1,7 @@
 """Per-pixel features for the pixel classifiers: colour, vegetation indices, texture, edges.
 
-Scales are in pixels and suit ~10 cm orthomosaics (0.5 m, 1.5 m and 4 m neighbourhoods).
+Scales are in pixels and suit ~10 cm orthomosaics (0.5 m, 1.5 m, 4 m and 10 m
+neighbourhoods: a roof, a crown, a tree row spacing).
 Filters reflect at array borders; callers read blocks with ``FEATURE_MARGIN_PX`` of margin so
 that a pixel's features do not depend on where the block seams fall.
 """
@@ -12,9 +13,9 @@ import numpy as np
 
 from models.indices import INDICES, compute_index
 
-TEXTURE_SCALES_PX = (5, 15, 41)
+TEXTURE_SCALES_PX = (5, 15, 41, 101)
 EDGE_SCALES_PX = (9, 31)
-FEATURE_MARGIN_PX = 32
+FEATURE_MARGIN_PX = 64
 
 FEATURE_NAMES: tuple[str, ...] = (
     "red",

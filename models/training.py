@@ -43,7 +43,9 @@ class PixelModel:
 M = TypeVar("M", bound=PixelModel)
 
 
-def labels_in_crs(labels: gpd.GeoDataFrame, src: DatasetReader, source: str | Path) -> gpd.GeoDataFrame:
+def labels_in_crs(
+    labels: gpd.GeoDataFrame, src: DatasetReader, source: str | Path
+) -> gpd.GeoDataFrame:
     """``labels`` reprojected to the raster's CRS; :class:`InputError` when they have no CRS."""
     if labels.crs is None:
         raise InputError(source, "label polygons have no CRS")
@@ -155,6 +157,7 @@ def predict_blocks(
     *,
     within: Sequence[tuple[BaseGeometry, int]] | None = None,
     block_px: int = BLOCK_PX,
+    margin_px: int = FEATURE_MARGIN_PX,
 ) -> Iterator[tuple[Block, np.ndarray, np.ndarray]]:
     """Per block of ``src``: the block, class probabilities (C, h, w) for codes 1..C over the
     padded block, and the padded mask of predicted pixels (valid, and inside ``within`` if
@@ -163,7 +166,7 @@ def predict_blocks(
         raise ProcessingError("model was trained on other pixel features; retrain it")
     n_classes = len(model.classes)
     columns = [int(code) - 1 for code in model.estimator.classes_]
-    for block in blocks(src.width, src.height, size_px=block_px, margin_px=FEATURE_MARGIN_PX):
+    for block in blocks(src.width, src.height, size_px=block_px, margin_px=margin_px):
         rgb, valid = read_rgb(src, block.padded)
         if within is not None:
             valid &= burn(within, src, block.padded) > 0

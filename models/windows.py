@@ -42,7 +42,9 @@ class Block:
         )
 
 
-def blocks(width: int, height: int, *, size_px: int = BLOCK_PX, margin_px: int = 0) -> Iterator[Block]:
+def blocks(
+    width: int, height: int, *, size_px: int = BLOCK_PX, margin_px: int = 0
+) -> Iterator[Block]:
     """Blocks of at most ``size_px`` covering a ``width`` x ``height`` raster, with margins."""
     for row in range(0, height, size_px):
         for col in range(0, width, size_px):
@@ -61,7 +63,9 @@ def open_rgb(path: str | Path) -> DatasetReader:
         raise InputError(path, f"cannot open raster ({exc})") from exc
     if src.count < 3 or src.dtypes[0] != "uint8":
         src.close()
-        raise InputError(path, f"expected 3 or 4 uint8 bands (RGB[A]), got {src.count} {src.dtypes[0]}")
+        raise InputError(
+            path, f"expected 3 or 4 uint8 bands (RGB[A]), got {src.count} {src.dtypes[0]}"
+        )
     if src.crs is None:
         src.close()
         raise InputError(path, "raster has no CRS")

@@ -83,7 +83,7 @@ def read_metadata(path: Path) -> PhotoMetadata:
     make = tags.get("EXIF_Make", tags.get("TIFFTAG_MAKE", "")).strip()
     if not make and any(key.startswith("MicaSense:") for key in xmp):
         make = "MicaSense"
-    yaw, pitch, roll = _attitude(xmp, make)
+    yaw, pitch, roll = _attitude(xmp)
     if yaw is None:
         yaw = _number(tags.get("EXIF_GPSImgDirection"))
     band_names = _list(xmp.get("Camera:BandName"))
@@ -228,7 +228,7 @@ def _camera(meta: PhotoMetadata, name: str, pitch_mm: float, focal_mm: float) ->
     )
 
 
-def _attitude(xmp: dict[str, str], make: str) -> tuple[float | None, float | None, float | None]:
+def _attitude(xmp: dict[str, str]) -> tuple[float | None, float | None, float | None]:
     """Yaw, pitch, roll in DJI's convention (pitch -90 = nadir)."""
     if "drone-dji:GimbalPitchDegree" in xmp or "drone-dji:GimbalYawDegree" in xmp:
         yaw = _number(xmp.get("drone-dji:GimbalYawDegree", xmp.get("drone-dji:FlightYawDegree")))

@@ -7,6 +7,7 @@ frame-to-ground affine and weighted by its distance to the frame edge, so seams 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from shapely.geometry import Polygon
 
 from core.errors import ProcessingError
 from core.types import Grid, ImageRecord, Raster
+from pipeline.exposure import exposure_gains
 from pipeline.footprint import footprint, frame_to_ground, ground_sampling_m
 
 FRAME_CACHE_SIZE = 16
@@ -47,6 +49,7 @@ class Frame:
     to_ground: Affine
     footprint: Polygon
     decode_factor: int = 1
+    gain: float = 1.0
 
 
 Decoder = Callable[[Path, int], np.ndarray]
@@ -59,16 +62,23 @@ def mosaic_frames(
     *,
     tile_px: int = 1024,
     cog_profile: str = "deflate",
+    balance_exposure: bool = True,
 ) -> Raster:
     """Mosaic nadir RGB frames onto ``grid`` as a Cloud-Optimised GeoTIFF at ``out_path``.
 
     Output: 3 uint8 bands with an internal mask (0 where no frame covers), exactly on
     ``grid``, written atomically. ``cog_profile`` is a rio-cogeo profile ("deflate",
-    "jpeg", ...). ProcessingError if there is no frame or a frame cannot be decoded.
+    "jpeg", ...). With ``balance_exposure`` each frame is scaled by its gain from
+    :func:`pipeline.exposure.exposure_gains`. ProcessingError if there is no frame or a
+    frame cannot be decoded.
     """
     if not records:
         raise ProcessingError(f"{out_path}: no frames to mosaic")
-    frames = [place_frame(record, grid) for record in records]
+    gains = exposure_gains(records, grid.crs) if balance_exposure else (1.0,) * len(records)
+    frames = [
+        dataclasses.replace(place_frame(record, grid), gain=gain)
+        for record, gain in zip(records, gains, strict=True)
+    ]
     tree = STRtree([frame.footprint for frame in frames])
     decode = lru_cache(maxsize=FRAME_CACHE_SIZE)(read_frame_rgb)
     out_path = Path(out_path)
@@ -165,7 +175,7 @@ def blend_tile(
         image = decode(frame.record.path, frame.decode_factor)
         # Tile-part pixel (col, row) -> frame pixel, both as continuous corner-based coords.
         to_frame = ~frame.to_ground @ tile_transform @ Affine.translation(col0, row0)
-        warped = _warp(image, to_frame, part_width, part_height)
+        warped = _warp(image, to_frame, part_width, part_height) * np.float32(frame.gain)
         weight = _edge_distance_px(
             to_frame, image.shape[1], image.shape[0], part_width, part_height
         )

@@ -27,7 +27,12 @@ CANAL_WIDTH_M = 1.6
 LOT_WIDTH_M = 20.0
 
 NEW_CASES_SMALL = (
-    "permitted", "unpermitted", "unpermitted", "over_footprint", "expired_permit", "construction",
+    "permitted",
+    "unpermitted",
+    "unpermitted",
+    "over_footprint",
+    "expired_permit",
+    "construction",
 )
 NEW_CASES_LARGE = NEW_CASES_SMALL + ("permitted", "unpermitted")
 FARM_REQUIRED = ("orchard", "vineyard", "cereal", "greenhouse", "vegetables", "bare")
@@ -134,8 +139,10 @@ def _farm_grid(width_m: float, height_m: float) -> tuple[list[Polygon], list[Pol
     ys = np.linspace(y0, height_m, rows + 1)
     canal_col = cols // 2
     half = TRACK_WIDTH_M / 2
-    tracks = [box(x - half, y0, x + half + (CANAL_WIDTH_M if i == canal_col else 0), height_m)
-              for i, x in enumerate(xs[1:-1], start=1)]
+    tracks = [
+        box(x - half, y0, x + half + (CANAL_WIDTH_M if i == canal_col else 0), height_m)
+        for i, x in enumerate(xs[1:-1], start=1)
+    ]
     tracks += [box(0.0, y - half, width_m, y + half) for y in ys[1:-1]]
     cx = xs[canal_col] + half
     canal = box(cx, y0, cx + CANAL_WIDTH_M, height_m)
@@ -176,8 +183,11 @@ def _roof_details(rng: np.random.Generator, fp: Polygon, unfinished: bool) -> Ro
     inner = fp.buffer(-1.0, join_style="mitre")
     ix0, iy0, ix1, iy1 = inner.bounds
     tanks = tuple(
-        (float(rng.uniform(ix0 + 1, ix1 - 1)), float(rng.uniform(iy0 + 1, iy1 - 1)),
-         float(rng.uniform(0.5, 0.75)))
+        (
+            float(rng.uniform(ix0 + 1, ix1 - 1)),
+            float(rng.uniform(iy0 + 1, iy1 - 1)),
+            float(rng.uniform(0.5, 0.75)),
+        )
         for _ in range(int(rng.integers(0, 3)))
     )
     dishes = tuple(
@@ -208,19 +218,31 @@ def _zones(rng: np.random.Generator, parcel: Parcel) -> list[Zone]:
             a = rng.uniform(0.1, 0.5) * h
             b = a + rng.uniform(0.3, 0.45) * h
             start = x0 + rng.uniform(0.35, 0.55) * w
-            geom = box(start, y0 + a, x1, y0 + b) if forward else box(x0, y0 + a, x1 - (start - x0), y0 + b)
+            geom = (
+                box(start, y0 + a, x1, y0 + b)
+                if forward
+                else box(x0, y0 + a, x1 - (start - x0), y0 + b)
+            )
             ramp = (1.0, 0.0) if forward else (-1.0, 0.0)
         else:
             a = rng.uniform(0.1, 0.5) * w
             b = a + rng.uniform(0.3, 0.45) * w
             start = y0 + rng.uniform(0.35, 0.55) * h
-            geom = box(x0 + a, start, x0 + b, y1) if forward else box(x0 + a, y0, x0 + b, y1 - (start - y0))
+            geom = (
+                box(x0 + a, start, x0 + b, y1)
+                if forward
+                else box(x0 + a, y0, x0 + b, y1 - (start - y0))
+            )
             ramp = (0.0, 1.0) if forward else (0.0, -1.0)
         zones.append(Zone(parcel.parcel_id, "stressed", geom, ramp))
     if parcel.land_use == "cereal":
         zones.append(Zone(parcel.parcel_id, "stressed", _blob(rng, parcel.geometry, 0.22)))
     if parcel.land_use in ("orchard", "cereal") and rng.random() < 0.75:
-        bare = _blob(rng, parcel.geometry, 0.12) if parcel.land_use == "cereal" else _corner(rng, parcel)
+        bare = (
+            _blob(rng, parcel.geometry, 0.12)
+            if parcel.land_use == "cereal"
+            else _corner(rng, parcel)
+        )
         zones.append(Zone(parcel.parcel_id, "bare", bare))
     return zones
 
@@ -229,9 +251,15 @@ def _blob(rng: np.random.Generator, within: Polygon, size: float) -> Polygon:
     x0, y0, x1, y1 = within.bounds
     r = size * min(x1 - x0, y1 - y0)
     cx, cy = rng.uniform(x0 + 1.5 * r, x1 - 1.5 * r), rng.uniform(y0 + 1.5 * r, y1 - 1.5 * r)
-    parts = [Point(cx + dx, cy + dy).buffer(r * k, quad_segs=8)
-             for dx, dy, k in zip(rng.normal(0, 0.4 * r, 4), rng.normal(0, 0.4 * r, 4),
-                                  rng.uniform(0.5, 0.9, 4), strict=True)]
+    parts = [
+        Point(cx + dx, cy + dy).buffer(r * k, quad_segs=8)
+        for dx, dy, k in zip(
+            rng.normal(0, 0.4 * r, 4),
+            rng.normal(0, 0.4 * r, 4),
+            rng.uniform(0.5, 0.9, 4),
+            strict=True,
+        )
+    ]
     blob = scale(shapely.union_all(parts), rng.uniform(0.8, 1.4), 1.0)
     return shapely.intersection(blob, within.buffer(-2.0)).simplify(0.2)
 
@@ -259,25 +287,50 @@ def _greenhouses(rng: np.random.Generator, cell: Polygon) -> list[Polygon]:
     return out
 
 
-def _permit_for(rng: np.random.Generator, n: int, parcel_id: str, case: str, built_m2: float
-                ) -> Permit | None:
+def _permit_for(
+    rng: np.random.Generator, n: int, parcel_id: str, case: str, built_m2: float
+) -> Permit | None:
     pid = f"PC-{2000 + n:05d}"
     if case == "existing":
         issued = date(int(rng.integers(2004, 2019)), int(rng.integers(1, 13)), 1)
-        return Permit(pid, parcel_id, "completed", issued, date(issued.year + 3, issued.month, 1),
-                      round(built_m2 * rng.uniform(1.0, 1.15), 1))
+        return Permit(
+            pid,
+            parcel_id,
+            "completed",
+            issued,
+            date(issued.year + 3, issued.month, 1),
+            round(built_m2 * rng.uniform(1.0, 1.15), 1),
+        )
     if case in ("permitted", "construction", "vacant"):
         issued = date(2025, int(rng.integers(3, 13)), int(rng.integers(1, 28)))
-        return Permit(pid, parcel_id, "active", issued, date(issued.year + 2, issued.month, 1),
-                      round(max(built_m2, 80.0) * rng.uniform(1.05, 1.3), 1))
+        return Permit(
+            pid,
+            parcel_id,
+            "active",
+            issued,
+            date(issued.year + 2, issued.month, 1),
+            round(max(built_m2, 80.0) * rng.uniform(1.05, 1.3), 1),
+        )
     if case == "over_footprint":
         issued = date(2025, int(rng.integers(3, 12)), int(rng.integers(1, 28)))
-        return Permit(pid, parcel_id, "active", issued, date(issued.year + 2, issued.month, 1),
-                      round(built_m2 / rng.uniform(1.7, 2.2), 1))
+        return Permit(
+            pid,
+            parcel_id,
+            "active",
+            issued,
+            date(issued.year + 2, issued.month, 1),
+            round(built_m2 / rng.uniform(1.7, 2.2), 1),
+        )
     if case == "expired_permit":
         issued = date(2021, int(rng.integers(1, 13)), int(rng.integers(1, 28)))
-        return Permit(pid, parcel_id, "expired", issued, date(2024, issued.month, 1),
-                      round(built_m2 * rng.uniform(1.0, 1.2), 1))
+        return Permit(
+            pid,
+            parcel_id,
+            "expired",
+            issued,
+            date(2024, issued.month, 1),
+            round(built_m2 * rng.uniform(1.0, 1.2), 1),
+        )
     return None
 
 
@@ -307,7 +360,9 @@ def make_layout(rng: np.random.Generator, width_m: float, height_m: float) -> La
         pid = f"BRK-{i + 1:04d}"
         lot = box(xs[i] + 0.1, LOTS_M[0], xs[i + 1] - 0.1, LOTS_M[1])
         parcels.append(Parcel(pid, "Berkane", "built" if case != "vacant" else "bare", lot))
-        footprint_area = None if case == "existing" else rng.uniform(*NEW_AREA_M2.get(case, (90, 150)))
+        footprint_area = (
+            None if case == "existing" else rng.uniform(*NEW_AREA_M2.get(case, (90, 150)))
+        )
         fp = _house(rng, lot, footprint_area)
         if case == "vacant":
             permit = _permit_for(rng, len(permits), pid, case, fp.area)
@@ -323,15 +378,34 @@ def make_layout(rng: np.random.Generator, width_m: float, height_m: float) -> La
             unfinished = not tile and rng.random() < (0.2 if case == "existing" else 0.4)
             roof = "unfinished" if unfinished else roof
             height = float(rng.choice([3.5, 6.5, 6.5, 9.5])) if case == "existing" else 3.5
-            name = "tile" if tile else ("fresh" if case != "existing" else
-                                        str(rng.choice(["grey", "beige", "white", "ochre"])))
+            name = (
+                "tile"
+                if tile
+                else (
+                    "fresh"
+                    if case != "existing"
+                    else str(rng.choice(["grey", "beige", "white", "ochre"]))
+                )
+            )
             colour = tuple(float(c) for c in ROOF_COLOURS[name] + rng.normal(0, 5, 3))
-        details = _roof_details(rng, fp, roof == "unfinished") if roof in (
-            "concrete", "unfinished") else RoofDetails()
-        buildings.append(Building(
-            f"B-{len(buildings) + 1:04d}", pid, "permitted" if case == "construction" else case,
-            roof, height, fp, colour, in_epoch1=case == "existing", details=details,
-        ))
+        details = (
+            _roof_details(rng, fp, roof == "unfinished")
+            if roof in ("concrete", "unfinished")
+            else RoofDetails()
+        )
+        buildings.append(
+            Building(
+                f"B-{len(buildings) + 1:04d}",
+                pid,
+                "permitted" if case == "construction" else case,
+                roof,
+                height,
+                fp,
+                colour,
+                in_epoch1=case == "existing",
+                details=details,
+            )
+        )
         permit = _permit_for(rng, len(permits), pid, case, fp.area)
         if permit is not None:
             permits.append(permit)
@@ -342,8 +416,9 @@ def make_layout(rng: np.random.Generator, width_m: float, height_m: float) -> La
     farm_cells = [c for i, c in enumerate(cells) if i != project_cell]
     if len(cells) < 8:
         farm_cells = [half for c in farm_cells for half in _split(c)]
-    uses = list(FARM_REQUIRED) + [FARM_EXTRA[i % len(FARM_EXTRA)]
-                                  for i in range(max(0, len(farm_cells) - len(FARM_REQUIRED)))]
+    uses = list(FARM_REQUIRED) + [
+        FARM_EXTRA[i % len(FARM_EXTRA)] for i in range(max(0, len(farm_cells) - len(FARM_REQUIRED)))
+    ]
     uses = [uses[i] for i in rng.permutation(len(uses))][: len(farm_cells)]
     zones: list[Zone] = []
     greenhouses: list[Polygon] = []
@@ -356,10 +431,23 @@ def make_layout(rng: np.random.Generator, width_m: float, height_m: float) -> La
     sx, sy = px0 + 0.2 * (px1 - px0), py0 + 0.3 * (py1 - py0)
     slab = box(sx, sy, sx + slab_w, sy + slab_h)
     walls = box(sx, sy, sx + 0.55 * slab_w, sy + slab_h)
-    sites.append(Site(project_pid, project.buffer(-1.5, join_style="mitre"), slab, walls,
-                      slab_in_epoch1=False))
-    buildings.append(Building(f"B-{len(buildings) + 1:04d}", project_pid, "project", "slab", 3.0,
-                              slab, ROOF_COLOURS["fresh"], in_epoch1=False))
+    sites.append(
+        Site(
+            project_pid, project.buffer(-1.5, join_style="mitre"), slab, walls, slab_in_epoch1=False
+        )
+    )
+    buildings.append(
+        Building(
+            f"B-{len(buildings) + 1:04d}",
+            project_pid,
+            "project",
+            "slab",
+            3.0,
+            slab,
+            ROOF_COLOURS["fresh"],
+            in_epoch1=False,
+        )
+    )
 
     for cell, use in zip(farm_cells, uses, strict=True):
         pid = f"BRK-{len(parcels) + 1:04d}"
@@ -379,10 +467,18 @@ def make_layout(rng: np.random.Generator, width_m: float, height_m: float) -> La
         if rng.random() < 0.06
     )
     return Layout(
-        width_m=width_m, height_m=height_m, parcels=tuple(parcels), buildings=tuple(buildings),
-        zones=tuple(zones), greenhouses=tuple(greenhouses),
-        greenhouse_parcels=tuple(greenhouse_parcels), tracks=tuple(tracks), canal=canal,
-        street_trees=trees, sites=tuple(sites), permits=tuple(permits),
+        width_m=width_m,
+        height_m=height_m,
+        parcels=tuple(parcels),
+        buildings=tuple(buildings),
+        zones=tuple(zones),
+        greenhouses=tuple(greenhouses),
+        greenhouse_parcels=tuple(greenhouse_parcels),
+        tracks=tuple(tracks),
+        canal=canal,
+        street_trees=trees,
+        sites=tuple(sites),
+        permits=tuple(permits),
         project_parcel=project_pid,
     )
 

@@ -49,20 +49,40 @@ class Season:
 
 
 WINTER = dict(
-    soil=(128.0, 88.0, 66.0), weeds=(92.0, 112.0, 58.0), weed_cover=0.35,
-    cereal=(74.0, 116.0, 46.0), cereal_stressed=(146.0, 140.0, 74.0), vine_leaves=False,
-    fruit=True, canal_water=(62.0, 82.0, 80.0), gain=0.93, haze=0.05,
+    soil=(128.0, 88.0, 66.0),
+    weeds=(92.0, 112.0, 58.0),
+    weed_cover=0.35,
+    cereal=(74.0, 116.0, 46.0),
+    cereal_stressed=(146.0, 140.0, 74.0),
+    vine_leaves=False,
+    fruit=True,
+    canal_water=(62.0, 82.0, 80.0),
+    gain=0.93,
+    haze=0.05,
 )
 SUMMER = dict(
-    soil=(172.0, 130.0, 98.0), weeds=(178.0, 160.0, 112.0), weed_cover=0.2,
-    cereal=(206.0, 182.0, 120.0), cereal_stressed=(190.0, 160.0, 118.0), vine_leaves=True,
-    fruit=False, canal_water=(92.0, 100.0, 84.0), gain=1.04, haze=0.08,
+    soil=(172.0, 130.0, 98.0),
+    weeds=(178.0, 160.0, 112.0),
+    weed_cover=0.2,
+    cereal=(206.0, 182.0, 120.0),
+    cereal_stressed=(190.0, 160.0, 118.0),
+    vine_leaves=True,
+    fruit=False,
+    canal_water=(92.0, 100.0, 84.0),
+    gain=1.04,
+    haze=0.08,
 )
 
 CROWN = (44.0, 72.0, 38.0)
 CROWN_STRESSED = (128.0, 126.0, 58.0)
-CAR_COLOURS = ((235, 235, 232), (190, 192, 195), (30, 32, 36), (150, 30, 28), (40, 60, 120),
-               (120, 120, 118))
+CAR_COLOURS = (
+    (235, 235, 232),
+    (190, 192, 195),
+    (30, 32, 36),
+    (150, 30, 28),
+    (40, 60, 120),
+    (120, 120, 118),
+)
 
 
 def _mix(a: Colour, b: Colour, t: float) -> Colour:
@@ -81,8 +101,14 @@ def _sweep(geom: Polygon, offset: tuple[float, float]) -> Polygon:
 class EpochPainter:
     """Renders one epoch: ``paint()`` returns the uint8 RGB array (rows, cols, 3)."""
 
-    def __init__(self, layout: Layout, season: Season, gsd_m: float, seed: int,
-                 epoch_rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        season: Season,
+        gsd_m: float,
+        seed: int,
+        epoch_rng: np.random.Generator,
+    ) -> None:
         self.layout = layout
         self.season = season
         self.seed = seed
@@ -135,7 +161,11 @@ class EpochPainter:
         along_x = (x1 - x0) > (y1 - y0)
         mid = ((y0 + y1) / 2) if along_x else ((x0 + x1) / 2)
         for off in (-0.9, 0.9):
-            a, b = ((x0, mid + off), (x1, mid + off)) if along_x else ((mid + off, y0), (mid + off, y1))
+            a, b = (
+                ((x0, mid + off), (x1, mid + off))
+                if along_x
+                else ((mid + off, y0), (mid + off, y1))
+            )
             c.line(a, b, (170.0, 150.0, 120.0), 0.4)
 
     def _parcel_ground(self, parcel: Parcel) -> None:
@@ -176,8 +206,9 @@ class EpochPainter:
                 colour = (168.0, 150.0, 112.0)
             self.canvas.disc((px, py), rng.uniform(0.3, 1.1), colour)
 
-    def stress_at(self, parcel_id: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
+    def stress_at(
+        self, parcel_id: str, x: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Stress (0..1) and bare flag at points, from the parcel's truth zones."""
         stress = np.zeros(x.shape, np.float32)
         bare = np.zeros(x.shape, bool)
@@ -208,17 +239,24 @@ class EpochPainter:
             stress, bare = self.stress_at(parcel.parcel_id, x, y)
             n = smooth_noise(np.random.default_rng(noise_seed), x.shape, 25)
             fine = smooth_noise(np.random.default_rng(noise_seed + 1), x.shape, 3)
+            # Patchy, soft-edged stress: the truth polygon is where it is worst.
+            soft = cv2.GaussianBlur(stress, (0, 0), 1.2 / self.canvas.gsd_m)
+            stress = np.clip(soft * (0.85 + 0.25 * n), 0, 1)
             u = x if parcel.rows_along_x else y
             v = y if parcel.rows_along_x else x
             cover = np.clip(0.94 - 0.3 * stress + 0.06 * n + 0.12 * fine * stress, 0, 1)
             cover[bare] = np.clip(0.05 + 0.05 * fine[bare], 0, 1)
-            crop = (np.array(s.cereal, np.float32) * (1 - stress[..., None])
-                    + np.array(s.cereal_stressed, np.float32) * stress[..., None])
+            crop = (
+                np.array(s.cereal, np.float32) * (1 - stress[..., None])
+                + np.array(s.cereal_stressed, np.float32) * stress[..., None]
+            )
             if self.in_epoch2:
                 swath = 1.0 + 0.05 * np.sign(np.sin(v * math.pi / 5.0))
                 crop = crop * swath[..., None]
             else:
-                tram = (np.abs(((v + 3.0) % 18.0) - 0.9) < 0.25) | (np.abs(((v + 3.0) % 18.0) - 2.7) < 0.25)
+                tram = (np.abs(((v + 3.0) % 18.0) - 0.9) < 0.25) | (
+                    np.abs(((v + 3.0) % 18.0) - 2.7) < 0.25
+                )
                 cover[tram] *= 0.3
             crop = crop * (1.0 + 0.04 * np.sin(u * 0.9 + v * 0.05))[..., None]
             soil = np.array(s.soil, np.float32)
@@ -231,8 +269,9 @@ class EpochPainter:
         rng = self.persistent(1, int(parcel.parcel_id[-4:]))
         noise_seed = int(rng.integers(1 << 30))
         mulch_every = int(rng.integers(3, 6))
-        green = np.array((70.0, 120.0, 52.0) if not self.in_epoch2 else (88.0, 128.0, 60.0),
-                         np.float32)
+        green = np.array(
+            (70.0, 120.0, 52.0) if not self.in_epoch2 else (88.0, 128.0, 60.0), np.float32
+        )
 
         def shader(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             stress, bare = self.stress_at(parcel.parcel_id, x, y)
@@ -241,7 +280,8 @@ class EpochPainter:
             bed = np.floor(v / 1.6).astype(np.int32)
             in_bed = (v % 1.6) < 1.1
             plants = (np.sin(u * 2 * math.pi / 0.45) * np.sin((v % 1.6) * 2 * math.pi / 0.55)) > (
-                0.1 + 0.6 * stress)
+                0.1 + 0.6 * stress
+            )
             n = smooth_noise(np.random.default_rng(noise_seed), x.shape, 6)
             plants &= n > -1.2 + 2.0 * stress
             soil = np.array(s.soil, np.float32) * 0.92
@@ -249,7 +289,10 @@ class EpochPainter:
             mulch = in_bed & (bed % mulch_every == 0)
             out[in_bed] = soil * 0.85
             out[mulch] = (42.0, 42.0, 44.0)
-            leaf = green * (1 - stress[..., None]) + np.array(CROWN_STRESSED, np.float32) * stress[..., None]
+            leaf = (
+                green * (1 - stress[..., None])
+                + np.array(CROWN_STRESSED, np.float32) * stress[..., None]
+            )
             grow = in_bed & plants & ~bare
             out[grow] = leaf[grow]
             return out
@@ -304,10 +347,16 @@ class EpochPainter:
                 continue
             rng = self.persistent(3, int(parcel.parcel_id[-4:]))
             x0, y0, x1, y1 = parcel.geometry.bounds
-            along = np.arange(x0 + 2.5, x1 - 1.5, 4.8) if parcel.rows_along_x else np.arange(
-                y0 + 2.5, y1 - 1.5, 4.8)
-            across = np.arange(y0 + 3.0, y1 - 1.5, 6.0) if parcel.rows_along_x else np.arange(
-                x0 + 3.0, x1 - 1.5, 6.0)
+            along = (
+                np.arange(x0 + 2.5, x1 - 1.5, 4.8)
+                if parcel.rows_along_x
+                else np.arange(y0 + 2.5, y1 - 1.5, 4.8)
+            )
+            across = (
+                np.arange(y0 + 3.0, y1 - 1.5, 6.0)
+                if parcel.rows_along_x
+                else np.arange(x0 + 3.0, x1 - 1.5, 6.0)
+            )
             a, b = np.meshgrid(along, across)
             xs, ys = (a, b) if parcel.rows_along_x else (b, a)
             xs = xs.ravel() + rng.normal(0, 0.12, xs.size)
@@ -322,8 +371,15 @@ class EpochPainter:
                 r = radius[i] * (1 - 0.4 * stress[i])
                 colour = _mix(CROWN, CROWN_STRESSED, float(0.85 * stress[i]))
                 colour = tuple(float(v) for v in np.array(colour) + jitter[i])
-                out.append((float(xs[i]), float(ys[i]), float(r), colour, self.season.fruit
-                            and stress[i] < 0.6))
+                out.append(
+                    (
+                        float(xs[i]),
+                        float(ys[i]),
+                        float(r),
+                        colour,
+                        self.season.fruit and stress[i] < 0.6,
+                    )
+                )
         for x, y, r in self.layout.street_trees:
             out.append((x, y, r, (52.0, 74.0, 46.0), False))
         return out
@@ -337,13 +393,19 @@ class EpochPainter:
             rng = self.persistent(4, int(parcel.parcel_id[-4:]))
             x0, y0, x1, y1 = parcel.geometry.bounds
             lo, hi = (x0 + 1.5, x1 - 1.5) if parcel.rows_along_x else (y0 + 1.5, y1 - 1.5)
-            rows = np.arange((y0 if parcel.rows_along_x else x0) + 1.4,
-                             (y1 if parcel.rows_along_x else x1) - 1.0, 2.8)
+            rows = np.arange(
+                (y0 if parcel.rows_along_x else x0) + 1.4,
+                (y1 if parcel.rows_along_x else x1) - 1.0,
+                2.8,
+            )
             starts = np.arange(lo, hi, 1.2)
             for r in rows:
                 dice = rng.random(starts.size)
-                px, py = (starts + 0.6, np.full(starts.size, r)) if parcel.rows_along_x else (
-                    np.full(starts.size, r), starts + 0.6)
+                px, py = (
+                    (starts + 0.6, np.full(starts.size, r))
+                    if parcel.rows_along_x
+                    else (np.full(starts.size, r), starts + 0.6)
+                )
                 stress, bare = self.stress_at(parcel.parcel_id, px, py)
                 for k, a in enumerate(starts):
                     if bare[k] or dice[k] < 0.02 + 0.35 * stress[k]:
@@ -393,13 +455,22 @@ class EpochPainter:
         for a, b, stress in vines:
             dx, dy = s.shadow_offset_m(vine_h)
             seg = LineString([(a[0] + dx, a[1] + dy), (b[0] + dx, b[1] + dy)])
-            c.cast(_sweep(seg.buffer(width * (1 - 0.4 * stress) / 2, cap_style="flat"),
-                          (-dx * 0.6, -dy * 0.6)), 0.6)
+            c.cast(
+                _sweep(
+                    seg.buffer(width * (1 - 0.4 * stress) / 2, cap_style="flat"),
+                    (-dx * 0.6, -dy * 0.6),
+                ),
+                0.6,
+            )
 
     def _wall_segments(self, walls: Polygon) -> list[Polygon]:
         x0, y0, x1, y1 = walls.bounds
         t = 0.2
-        segs = [box(x0, y0, x1, y0 + t), box(x0, y0, x0 + t, y1), box(x0, y1 - t, x0 + 0.6 * (x1 - x0), y1)]
+        segs = [
+            box(x0, y0, x1, y0 + t),
+            box(x0, y0, x0 + t, y1),
+            box(x0, y1 - t, x0 + 0.6 * (x1 - x0), y1),
+        ]
         segs += [box(x, y0, x + t, y0 + 0.6 * (y1 - y0)) for x in np.arange(x0 + 6.0, x1 - 1, 6.0)]
         return segs
 
@@ -458,9 +529,14 @@ class EpochPainter:
             c.darken(shapely.intersection(_sweep(tank, (ox, oy)), inner), 0.6)
             white = rng.random() < 0.35
             c.disc((x, y), r, (214.0, 214.0, 208.0) if white else (34.0, 34.0, 38.0))
-            c.disc((x - 0.25 * r * ox / max(abs(ox) + abs(oy), 1e-6),
-                    y - 0.25 * r * oy / max(abs(ox) + abs(oy), 1e-6)), 0.4 * r,
-                   (236.0, 236.0, 230.0) if white else (70.0, 70.0, 76.0))
+            c.disc(
+                (
+                    x - 0.25 * r * ox / max(abs(ox) + abs(oy), 1e-6),
+                    y - 0.25 * r * oy / max(abs(ox) + abs(oy), 1e-6),
+                ),
+                0.4 * r,
+                (236.0, 236.0, 230.0) if white else (70.0, 70.0, 76.0),
+            )
         for x, y, r in d.dishes:
             c.disc((x, y), r, (226.0, 226.0, 222.0))
             c.disc((x, y), r * 0.3, (150.0, 150.0, 150.0))
@@ -475,8 +551,12 @@ class EpochPainter:
         if rng.random() < 0.5:
             segs.append(box(x0, y1 - 0.2, x0 + 0.5 * (x1 - x0), y1))
         for seg in segs:
-            c.darken(shapely.intersection(
-                shapely.difference(_sweep(seg, s.shadow_offset_m(1.8)), seg), b.footprint), 0.6)
+            c.darken(
+                shapely.intersection(
+                    shapely.difference(_sweep(seg, s.shadow_offset_m(1.8)), seg), b.footprint
+                ),
+                0.6,
+            )
         for seg in segs:
             c.fill(seg, (152.0, 150.0, 144.0), rough=0.1)
         fx0, fy0, fx1, fy1 = b.footprint.bounds
@@ -484,7 +564,10 @@ class EpochPainter:
             for y in np.linspace(fy0 + 0.3, fy1 - 0.3, max(2, round((fy1 - fy0) / 3.5) + 1)):
                 c.disc((x, y), 0.12, (70.0, 58.0, 48.0))
         if rng.random() < 0.6:
-            px, py = rng.uniform(x0 + 1, max(x0 + 1.1, x1 - 2)), rng.uniform(y0 + 1, max(y0 + 1.1, y1 - 2))
+            px, py = (
+                rng.uniform(x0 + 1, max(x0 + 1.1, x1 - 2)),
+                rng.uniform(y0 + 1, max(y0 + 1.1, y1 - 2)),
+            )
             c.fill(box(px, py, px + 1.2, py + 0.8), (160.0, 158.0, 150.0), rough=0.12)
 
     def _tile_roof(self, b: Building) -> None:
@@ -497,9 +580,11 @@ class EpochPainter:
         def face(facing_deg: float) -> float:
             return 0.78 + 0.3 * math.cos(math.radians(facing_deg) - az) * math.cos(el)
 
-        halves = ([(box(x0, y0, x1, (y0 + y1) / 2), 180.0), (box(x0, (y0 + y1) / 2, x1, y1), 0.0)]
-                  if ridge_x else
-                  [(box(x0, y0, (x0 + x1) / 2, y1), 270.0), (box((x0 + x1) / 2, y0, x1, y1), 90.0)])
+        halves = (
+            [(box(x0, y0, x1, (y0 + y1) / 2), 180.0), (box(x0, (y0 + y1) / 2, x1, y1), 0.0)]
+            if ridge_x
+            else [(box(x0, y0, (x0 + x1) / 2, y1), 270.0), (box((x0 + x1) / 2, y0, x1, y1), 90.0)]
+        )
         for half, facing in halves:
             k = face(facing)
 
@@ -511,8 +596,11 @@ class EpochPainter:
                 return base * (k * course * joint)[..., None]
 
             c.paint(half, shader, rough=0.05)
-        a, bb = (((x0, (y0 + y1) / 2), (x1, (y0 + y1) / 2)) if ridge_x
-                 else (((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)))
+        a, bb = (
+            ((x0, (y0 + y1) / 2), (x1, (y0 + y1) / 2))
+            if ridge_x
+            else (((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1))
+        )
         c.line(a, bb, _scale(b.colour, 0.8), 0.25)
 
     def paint_sites(self) -> None:
@@ -528,7 +616,9 @@ class EpochPainter:
             gx0, gy0, gx1, gy1 = site.ground.bounds
             for _ in range(4 if project else 2):
                 pts = np.cumsum(rng.normal(0, 4.0, (6, 2)), axis=0) + [
-                    rng.uniform(gx0 + 3, gx1 - 3), rng.uniform(gy0 + 3, gy1 - 3)]
+                    rng.uniform(gx0 + 3, gx1 - 3),
+                    rng.uniform(gy0 + 3, gy1 - 3),
+                ]
                 pts = np.clip(pts, [gx0 + 1, gy0 + 1], [gx1 - 1, gy1 - 1])
                 for off in (-1.1, 1.1):
                     for p, q in zip(pts[:-1], pts[1:], strict=True):
@@ -538,7 +628,11 @@ class EpochPainter:
                 rr = rng.uniform(1.0, 2.2)
                 dx, dy = s.shadow_offset_m(0.8)
                 c.cast_disc((px + dx, py + dy), (rr * 1.1, rr), 0, 0.6)
-                c.disc((px, py), rr, (202.0, 186.0, 150.0) if rng.random() < 0.5 else (150.0, 148.0, 142.0))
+                c.disc(
+                    (px, py),
+                    rr,
+                    (202.0, 186.0, 150.0) if rng.random() < 0.5 else (150.0, 148.0, 142.0),
+                )
                 c.disc((px + 0.2 * rr, py + 0.2 * rr), rr * 0.5, (214.0, 200.0, 166.0))
             sx0, sy0, sx1, sy1 = site.slab.bounds
             if not self.in_epoch2:
@@ -574,7 +668,9 @@ class EpochPainter:
             along_x = (x1 - x0) >= (y1 - y0)
             dirt = rng.uniform(0.9, 1.0)
 
-            def shader(x: np.ndarray, y: np.ndarray, gx=(x0, y0, x1, y1), d=dirt) -> np.ndarray:
+            def shader(
+                x: np.ndarray, y: np.ndarray, gx=(x0, y0, x1, y1), d=dirt, along_x=along_x
+            ) -> np.ndarray:
                 lo, hi = (gx[1], gx[3]) if along_x else (gx[0], gx[2])
                 u = x if along_x else y
                 v = y if along_x else x
@@ -616,8 +712,8 @@ class EpochPainter:
         return self.finish()
 
 
-def render(layout: Layout, season: Season, gsd_m: float, seed: int,
-           epoch_rng: np.random.Generator) -> np.ndarray:
+def render(
+    layout: Layout, season: Season, gsd_m: float, seed: int, epoch_rng: np.random.Generator
+) -> np.ndarray:
     """The epoch's orthophoto as a (rows, cols, 3) uint8 RGB array, north up."""
     return EpochPainter(layout, season, gsd_m, seed, epoch_rng).paint()
-

@@ -105,8 +105,9 @@ class Canvas:
         """Multiply the colours inside ``geom`` (shadows on already painted tops)."""
         rows, cols, mask = self.window(geom, pad_px=0)
         if mask.any():
-            self.rgb[rows, cols][mask] *= np.float32(factor) * np.array([0.97, 1.0, 1.1],
-                                                                       np.float32)
+            self.rgb[rows, cols][mask] *= np.float32(factor) * np.array(
+                [0.97, 1.0, 1.1], np.float32
+            )
 
     def cast(self, geom: BaseGeometry, factor: float) -> None:
         """Mark a ground shadow in the shade map (applied once by :meth:`apply_shade`)."""
@@ -114,22 +115,41 @@ class Canvas:
         if rings:
             cv2.fillPoly(self.shade, rings, factor, lineType=cv2.LINE_8, shift=SHIFT)
 
-    def cast_disc(self, xy: tuple[float, float], axes_m: tuple[float, float], angle_deg: float,
-                  factor: float) -> None:
+    def cast_disc(
+        self, xy: tuple[float, float], axes_m: tuple[float, float], angle_deg: float, factor: float
+    ) -> None:
         centre = tuple(int(v) for v in self.to_px(np.array([xy]))[0])
-        axes = (max(1, int(axes_m[0] / self.gsd_m * SCALE)), max(1, int(axes_m[1] / self.gsd_m * SCALE)))
+        axes = (
+            max(1, int(axes_m[0] / self.gsd_m * SCALE)),
+            max(1, int(axes_m[1] / self.gsd_m * SCALE)),
+        )
         cv2.ellipse(self.shade, centre, axes, angle_deg, 0, 360, factor, -1, cv2.LINE_8, SHIFT)
 
     def disc(self, xy: tuple[float, float], radius_m: float, colour: Colour) -> None:
         centre = tuple(int(v) for v in self.to_px(np.array([xy]))[0])
-        cv2.circle(self.rgb, centre, max(1, int(radius_m / self.gsd_m * SCALE)), colour, -1,
-                   cv2.LINE_8, SHIFT)
+        cv2.circle(
+            self.rgb,
+            centre,
+            max(1, int(radius_m / self.gsd_m * SCALE)),
+            colour,
+            -1,
+            cv2.LINE_8,
+            SHIFT,
+        )
 
-    def line(self, a: tuple[float, float], b: tuple[float, float], colour: Colour,
-             width_m: float) -> None:
+    def line(
+        self, a: tuple[float, float], b: tuple[float, float], colour: Colour, width_m: float
+    ) -> None:
         pa, pb = self.to_px(np.array([a, b]))
-        cv2.line(self.rgb, tuple(int(v) for v in pa), tuple(int(v) for v in pb), colour,
-                 max(1, round(width_m / self.gsd_m)), cv2.LINE_8, SHIFT)
+        cv2.line(
+            self.rgb,
+            tuple(int(v) for v in pa),
+            tuple(int(v) for v in pb),
+            colour,
+            max(1, round(width_m / self.gsd_m)),
+            cv2.LINE_8,
+            SHIFT,
+        )
 
     def apply_shade(self) -> None:
         tint = np.array([1.04, 1.0, 0.86], np.float32)

@@ -90,8 +90,8 @@ def frame_to_ground(camera: Camera, pose: Pose) -> Affine:
 def render_frame(ortho: rasterio.DatasetReader, camera: Camera, pose: Pose) -> np.ndarray:
     """A clean nadir RGB frame (H, W, 3) uint8 at ``pose``; black outside the ortho."""
     width, height = camera.image_width_px, camera.image_height_px
-    frame_to_ortho = ~ortho.transform * frame_to_ground(camera, pose)
-    corners = [frame_to_ortho * xy for xy in ((0, 0), (width, 0), (0, height), (width, height))]
+    frame_to_ortho = ~ortho.transform @ frame_to_ground(camera, pose)
+    corners = [frame_to_ortho @ xy for xy in ((0, 0), (width, 0), (0, height), (width, height))]
     cols, rows = zip(*corners, strict=True)
     col0 = max(math.floor(min(cols)) - 2, 0)
     row0 = max(math.floor(min(rows)) - 2, 0)
@@ -112,10 +112,10 @@ def render_frame(ortho: rasterio.DatasetReader, camera: Camera, pose: Pose) -> n
     # OpenCV indexes pixel centres at integers, rasterio's continuous coordinates at +0.5.
     index_map = (
         Affine.translation(-0.5, -0.5)
-        * Affine.scale(out_w / (col1 - col0), out_h / (row1 - row0))
-        * Affine.translation(-col0, -row0)
-        * frame_to_ortho
-        * Affine.translation(0.5, 0.5)
+        @ Affine.scale(out_w / (col1 - col0), out_h / (row1 - row0))
+        @ Affine.translation(-col0, -row0)
+        @ frame_to_ortho
+        @ Affine.translation(0.5, 0.5)
     )
     return cv2.warpAffine(
         np.ascontiguousarray(np.moveaxis(patch, 0, -1)),
@@ -194,12 +194,13 @@ def exif_bytes(camera: Camera, exif: FrameExif) -> bytes:
         + local.strftime("%z")[3:],
         piexif.ExifIFD.FocalLength: _rational(camera.focal_length_mm, 100),
         piexif.ExifIFD.FocalLengthIn35mmFilm: int(equivalent_mm),
-        # EXIF unit 4 = millimetres (3 = cm, 2 = inch): resolution is pixels per mm.
+        # Unit 4 = mm as exiftool and TIFF/EP read it (EXIF 2.32 itself lists only
+        # 2 = inch and 3 = cm); the team's convention: resolution is pixels per mm.
         piexif.ExifIFD.FocalPlaneXResolution: _rational(
-            camera.image_width_px / camera.sensor_width_mm, 1000
+            camera.image_width_px / camera.sensor_width_mm, 1_000_000
         ),
         piexif.ExifIFD.FocalPlaneYResolution: _rational(
-            camera.image_height_px / camera.sensor_height_mm, 1000
+            camera.image_height_px / camera.sensor_height_mm, 1_000_000
         ),
         piexif.ExifIFD.FocalPlaneResolutionUnit: 4,
         piexif.ExifIFD.PixelXDimension: camera.image_width_px,

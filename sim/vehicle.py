@@ -18,13 +18,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 from pymavlink import mavutil
 from pyproj import Transformer
 
+from core.errors import VehicleError
 from core.types import Camera
+from flights.camera import get_camera, preview
 from sim.camera import MOROCCO_TIME, FlightCamera, FrameExif, Pose
 
 mavlink = mavutil.mavlink
@@ -44,6 +49,7 @@ FORCE_DISARM = 21196
 LAND_ALT_LOW_M = 10.0
 TICK_S = 0.01
 HEARTBEAT_PERIOD_S = 1.0
+HELLO_PERIOD_S = 0.2  # heartbeat rate until a ground station is heard, so it connects fast
 TELEMETRY_PERIOD_S = 0.1
 REQUEST_RETRY_S = 1.0
 BATTERY_ENDURANCE_S = 40 * 60.0
@@ -231,13 +237,15 @@ class SimVehicle:
         self._state = _State(self.home_easting_m, self.home_northing_m)
         self._gnss = GnssError(np.random.default_rng(seed))
         self._flight_camera: FlightCamera | None = None
+        self._render_to: tuple[Path, Camera, Path] | None = None
         if on_trigger is None and ortho_path is not None:
             if camera is None or out_dir is None:
                 raise ValueError("rendering frames needs camera and out_dir with ortho_path")
-            self._flight_camera = FlightCamera(ortho_path, camera, out_dir, seed=seed)
+            self._render_to = (Path(ortho_path), camera, Path(out_dir))
             on_trigger = self._render
         self._on_trigger = on_trigger
         self._camera = camera
+        self._seed = seed
         self._upload: list[MissionItem | None] | None = None
         self._last_request_s = 0.0
         self._pending: queue.Queue[Trigger | None] = queue.Queue()
@@ -254,6 +262,9 @@ class SimVehicle:
         return f"udpin:127.0.0.1:{self.port}"
 
     def start(self) -> SimVehicle:
+        """Open the ortho and the UDP link, and start the autopilot and camera threads."""
+        if self._render_to is not None:
+            self._flight_camera = FlightCamera(*self._render_to, seed=self._seed)
         self._conn = mavutil.mavlink_connection(
             f"udpout:127.0.0.1:{self.port}", source_system=1, source_component=1
         )
@@ -277,6 +288,7 @@ class SimVehicle:
         self._threads = []
         if self._flight_camera is not None:
             self._flight_camera.close()
+            self._flight_camera = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -287,18 +299,21 @@ class SimVehicle:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait_frames(self, timeout_s: float) -> bool:
-        """Wait until every trigger so far has been handled; False on timeout."""
+    def wait_for_frames(self, timeout_s: float = 60.0) -> None:
+        """Block until every trigger so far has been rendered (or handled by ``on_trigger``)."""
         deadline = time.monotonic() + timeout_s
         while self._handled < len(self.triggers):
             if time.monotonic() > deadline:
-                return False
+                pending = len(self.triggers) - self._handled
+                raise VehicleError(
+                    f"simulator: {pending} frames not rendered after {timeout_s:g} s"
+                )
             time.sleep(0.02)
-        return True
 
     @property
     def poses_path(self) -> Path | None:
-        return None if self._flight_camera is None else self._flight_camera.poses_path
+        """The flight's ``poses.csv`` (true and reported pose per frame), when rendering."""
+        return None if self._render_to is None else self._render_to[2] / "poses.csv"
 
     # -- threads -----------------------------------------------------------------------
 
@@ -307,16 +322,22 @@ class SimVehicle:
         next_heartbeat_s = next_telemetry_s = last_s
         while self._running.is_set():
             now_s = time.monotonic()
-            self._receive()
-            self._step((now_s - last_s) * self.speedup)
+            try:
+                self._receive()
+                self._step((now_s - last_s) * self.speedup)
+                if now_s >= next_heartbeat_s:
+                    self._send_heartbeat()
+                    heard = self._conn is not None and self._conn.messages.get("HEARTBEAT")
+                    next_heartbeat_s = now_s + (HEARTBEAT_PERIOD_S if heard else HELLO_PERIOD_S)
+                if now_s >= next_telemetry_s:
+                    self._send_telemetry()
+                    next_telemetry_s = now_s + TELEMETRY_PERIOD_S
+                self._retry_mission_request(now_s)
+            except Exception as exc:  # a crashed autopilot goes silent, as a real one would
+                log.exception("simulated autopilot crashed")
+                self.errors.append(f"autopilot: {exc}")
+                return
             last_s = now_s
-            if now_s >= next_heartbeat_s:
-                self._send_heartbeat()
-                next_heartbeat_s = now_s + HEARTBEAT_PERIOD_S
-            if now_s >= next_telemetry_s:
-                self._send_telemetry()
-                next_telemetry_s = now_s + TELEMETRY_PERIOD_S
-            self._retry_mission_request(now_s)
             time.sleep(TICK_S)
 
     def _trigger_loop(self) -> None:
@@ -913,3 +934,51 @@ class SimVehicle:
         self._mav.autopilot_version_send(
             capabilities, version, 0, 0, 0, [0] * 8, [0] * 8, [0] * 8, 0, 0, 0
         )
+
+
+def main(
+    world: Annotated[Path, typer.Option(help="Folder of a generated world (world.json).")],
+    epoch: Annotated[str, typer.Option(help="Ortho epoch the camera sees (default: first).")] = "",
+    port: Annotated[int, typer.Option(help="UDP port the ground station listens on.")] = 14550,
+    out_dir: Annotated[Path, typer.Option(help="Where photos and poses.csv go.")] = Path("frames"),
+    camera: Annotated[str, typer.Option(help="Camera key in flights/cameras.toml.")] = (
+        "dji_mavic_3e"
+    ),
+    preview_factor: Annotated[int, typer.Option(help="Read the sensor out at 1/N.")] = 4,
+    start: Annotated[str, typer.Option(help="Local (UTC+1) take-off time, HH:MM.")] = "09:30",
+    speedup: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed of the GNSS error and image noise.")] = 0,
+) -> None:
+    """Run a simulated ArduCopter over a generated world until Ctrl-C."""
+    from sim.world import load_world
+
+    scene = load_world(world)
+    epochs = dict(scene.epochs)
+    epoch_name = epoch or scene.epochs[0][0]
+    if epoch_name not in epochs:
+        raise typer.BadParameter(f"unknown epoch {epoch_name!r}; known: {', '.join(epochs)}")
+    take_off = datetime.combine(
+        epochs[epoch_name], dt_time.fromisoformat(start), tzinfo=MOROCCO_TIME
+    )
+    with SimVehicle(
+        port,
+        home_lonlat=scene.home_lonlat,
+        ground_elevation_m=scene.ground_elevation_m,
+        ortho_path=scene.paths.ortho(epoch_name),
+        camera=preview(get_camera(camera), preview_factor),
+        out_dir=out_dir,
+        captured_at=take_off,
+        speedup=speedup,
+        seed=seed,
+        crs=scene.crs,
+    ) as sim:
+        typer.echo(f"Simulated ArduCopter at {sim.address} (x{speedup:g}); Ctrl-C stops it.")
+        try:
+            while True:
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            typer.echo(f"Stopped; {len(sim.frames)} photos in {out_dir}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

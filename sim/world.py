@@ -115,15 +115,28 @@ def _atomic(target: Path) -> Iterator[Path]:
 
 def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: float) -> None:
     profile = dict(
-        driver="GTiff", width=rgb.shape[1], height=rgb.shape[0], count=3, dtype="uint8",
-        crs=CRS, transform=Affine(gsd_m, 0.0, left, 0.0, -gsd_m, top), tiled=True,
-        blockxsize=512, blockysize=512, compress="deflate", predictor=2, photometric="RGB",
+        driver="GTiff",
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        count=3,
+        dtype="uint8",
+        crs=CRS,
+        transform=Affine(gsd_m, 0.0, left, 0.0, -gsd_m, top),
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+        predictor=2,
+        photometric="RGB",
         interleave="pixel",
     )
     with _atomic(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(np.moveaxis(rgb, -1, 0))
-        dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
-                           rasterio.enums.ColorInterp.blue]
+        dst.colorinterp = [
+            rasterio.enums.ColorInterp.red,
+            rasterio.enums.ColorInterp.green,
+            rasterio.enums.ColorInterp.blue,
+        ]
 
 
 def _write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
@@ -134,59 +147,96 @@ def _write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
 
 def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
     if not rows:
-        return gpd.GeoDataFrame({c: pd.Series(dtype=str) for c in columns},
-                                geometry=gpd.GeoSeries([], crs=CRS), crs=CRS)
+        return gpd.GeoDataFrame(
+            {c: pd.Series(dtype=str) for c in columns}, geometry=gpd.GeoSeries([], crs=CRS), crs=CRS
+        )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS)[columns + ["geometry"]]
 
 
 def _buildings(layout: Layout, epoch2: bool, left: float, bottom: float) -> gpd.GeoDataFrame:
     rows = [
-        dict(building_id=b.building_id, parcel_id=b.parcel_id, case=b.case, roof=b.roof,
-             height_m=b.height_m, geometry=shift(b.footprint, left, bottom))
-        for b in layout.buildings if b.in_epoch1 or epoch2
+        dict(
+            building_id=b.building_id,
+            parcel_id=b.parcel_id,
+            case=b.case,
+            roof=b.roof,
+            height_m=b.height_m,
+            geometry=shift(b.footprint, left, bottom),
+        )
+        for b in layout.buildings
+        if b.in_epoch1 or epoch2
     ]
     return _frame(rows, ["building_id", "parcel_id", "case", "roof", "height_m"])
 
 
 def _write_records(layout: Layout, paths: WorldPaths, left: float, bottom: float) -> None:
     parcels = _frame(
-        [dict(parcel_id=p.parcel_id, commune=p.commune, land_use=p.land_use,
-              geometry=shift(p.geometry, left, bottom)) for p in layout.parcels],
+        [
+            dict(
+                parcel_id=p.parcel_id,
+                commune=p.commune,
+                land_use=p.land_use,
+                geometry=shift(p.geometry, left, bottom),
+            )
+            for p in layout.parcels
+        ],
         ["parcel_id", "commune", "land_use"],
     )
     _write_layers(paths.parcels, {"parcels": parcels})
 
     permits = pd.DataFrame(
-        [[p.permit_id, p.parcel_id, p.status, p.issued.isoformat(), p.expires.isoformat(),
-          p.permitted_footprint_m2] for p in layout.permits],
+        [
+            [
+                p.permit_id,
+                p.parcel_id,
+                p.status,
+                p.issued.isoformat(),
+                p.expires.isoformat(),
+                p.permitted_footprint_m2,
+            ]
+            for p in layout.permits
+        ],
         columns=PERMIT_COLUMNS,
     )
     with _atomic(paths.permits) as tmp:
         permits.to_csv(tmp, index=False)
 
     project_geom = next(p.geometry for p in layout.parcels if p.parcel_id == layout.project_parcel)
-    projects = _frame([dict(PROJECT, parcel_id=layout.project_parcel,
-                            geometry=shift(project_geom, left, bottom))],
-                      [*PROJECT, "parcel_id"])
+    projects = _frame(
+        [
+            dict(
+                PROJECT, parcel_id=layout.project_parcel, geometry=shift(project_geom, left, bottom)
+            )
+        ],
+        [*PROJECT, "parcel_id"],
+    )
     _write_layers(paths.projects, {"projects": projects})
 
     health = _frame(
-        [dict(parcel_id=pid, health=h, geometry=shift(g, left, bottom))
-         for pid, h, g in health_zones(layout)],
+        [
+            dict(parcel_id=pid, health=h, geometry=shift(g, left, bottom))
+            for pid, h, g in health_zones(layout)
+        ],
         ["parcel_id", "health"],
     )
     greenhouses = _frame(
-        [dict(greenhouse_id=f"GH-{i + 1:03d}", parcel_id=pid, geometry=shift(g, left, bottom))
-         for i, (g, pid) in enumerate(zip(layout.greenhouses, layout.greenhouse_parcels,
-                                          strict=True))],
+        [
+            dict(greenhouse_id=f"GH-{i + 1:03d}", parcel_id=pid, geometry=shift(g, left, bottom))
+            for i, (g, pid) in enumerate(
+                zip(layout.greenhouses, layout.greenhouse_parcels, strict=True)
+            )
+        ],
         ["greenhouse_id", "parcel_id"],
     )
-    _write_layers(paths.truth, {
-        "buildings_epoch1": _buildings(layout, False, left, bottom),
-        "buildings_epoch2": _buildings(layout, True, left, bottom),
-        "health": health,
-        "greenhouses": greenhouses,
-    })
+    _write_layers(
+        paths.truth,
+        {
+            "buildings_epoch1": _buildings(layout, False, left, bottom),
+            "buildings_epoch2": _buildings(layout, True, left, bottom),
+            "health": health,
+            "greenhouses": greenhouses,
+        },
+    )
 
 
 def _aoi_lonlat(bounds: tuple[float, float, float, float]) -> Polygon:
@@ -197,7 +247,10 @@ def _aoi_lonlat(bounds: tuple[float, float, float, float]) -> Polygon:
 
 
 def generate(
-    out_dir: Path, seed: int = 7, width_m: float = 500, height_m: float = 400,
+    out_dir: Path,
+    seed: int = 7,
+    width_m: float = 500,
+    height_m: float = 400,
     gsd_m: float = 0.1,
 ) -> World:
     """Generate a world into ``out_dir`` (orthophotos, parcels, permits, projects, truth)."""
@@ -208,8 +261,9 @@ def generate(
     paths = WorldPaths(out_dir)
     left, bottom = _origin_utm()
     width_m, height_m = float(round(width_m)), float(round(height_m))
-    layout = make_layout(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))),
-                         width_m, height_m)
+    layout = make_layout(
+        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), width_m, height_m
+    )
     top = bottom + height_m
     for k, (_, _, season) in enumerate(SEASONS):
         epoch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, k)))
@@ -227,16 +281,24 @@ def generate(
         "gsd_m": gsd_m,
         "ground_elevation_m": GROUND_ELEVATION_M,
         "epochs": [
-            {"name": s.name, "date": d.isoformat(), "time_local": t, "utc_offset": "+01:00",
-             "sun_azimuth_deg": s.sun_azimuth_deg, "sun_elevation_deg": s.sun_elevation_deg}
+            {
+                "name": s.name,
+                "date": d.isoformat(),
+                "time_local": t,
+                "utc_offset": "+01:00",
+                "sun_azimuth_deg": s.sun_azimuth_deg,
+                "sun_elevation_deg": s.sun_elevation_deg,
+            }
             for d, t, s in SEASONS
         ],
         "aoi_lonlat_wkt": _aoi_lonlat(bounds).wkt,
         "home_lonlat": [round(home[0], 8), round(home[1], 8)],
         "files": {
             "orthos": {s.name: paths.ortho(s.name).name for _, _, s in SEASONS},
-            "parcels": paths.parcels.name, "permits": paths.permits.name,
-            "projects": paths.projects.name, "truth": paths.truth.name,
+            "parcels": paths.parcels.name,
+            "permits": paths.permits.name,
+            "projects": paths.projects.name,
+            "truth": paths.truth.name,
         },
     }
     with _atomic(paths.metadata) as tmp:

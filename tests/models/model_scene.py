@@ -46,7 +46,9 @@ def make_scene(path: Path, *, seed: int = 0, size_px: int = 600, alpha: bool = F
             rows = (np.arange(h) % 12 < (9 if name == "healthy" else 5))[:, None, None]
             field = np.where(rows, field, np.array(colours["bare"], np.float32))
         img[:, col0:col1] = field
-        health_rows.append({"health": name, "geometry": _to_world(col0 + 5, h // 2 + 5, col1 - 5, h - 5)})
+        health_rows.append(
+            {"health": name, "geometry": _to_world(col0 + 5, h // 2 + 5, col1 - 5, h - 5)}
+        )
     # Roofs: light concrete rectangles casting a dark bluish shadow to the south-east.
     building_rows = []
     cell_w, cell_h = w // 3, (h // 2 - 30) // 2
@@ -57,7 +59,9 @@ def make_scene(path: Path, *, seed: int = 0, size_px: int = 600, alpha: bool = F
         roof = np.array((200, 195, 185), np.float32) * rng.uniform(0.85, 1.1)
         img[row0 + 10 : row0 + bh + 10, col0 + 10 : col0 + bw + 10] = (45, 50, 70)
         img[row0 : row0 + bh, col0 : col0 + bw] = roof + rng.normal(0, 6, (bh, bw, 3))
-        building_rows.append({"building_id": k, "geometry": _to_world(col0, row0, col0 + bw, row0 + bh)})
+        building_rows.append(
+            {"building_id": k, "geometry": _to_world(col0, row0, col0 + bw, row0 + bh)}
+        )
     # Hard negatives: a road and a white greenhouse with regular ribs.
     img[h // 2 - 20 : h // 2 - 5, :] = (120, 115, 110)
     ribs = np.where((np.arange(60) % 8) < 2, 170, 235)[None, :, None]
@@ -69,15 +73,26 @@ def make_scene(path: Path, *, seed: int = 0, size_px: int = 600, alpha: bool = F
     if alpha:
         bands[3][:, :40] = 0
     profile = {
-        "driver": "GTiff", "width": w, "height": h, "count": len(bands), "dtype": "uint8",
-        "crs": CRS, "transform": from_origin(*ORIGIN, GSD_M, GSD_M), "tiled": True,
-        "blockxsize": 256, "blockysize": 256,
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": len(bands),
+        "dtype": "uint8",
+        "crs": CRS,
+        "transform": from_origin(*ORIGIN, GSD_M, GSD_M),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.stack(bands))
         if alpha:
             dst.colorinterp = [
-                rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
-                rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha,
+                rasterio.enums.ColorInterp.red,
+                rasterio.enums.ColorInterp.green,
+                rasterio.enums.ColorInterp.blue,
+                rasterio.enums.ColorInterp.alpha,
             ]
-    return Scene(path, gpd.GeoDataFrame(building_rows, crs=CRS), gpd.GeoDataFrame(health_rows, crs=CRS))
+    return Scene(
+        path, gpd.GeoDataFrame(building_rows, crs=CRS), gpd.GeoDataFrame(health_rows, crs=CRS)
+    )

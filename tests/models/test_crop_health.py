@@ -11,9 +11,8 @@ from models.indices import index_raster
 from models.training import load_model, save_model
 
 
-def test_a_model_trained_on_one_scene_classifies_another(health_model, test_scene, tmp_path):
-    raster = classify_health(health_model, test_scene.image, tmp_path / "health.tif")
-    scores = class_scores(raster, test_scene.health, "health", HEALTH_CLASSES)
+def test_a_model_trained_on_one_scene_classifies_another(health_raster, test_scene):
+    scores = class_scores(health_raster, test_scene.health, "health", HEALTH_CLASSES)
     assert set(scores) == set(HEALTH_CLASSES)
     assert all(s.recall > 0.85 and s.precision > 0.85 for s in scores.values())
     assert scores["healthy"].kappa > 0.8
@@ -26,7 +25,9 @@ def test_pixels_under_alpha_zero_or_outside_the_mask_are_nodata(health_model, te
     )
     with rasterio.open(raster.path) as src:
         codes = src.read(1)
-        inside = rasterio.features.geometry_mask(fields.geometry, codes.shape, src.transform, invert=True)
+        inside = rasterio.features.geometry_mask(
+            fields.geometry, codes.shape, src.transform, invert=True
+        )
     assert raster.nodata == 0 and raster.crs == "EPSG:32630"
     assert (codes[~inside] == 0).all()
     assert (codes[:, :40] == 0).all()
@@ -34,10 +35,9 @@ def test_pixels_under_alpha_zero_or_outside_the_mask_are_nodata(health_model, te
     assert (codes[inside] > 0).all()
 
 
-def test_parcel_health_summarises_each_parcel(health_model, test_scene, tmp_path):
+def test_parcel_health_summarises_each_parcel(health_raster, test_scene):
     parcels = test_scene.health.assign(parcel_id=["P1", "P2", "P3"])
-    raster = classify_health(health_model, test_scene.image, tmp_path / "health.tif")
-    summary = parcel_health(raster, test_scene.image, parcels)
+    summary = parcel_health(health_raster, test_scene.image, parcels)
     assert list(summary["parcel_id"]) == ["P1", "P2", "P3"]
     assert list(summary["dominant"]) == ["healthy", "stressed", "bare"]
     shares = summary[["healthy_pct", "stressed_pct", "bare_pct"]].sum(axis=1)
@@ -46,28 +46,25 @@ def test_parcel_health_summarises_each_parcel(health_model, test_scene, tmp_path
     assert summary.crs == parcels.crs
 
 
-def test_parcel_health_reads_a_precomputed_index_raster(health_model, test_scene, tmp_path):
+def test_parcel_health_reads_a_precomputed_index_raster(health_raster, test_scene, tmp_path):
     parcels = test_scene.health.assign(parcel_id=["P1", "P2", "P3"])
-    raster = classify_health(health_model, test_scene.image, tmp_path / "health.tif")
     exg = index_raster(test_scene.image, "exg", tmp_path / "exg.tif")
-    summary = parcel_health(raster, exg, parcels)
+    summary = parcel_health(health_raster, exg, parcels)
     assert summary["mean_exg"].iloc[0] > summary["mean_exg"].iloc[2]
 
 
-def test_a_parcel_outside_the_image_has_no_dominant_class(health_model, test_scene, tmp_path):
+def test_a_parcel_outside_the_image_has_no_dominant_class(health_raster, test_scene):
     far = gpd.GeoDataFrame({"parcel_id": ["far"]}, geometry=[box(0, 0, 10, 10)], crs="EPSG:32630")
-    raster = classify_health(health_model, test_scene.image, tmp_path / "health.tif")
-    summary = parcel_health(raster, test_scene.image, far)
+    summary = parcel_health(health_raster, test_scene.image, far)
     assert summary["dominant"].iloc[0] is None
     assert summary["classified_m2"].iloc[0] == 0
 
 
-def test_a_saved_model_predicts_the_same(health_model, test_scene, tmp_path):
+def test_a_saved_model_predicts_the_same(health_model, health_raster, test_scene, tmp_path):
     loaded = load_model(save_model(health_model, tmp_path / "health.joblib"))
     assert loaded.training_hash == health_model.training_hash
-    a = classify_health(health_model, test_scene.image, tmp_path / "a.tif")
-    b = classify_health(loaded, test_scene.image, tmp_path / "b.tif")
-    with rasterio.open(a.path) as ra, rasterio.open(b.path) as rb:
+    again = classify_health(loaded, test_scene.image, tmp_path / "again.tif")
+    with rasterio.open(health_raster.path) as ra, rasterio.open(again.path) as rb:
         assert (ra.read() == rb.read()).all()
 
 
@@ -77,7 +74,9 @@ def test_training_labels_with_an_unknown_class_name_the_column(train_scene):
         train_health(train_scene.image, labels)
 
 
-def test_classify_runs_on_a_real_rgba_orthophoto_in_another_crs(health_model, shared_data, tmp_path):
+def test_classify_runs_on_a_real_rgba_orthophoto_in_another_crs(
+    health_model, shared_data, tmp_path
+):
     ortho = shared_data / "orthophotos/webodm_orthophoto.tif"
     raster = classify_health(health_model, ortho, tmp_path / "health.tif")
     with rasterio.open(raster.path) as src, rasterio.open(ortho) as rgba:

@@ -1,0 +1,43 @@
+import geopandas as gpd
+import pytest
+from shapely.geometry import box
+
+from core.errors import ProcessingError
+from models.change import new_buildings
+
+CRS = "EPSG:32630"
+
+
+def _layer(*geoms, **columns):
+    return gpd.GeoDataFrame(columns, geometry=list(geoms), crs=CRS)
+
+
+def test_new_grown_and_unchanged_buildings():
+    before = _layer(box(0, 0, 10, 10), box(20, 0, 30, 10))
+    after = _layer(
+        box(0, 0, 10, 10.5),  # unchanged (within detection noise)
+        box(20, 0, 30, 16),  # extended by 60 %
+        box(50, 0, 58, 8),  # new
+        score=[0.9, 0.8, 0.7],
+    )
+    changed = new_buildings(before, after)
+    assert list(changed["change"]) == ["grown", "new"]
+    assert list(changed["score"]) == [0.8, 0.7]
+
+
+def test_a_slight_overlap_with_an_old_building_is_still_new():
+    before = _layer(box(0, 0, 10, 10))
+    after = _layer(box(9, 0, 19, 10))  # 10 % of it over the old footprint
+    assert list(new_buildings(before, after)["change"]) == ["new"]
+    assert new_buildings(before, after, min_overlap=0.05).empty
+
+
+def test_everything_is_new_when_there_was_nothing_before():
+    after = _layer(box(0, 0, 5, 5), box(10, 0, 15, 5))
+    assert list(new_buildings(_layer(), after)["change"]) == ["new", "new"]
+
+
+def test_epochs_in_different_crs_are_refused():
+    before = _layer(box(0, 0, 1, 1)).set_crs("EPSG:32629", allow_override=True)
+    with pytest.raises(ProcessingError, match="CRS"):
+        new_buildings(before, _layer(box(0, 0, 1, 1)))

@@ -1,0 +1,92 @@
+"""Co-registration pulls frames with noisy GNSS positions and yaws back into agreement."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from photo_factory import (
+    CRS,
+    ORTHO_LEFT_M,
+    ORTHO_TOP_M,
+    Pose,
+    make_ortho,
+    render_frame,
+    write_photo,
+)
+
+from core.types import ImageRecord
+from pipeline.coregister import coregister
+from pipeline.footprint import footprint
+from pipeline.ingest import ingest_folder
+
+# Three lines of five frames (64 x 48 m footprints), 70 % front and 55 % side overlap.
+TRUE_POSES = tuple(
+    Pose(
+        ORTHO_LEFT_M + 50 + 29 * line,
+        ORTHO_TOP_M - 50 - 14.4 * k,
+        yaw_deg=0.0 if line % 2 else 180.0,
+    )
+    for line in range(3)
+    for k in range(5)
+)
+
+
+def _reported(poses: tuple[Pose, ...], seed: int) -> list[Pose]:
+    """The poses a GNSS and a gimbal would report: 0.6 m and 1.5 deg of noise."""
+    rng = np.random.default_rng(seed)
+    return [
+        dataclasses.replace(
+            pose,
+            east_m=pose.east_m + rng.normal(0, 0.6),
+            north_m=pose.north_m + rng.normal(0, 0.6),
+            yaw_deg=pose.yaw_deg + rng.normal(0, 1.5),
+        )
+        for pose in poses
+    ]
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> list[ImageRecord]:
+    folder = tmp_path_factory.mktemp("noisy_flight")
+    ortho = make_ortho(size_px=1600, seed=11)
+    for index, (true, reported) in enumerate(
+        zip(TRUE_POSES, _reported(TRUE_POSES, 5), strict=True)
+    ):
+        write_photo(folder / f"IMG_{index:04d}.JPG", render_frame(ortho, true), reported)
+    return list(ingest_folder(folder).images)
+
+
+def _corner_errors_m(records: list[ImageRecord]) -> np.ndarray:
+    """Distances (m) from frame footprint corners to the true ones, after the best rigid fit.
+
+    Co-registration fixes frames relative to each other; the block's common shift and
+    rotation stay those of the GNSS and gimbal averages, so they are fitted out first.
+    """
+    placed = np.array([footprint(r, CRS).exterior.coords[:4] for r in records]).reshape(-1, 2)
+    truth = np.array(
+        [
+            footprint(
+                dataclasses.replace(r, lon_deg=p.lonlat[0], lat_deg=p.lonlat[1], yaw_deg=p.yaw_deg),
+                CRS,
+            ).exterior.coords[:4]
+            for r, p in zip(records, TRUE_POSES, strict=True)
+        ]
+    ).reshape(-1, 2)
+    placed_c, truth_c = placed - placed.mean(axis=0), truth - truth.mean(axis=0)
+    u, _, vt = np.linalg.svd(placed_c.T @ truth_c)
+    rotation = u @ vt  # Kabsch: the rotation taking placed onto truth
+    return np.hypot(*(placed_c @ rotation - truth_c).T)
+
+
+def test_coregistration_shrinks_relative_errors(records: list[ImageRecord]) -> None:
+    before = _corner_errors_m(records)
+    after = _corner_errors_m(list(coregister(records, CRS)))
+    assert before.max() > 1.0, "the reported poses are noisy to begin with"
+    assert after.max() < 0.15
+    assert np.median(after) < 0.05
+
+
+def test_single_frame_is_unchanged(records: list[ImageRecord]) -> None:
+    assert coregister(records[:1], CRS) == tuple(records[:1])

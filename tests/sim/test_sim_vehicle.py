@@ -1,0 +1,97 @@
+"""The simulated ArduCopter, driven over MAVLink by a plain pymavlink ground station."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from pymavlink import mavutil
+
+from sim.vehicle import COPTER_MODES, DEFAULT_PARAMETERS, GnssError, SimVehicle
+
+mavlink = mavutil.mavlink
+HOME_LONLAT = (-2.3431, 34.8961)  # Triffa plain, near Berkane
+
+
+@pytest.fixture
+def sim() -> Iterator[SimVehicle]:
+    with SimVehicle(home_lonlat=HOME_LONLAT, ground_elevation_m=12.0, speedup=50.0) as vehicle:
+        yield vehicle
+
+
+@pytest.fixture
+def gcs(sim: SimVehicle) -> Iterator[mavutil.mavfile]:
+    """A ground station listening where the simulator sends, with the vehicle's heartbeat."""
+    station = mavutil.mavlink_connection(sim.address, source_system=255)
+    assert station.wait_heartbeat(timeout=5) is not None
+    yield station
+    station.close()
+
+
+def command(gcs: mavutil.mavfile, cmd: int, *params: float) -> int:
+    """Send COMMAND_LONG and return the COMMAND_ACK result."""
+    padded = [*params, *[0.0] * (7 - len(params))]
+    gcs.mav.command_long_send(1, 1, cmd, 0, *padded)
+    ack = gcs.recv_match(type="COMMAND_ACK", blocking=True, timeout=5,
+                         condition=f"COMMAND_ACK.command=={cmd}")  # fmt: skip
+    assert ack is not None, f"no COMMAND_ACK for {cmd}"
+    return ack.result
+
+
+def test_heartbeat_is_an_arducopter_quad_in_stabilize(gcs: mavutil.mavfile) -> None:
+    heartbeat = gcs.recv_match(type="HEARTBEAT", blocking=True, timeout=5)
+    assert heartbeat.type == mavlink.MAV_TYPE_QUADROTOR
+    assert heartbeat.autopilot == mavlink.MAV_AUTOPILOT_ARDUPILOTMEGA
+    assert heartbeat.custom_mode == COPTER_MODES["STABILIZE"]
+    assert gcs.flightmode == "STABILIZE"
+
+
+def test_parameter_list_is_complete_and_settable(gcs: mavutil.mavfile) -> None:
+    gcs.mav.param_request_list_send(1, 1)
+    values = {}
+    while len(values) < len(DEFAULT_PARAMETERS):
+        msg = gcs.recv_match(type="PARAM_VALUE", blocking=True, timeout=5)
+        assert msg is not None and msg.param_count == len(DEFAULT_PARAMETERS)
+        values[msg.param_id] = msg.param_value
+    assert values["RTL_ALT"] == 3000 and values["BATT_CAPACITY"] == 5000
+
+    gcs.mav.param_set_send(1, 1, b"WPNAV_SPEED", 850.0, mavlink.MAV_PARAM_TYPE_REAL32)
+    echo = gcs.recv_match(type="PARAM_VALUE", blocking=True, timeout=5,
+                          condition="PARAM_VALUE.param_id=='WPNAV_SPEED'")  # fmt: skip
+    assert echo.param_value == 850.0
+
+
+def test_arming_is_refused_in_auto_and_take_off_climbs_in_guided(gcs: mavutil.mavfile) -> None:
+    set_mode = mavlink.MAV_CMD_DO_SET_MODE
+    flag = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
+    arm = mavlink.MAV_CMD_COMPONENT_ARM_DISARM
+    assert command(gcs, set_mode, flag, COPTER_MODES["AUTO"]) == mavlink.MAV_RESULT_ACCEPTED
+    assert command(gcs, arm, 1) == mavlink.MAV_RESULT_DENIED
+
+    assert command(gcs, set_mode, flag, COPTER_MODES["GUIDED"]) == mavlink.MAV_RESULT_ACCEPTED
+    assert command(gcs, arm, 1) == mavlink.MAV_RESULT_ACCEPTED
+    takeoff = mavlink.MAV_CMD_NAV_TAKEOFF
+    assert command(gcs, takeoff, 0, 0, 0, 0, 0, 0, 20.0) == mavlink.MAV_RESULT_ACCEPTED
+    position = gcs.recv_match(type="GLOBAL_POSITION_INT", blocking=True, timeout=5,
+                              condition="GLOBAL_POSITION_INT.relative_alt > 19500")  # fmt: skip
+    assert position is not None
+    assert position.lon == pytest.approx(HOME_LONLAT[0] * 1e7, abs=2)
+    assert command(gcs, arm, 0) == mavlink.MAV_RESULT_DENIED  # no disarming in the air
+
+
+def test_home_position_answers_get_home_position(gcs: mavutil.mavfile) -> None:
+    assert command(gcs, mavlink.MAV_CMD_GET_HOME_POSITION) == mavlink.MAV_RESULT_ACCEPTED
+    home = gcs.recv_match(type="HOME_POSITION", blocking=True, timeout=5)
+    assert (home.longitude, home.latitude) == tuple(round(v * 1e7) for v in HOME_LONLAT)
+    assert home.altitude == 12_000  # mm above mean sea level
+
+
+def test_gnss_bias_random_walks_within_one_to_three_metres() -> None:
+    error = GnssError(np.random.default_rng(5))
+    magnitudes = []
+    for time_s in range(0, 3600, 3):
+        error.advance(float(time_s))
+        magnitudes.append(float(np.hypot(*error.bias_m)))
+    assert 1.0 <= min(magnitudes) and max(magnitudes) <= 3.0
+    assert max(magnitudes) - min(magnitudes) > 0.1  # it does wander

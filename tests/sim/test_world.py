@@ -1,0 +1,203 @@
+"""The synthetic Berkane world: files, truth and records that agree, and deterministic pixels."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import rasterio
+from rasterio.features import geometry_mask
+from shapely.geometry import Point
+
+from core.errors import InputError
+from sim.world import World, generate, load_world
+
+SMALL = dict(width_m=200, height_m=160)
+EPOCH1, EPOCH2 = date(2026, 1, 15), date(2026, 7, 10)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return generate(tmp_path_factory.mktemp("world"), seed=7, **SMALL)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def buildings(world: World, epoch: str) -> gpd.GeoDataFrame:
+    return gpd.read_file(world.paths.truth, layer=f"buildings_{epoch}")
+
+
+def permits(world: World) -> pd.DataFrame:
+    return pd.read_csv(world.paths.permits, parse_dates=["issued", "expires"])
+
+
+def test_same_seed_gives_same_bytes_and_records(world: World, tmp_path: Path) -> None:
+    again = generate(tmp_path, seed=7, **SMALL)
+    for name, _ in world.epochs:
+        assert sha256(again.paths.ortho(name)) == sha256(world.paths.ortho(name))
+    assert again.paths.permits.read_bytes() == world.paths.permits.read_bytes()
+    for layer in ("buildings_epoch1", "buildings_epoch2", "health", "greenhouses"):
+        a = gpd.read_file(world.paths.truth, layer=layer)
+        b = gpd.read_file(again.paths.truth, layer=layer)
+        pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+        assert a.geometry.geom_equals_exact(b.geometry, tolerance=1e-9).all()
+
+
+def test_another_seed_gives_another_world(world: World, tmp_path: Path) -> None:
+    other = generate(tmp_path, seed=8, **SMALL)
+    assert sha256(other.paths.ortho("epoch1")) != sha256(world.paths.ortho("epoch1"))
+    assert not buildings(other, "epoch2").geometry.equals(buildings(world, "epoch2").geometry)
+
+
+def test_files_layers_and_columns(world: World) -> None:
+    assert set(pyogrio.list_layers(world.paths.truth)[:, 0]) == {
+        "buildings_epoch1",
+        "buildings_epoch2",
+        "health",
+        "greenhouses",
+    }
+    parcels = gpd.read_file(world.paths.parcels, layer="parcels")
+    assert {"parcel_id", "commune", "land_use"} <= set(parcels.columns)
+    assert parcels.parcel_id.is_unique and parcels.parcel_id.str.match(r"BRK-\d{4}$").all()
+    assert set(parcels.land_use) == {
+        "built",
+        "orchard",
+        "vineyard",
+        "cereal",
+        "vegetables",
+        "greenhouse",
+        "bare",
+        "project",
+    }
+    assert set(parcels.commune) <= {"Berkane", "Sidi Slimane Echcharraa", "Madagh"}
+    assert list(pd.read_csv(world.paths.permits).columns) == [
+        "permit_id",
+        "parcel_id",
+        "status",
+        "issued",
+        "expires",
+        "permitted_footprint_m2",
+    ]
+    for layer in ("buildings_epoch1", "buildings_epoch2"):
+        assert {"building_id", "parcel_id", "case", "roof", "height_m"} <= set(
+            buildings(world, layer.split("_")[1]).columns
+        )
+
+
+def test_orthophotos_are_tiled_rgb_geotiffs_in_utm_30n(world: World) -> None:
+    for name, _ in world.epochs:
+        with rasterio.open(world.paths.ortho(name)) as src:
+            assert src.crs.to_epsg() == 32630
+            assert (src.count, src.dtypes[0], src.nodata) == (3, "uint8", None)
+            assert src.block_shapes[0] == (512, 512)
+            assert src.compression.name.lower() == "deflate"
+            assert src.res == pytest.approx((0.1, 0.1))
+            assert tuple(src.bounds) == pytest.approx(world.bounds)
+            assert src.read(1).std() > 10  # a picture, not a flat fill
+
+
+def test_world_sits_at_berkane_and_reloads(world: World) -> None:
+    assert world.crs == "EPSG:32630"
+    assert world.bounds[0] == round(world.bounds[0]) and world.bounds[1] == round(world.bounds[1])
+    assert world.aoi_lonlat.contains(Point(-2.2995, 34.9285))
+    assert world.aoi_lonlat.contains(Point(world.home_lonlat))
+    assert world.ground_elevation_m == pytest.approx(120.0)
+    assert world.epochs == (("epoch1", EPOCH1), ("epoch2", EPOCH2))
+    assert load_world(world.root) == world
+
+
+def test_load_world_names_the_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="world.json"):
+        load_world(tmp_path)
+
+
+def test_epoch2_holds_every_case_on_its_own_parcel(world: World) -> None:
+    new = buildings(world, "epoch2").query("case != 'existing'")
+    cases = new.case.value_counts()
+    assert {"permitted", "over_footprint", "expired_permit", "project"} <= set(cases.index)
+    assert cases["unpermitted"] >= 2
+    assert new.parcel_id.is_unique
+    houses = new.query("case != 'project'")
+    assert houses.area.between(80, 250).all()
+
+
+def test_permits_match_the_cases(world: World) -> None:
+    records = permits(world)
+    new = buildings(world, "epoch2").set_index("parcel_id")
+    by_parcel = records.set_index("parcel_id")
+    for parcel_id, b in new.iterrows():
+        built_m2 = b.geometry.area
+        if b.case in ("unpermitted", "project"):
+            assert parcel_id not in by_parcel.index
+            continue
+        permit = by_parcel.loc[parcel_id]
+        if b.case == "permitted":
+            assert permit.issued.date() < EPOCH2 < permit.expires.date()
+            assert permit.permitted_footprint_m2 >= built_m2
+        elif b.case == "over_footprint":
+            assert permit.issued.date() < EPOCH2 < permit.expires.date()
+            assert built_m2 >= 1.5 * permit.permitted_footprint_m2
+        elif b.case == "expired_permit":
+            assert permit.expires.date() < EPOCH1
+        else:
+            assert b.case == "existing"
+            assert permit.status == "completed"
+
+
+def test_existing_buildings_stand_unchanged_in_both_epochs(world: World) -> None:
+    before = buildings(world, "epoch1").set_index("building_id")
+    after = buildings(world, "epoch2").set_index("building_id").loc[before.index]
+    assert (before.case == "existing").all() and len(before) >= 3
+    assert before.geometry.geom_equals_exact(after.geometry, tolerance=1e-9).all()
+
+
+def test_project_site_is_a_slab_only_in_epoch2(world: World) -> None:
+    projects = gpd.read_file(world.paths.projects, layer="projects")
+    project = projects.set_index("project_id").loc["PRJ-001"]
+    assert (project.start, project.planned_end) == ("2025-09-01", "2026-12-31")
+    parcels = gpd.read_file(world.paths.parcels).set_index("parcel_id")
+    assert parcels.loc[project.parcel_id, "land_use"] == "project"
+    structures = buildings(world, "epoch2").query("case == 'project'")
+    assert list(structures.parcel_id) == [project.parcel_id]
+    assert project.parcel_id not in set(buildings(world, "epoch1").parcel_id)
+
+
+def test_health_truth_partitions_crop_parcels_into_three_classes(world: World) -> None:
+    health = gpd.read_file(world.paths.truth, layer="health")
+    assert set(health.health) == {"healthy", "stressed", "bare"}
+    parcels = gpd.read_file(world.paths.parcels).set_index("parcel_id")
+    uses = parcels.loc[health.parcel_id, "land_use"]
+    assert set(uses) <= {"orchard", "vineyard", "cereal", "vegetables", "bare"}
+    for parcel_id, zones in health.groupby("parcel_id"):
+        assert zones.area.sum() == pytest.approx(parcels.loc[parcel_id].geometry.area, rel=1e-6)
+        assert zones.union_all().area == pytest.approx(zones.area.sum(), rel=1e-6)
+
+
+def test_greenhouses_are_not_buildings(world: World) -> None:
+    greenhouses = gpd.read_file(world.paths.truth, layer="greenhouses")
+    assert len(greenhouses) >= 2
+    assert not greenhouses.union_all().intersects(buildings(world, "epoch2").union_all())
+
+
+def mean_rgb(world: World, epoch: str, shapes) -> np.ndarray:
+    with rasterio.open(world.paths.ortho(epoch)) as src:
+        inside = ~geometry_mask(shapes, out_shape=src.shape, transform=src.transform)
+        return src.read()[:, inside].mean(axis=1)
+
+
+def test_crops_change_with_the_season_but_roofs_do_not(world: World) -> None:
+    parcels = gpd.read_file(world.paths.parcels)
+    cereal = parcels.query("land_use == 'cereal'").geometry.buffer(-3)
+    roofs = buildings(world, "epoch1").geometry.buffer(-2.5, join_style="mitre")
+    crop_change = np.abs(mean_rgb(world, "epoch2", cereal) - mean_rgb(world, "epoch1", cereal))
+    roof_change = np.abs(mean_rgb(world, "epoch2", roofs) - mean_rgb(world, "epoch1", roofs))
+    assert crop_change.max() > 60  # green winter wheat, golden summer stubble
+    assert roof_change.max() < crop_change.max() / 2
