@@ -6,6 +6,7 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import date
 from pathlib import Path
@@ -44,6 +45,7 @@ def demo(
     import flows
     from core.settings import load_settings
 
+    _quiet_user_errors()
     settings = load_settings(workspace=workspace)
     summary = flows.demo(settings, size=size, console=out)
     flows.print_demo_summary(summary, out)
@@ -79,8 +81,13 @@ def plan(
     import flows
 
     mission = flows.plan_mission_file(
-        aoi, output, gsd_cm=gsd_cm, camera_key=camera, front_overlap=front_overlap,
-        side_overlap=side_overlap, speed_m_s=speed_m_s,
+        aoi,
+        output,
+        gsd_cm=gsd_cm,
+        camera_key=camera,
+        front_overlap=front_overlap,
+        side_overlap=side_overlap,
+        speed_m_s=speed_m_s,
     )
     out.print(
         f"{output}: {len(mission.waypoints)} waypoints, {mission.photo_count} photos, "
@@ -99,6 +106,7 @@ def survey(
     import flows
     from core.settings import load_settings
 
+    _quiet_user_errors()
     settings = load_settings(**({"workspace": workspace} if workspace else {}))
     result = flows.survey(world_dir=world, epoch=epoch, settings=settings)
     flows.print_epoch_result(result, out)
@@ -109,9 +117,7 @@ def process(
     frames: Annotated[Path, typer.Argument(help="Folder of georeferenced drone photos.")],
     parcels: Annotated[Path, typer.Option(help="Cadastral parcels (GeoPackage).")],
     permits: Annotated[Path, typer.Option(help="Permit records (CSV).")],
-    captured_on: Annotated[
-        str, typer.Option("--date", help="Capture date, YYYY-MM-DD.")
-    ],
+    captured_on: Annotated[str, typer.Option("--date", help="Capture date, YYYY-MM-DD.")],
     epoch: Annotated[str, typer.Option(help="Epoch name (output folder).")] = "",
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -120,16 +126,40 @@ def process(
     from core.errors import InputError
     from core.settings import load_settings
 
+    _quiet_user_errors()
     try:
         day = date.fromisoformat(captured_on)
     except ValueError as exc:
         raise InputError("--date", f"{captured_on!r} is not a date (YYYY-MM-DD)") from exc
     settings = load_settings(**({"workspace": workspace} if workspace else {}))
     result = flows.process(
-        frames_dir=frames, parcels_path=parcels, permits_path=permits,
-        epoch=epoch or day.isoformat(), captured_on=day, settings=settings,
+        frames_dir=frames,
+        parcels_path=parcels,
+        permits_path=permits,
+        epoch=epoch or day.isoformat(),
+        captured_on=day,
+        settings=settings,
     )
     flows.print_epoch_result(result, out)
+
+
+class _NoTracebackForUserErrors(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback; a user mistake needs none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], RaqibError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_user_errors() -> None:
+    """Strip tracebacks of Raqib errors from every handler Prefect (or anyone) installed."""
+    loggers = [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if not any(isinstance(f, _NoTracebackForUserErrors) for f in handler.filters):
+                handler.addFilter(_NoTracebackForUserErrors())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,37 +18,47 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import geopandas as gpd  # noqa: E402
-import pandas as pd  # noqa: E402
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from shapely.geometry import LineString  # noqa: E402
+import geopandas as gpd
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from rich.console import Console
+from rich.table import Table
+from shapely.geometry import LineString
 
-from core.errors import InputError  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from core.types import Accuracy, Grid, IngestResult, Mission, Raster, SurveySpec, Waypoint  # noqa: E402
-from flights import vehicle as flight_link  # noqa: E402
-from flights.aoi import load_aoi, reproject  # noqa: E402
-from flights.camera import get_camera, preview  # noqa: E402
-from flights.export import write_kml, write_qgc_plan, write_waypoints  # noqa: E402
-from flights.plan import plan_survey  # noqa: E402
-from gis.flags import flag_new_buildings  # noqa: E402
-from gis.parcels import read_parcels  # noqa: E402
-from gis.publish import publish_geopackage  # noqa: E402
-from gis.records import read_permits, read_projects  # noqa: E402
-from models.change import new_buildings  # noqa: E402
-from models.construction import detect_buildings, train_buildings  # noqa: E402
-from models.crop_health import classify_health, parcel_health, train_health  # noqa: E402
-from models.evaluation import class_scores, object_scores  # noqa: E402
-from models.training import load_model, save_model  # noqa: E402
-from pipeline.catalog import images_frame, skipped_frame  # noqa: E402
-from pipeline.footprint import footprint, ground_sampling_m  # noqa: E402
-from pipeline.ingest import ingest_folder  # noqa: E402
-from pipeline.mosaic import mosaic_frames  # noqa: E402
-from sim.vehicle import SimVehicle  # noqa: E402
-from sim.world import World, generate, load_world  # noqa: E402
+from core.errors import InputError
+from core.settings import Settings
+from core.types import (
+    Accuracy,
+    Grid,
+    ImageRecord,
+    IngestResult,
+    Mission,
+    Raster,
+    SurveySpec,
+    Waypoint,
+)
+from flights import vehicle as flight_link
+from flights.aoi import load_aoi, reproject
+from flights.camera import get_camera, preview
+from flights.export import write_kml, write_qgc_plan, write_waypoints
+from flights.plan import plan_survey
+from gis.flags import flag_new_buildings
+from gis.parcels import read_parcels
+from gis.publish import publish_geopackage
+from gis.records import read_permits, read_projects
+from models.change import new_buildings
+from models.construction import detect_buildings, train_buildings
+from models.crop_health import classify_health, parcel_health, train_health
+from models.evaluation import class_scores, object_scores
+from models.training import load_model, save_model
+from pipeline.catalog import images_frame, skipped_frame
+from pipeline.coregister import coregister
+from pipeline.footprint import footprint, ground_sampling_m
+from pipeline.ingest import ingest_folder
+from pipeline.mosaic import mosaic_frames
+from sim.vehicle import SimVehicle
+from sim.world import World, generate, load_world
 
 GEOPACKAGE = "raqib.gpkg"
 EPOCHS_MANIFEST = "epochs.json"
@@ -138,8 +148,16 @@ def ingest_task(frames_dir: Path) -> IngestResult:
 
 
 @task(cache_policy=NO_CACHE)
-def mosaic_task(result: IngestResult, grid: Grid, out_path: Path) -> Raster:
-    return mosaic_frames(result.images, grid, out_path)
+def coregister_task(
+    result: IngestResult, crs: str, reference: Path | None
+) -> tuple[ImageRecord, ...]:
+    """Refine frame poses by matching neighbours (and the previous epoch's mosaic)."""
+    return coregister(result.images, crs, reference=reference)
+
+
+@task(cache_policy=NO_CACHE)
+def mosaic_task(records: tuple[ImageRecord, ...], grid: Grid, out_path: Path) -> Raster:
+    return mosaic_frames(records, grid, out_path)
 
 
 @task(cache_policy=NO_CACHE)
@@ -147,7 +165,9 @@ def health_task(
     models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, out_dir: Path
 ) -> gpd.GeoDataFrame:
     """Classify crop health inside the agricultural parcels and summarise per parcel."""
-    farms = parcels[parcels["land_use"].isin(AGRICULTURAL_USES)] if "land_use" in parcels else parcels
+    farms = (
+        parcels[parcels["land_use"].isin(AGRICULTURAL_USES)] if "land_use" in parcels else parcels
+    )
     classes = classify_health(
         load_model(models.health), mosaic.path, out_dir / "crop_health.tif", mask_polygons=farms
     )
@@ -196,18 +216,24 @@ def process(
     models = models or default_models(settings)
     ingested = ingest_task(frames_dir)
     if not ingested.images:
-        raise InputError(frames_dir, "no usable photo: " + "; ".join(
-            f"{s.path.name}: {s.reason}" for s in ingested.skipped))
+        raise InputError(
+            frames_dir,
+            "no usable photo: " + "; ".join(f"{s.path.name}: {s.reason}" for s in ingested.skipped),
+        )
     grid = grid or grid_of_images(ingested, settings)
-    mosaic = mosaic_task(ingested, grid, out_dir / "mosaic.tif")
+    previous = previous_epoch(settings.workspace, epoch, captured_on)
+    records = coregister_task(
+        ingested, settings.crs, Path(previous["mosaic"]) if previous else None
+    )
+    mosaic = mosaic_task(records, grid, out_dir / "mosaic.tif")
     health = health_task(models, mosaic, parcels, out_dir)
     buildings = buildings_task(models, mosaic, settings)
-    previous = previous_buildings(settings.workspace, epoch, captured_on)
     if previous is None:
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
     else:
+        before = gpd.read_file(previous["geopackage"], layer="buildings", engine="pyogrio")
         changed = new_buildings(
-            previous.to_crs(buildings.crs), buildings, min_overlap=settings.new_building_overlap
+            before.to_crs(buildings.crs), buildings, min_overlap=settings.new_building_overlap
         )
     flagged = flag_new_buildings(
         changed,
@@ -233,7 +259,7 @@ def process(
         ),
     }
     geopackage = publish_task(out_dir / GEOPACKAGE, layers)
-    record_epoch(settings.workspace, epoch, captured_on, geopackage)
+    record_epoch(settings.workspace, epoch, captured_on, geopackage, mosaic.path)
     return EpochResult(
         epoch=epoch,
         captured_on=captured_on,
@@ -317,11 +343,17 @@ def mission_frame(mission: Mission, crs: str) -> gpd.GeoDataFrame:
     )
 
 
-def record_epoch(workspace: Path, epoch: str, captured_on: date, geopackage: Path) -> None:
+def record_epoch(
+    workspace: Path, epoch: str, captured_on: date, geopackage: Path, mosaic: Path
+) -> None:
     """Add (or replace) an epoch in the workspace's manifest, written atomically."""
     manifest_path = workspace / EPOCHS_MANIFEST
     epochs = read_manifest(workspace)
-    epochs[epoch] = {"captured_on": captured_on.isoformat(), "geopackage": str(geopackage)}
+    epochs[epoch] = {
+        "captured_on": captured_on.isoformat(),
+        "geopackage": str(geopackage),
+        "mosaic": str(mosaic),
+    }
     scratch = manifest_path.with_suffix(".json.tmp")
     scratch.write_text(json.dumps(epochs, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(scratch, manifest_path)
@@ -332,36 +364,35 @@ def read_manifest(workspace: Path) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def previous_buildings(workspace: Path, epoch: str, captured_on: date) -> gpd.GeoDataFrame | None:
-    """Buildings published for the latest earlier epoch of this workspace, if any."""
+def previous_epoch(workspace: Path, epoch: str, captured_on: date) -> dict[str, str] | None:
+    """The manifest entry of the latest epoch captured before ``captured_on``, if any."""
     earlier = [
-        (entry["captured_on"], entry["geopackage"])
+        entry
         for name, entry in read_manifest(workspace).items()
         if name != epoch and entry["captured_on"] < captured_on.isoformat()
     ]
-    if not earlier:
-        return None
-    _, geopackage = max(earlier)
-    return gpd.read_file(geopackage, layer="buildings", engine="pyogrio")
+    return max(earlier, key=lambda entry: entry["captured_on"]) if earlier else None
 
 
-def default_models(settings: Settings, *, training_size_m: tuple[float, float] = (300.0, 240.0)) -> Models:
+def default_models(
+    settings: Settings, *, training_size_m: tuple[float, float] = (300.0, 240.0)
+) -> Models:
     """The workspace's classifiers, trained on a world of another seed the first time."""
     folder = settings.workspace / "models"
     models = Models(health=folder / "crop_health.joblib", buildings=folder / "buildings.joblib")
     if models.health.exists() and models.buildings.exists():
         return models
     width_m, height_m = training_size_m
-    world = generate(folder / "training_world", seed=TRAINING_SEED, width_m=width_m, height_m=height_m)
+    world = generate(
+        folder / "training_world", seed=TRAINING_SEED, width_m=width_m, height_m=height_m
+    )
     epoch, _ = world.epochs[-1]
     truth = world.paths.truth
     save_model(
         train_health(world.paths.ortho(epoch), gpd.read_file(truth, layer="health")), models.health
     )
     save_model(
-        train_buildings(
-            world.paths.ortho(epoch), gpd.read_file(truth, layer=f"buildings_{epoch}")
-        ),
+        train_buildings(world.paths.ortho(epoch), gpd.read_file(truth, layer=f"buildings_{epoch}")),
         models.buildings,
     )
     return models
@@ -380,8 +411,11 @@ def plan_mission_file(
     """Plan a survey over an AOI file and write it as a QGroundControl plan."""
     aoi = load_aoi(aoi_path)
     spec = SurveySpec(
-        camera=get_camera(camera_key), gsd_cm=gsd_cm, front_overlap=front_overlap,
-        side_overlap=side_overlap, speed_m_s=speed_m_s,
+        camera=get_camera(camera_key),
+        gsd_cm=gsd_cm,
+        front_overlap=front_overlap,
+        side_overlap=side_overlap,
+        speed_m_s=speed_m_s,
     )
     start = aoi.exterior.coords[0]
     home = Waypoint(lat_deg=start[1], lon_deg=start[0], altitude_m=0.0)
@@ -400,7 +434,9 @@ class DemoSummary:
     accuracy: dict[str, Accuracy]
 
 
-def demo(settings: Settings, *, size: str = "default", console: Console | None = None) -> DemoSummary:
+def demo(
+    settings: Settings, *, size: str = "default", console: Console | None = None
+) -> DemoSummary:
     """Generate the default world, survey both epochs, measure accuracy against its truth."""
     say: Callable[[str], None] = console.print if console else (lambda _msg: None)
     if size not in DEMO_SIZES_M:
@@ -412,8 +448,10 @@ def demo(settings: Settings, *, size: str = "default", console: Console | None =
     default_models(settings)
     results = []
     for i, (epoch, captured_on) in enumerate(world.epochs, start=1):
-        say(f"[bold]{2 + i}/4[/] survey of {epoch} ({captured_on}): plan, fly, ingest, mosaic, "
-            "analyse, publish")
+        say(
+            f"[bold]{2 + i}/4[/] survey of {epoch} ({captured_on}): plan, fly, ingest, mosaic, "
+            "analyse, publish"
+        )
         results.append(survey(world.root, epoch, settings))
     return DemoSummary(world.root, tuple(results), measure_accuracy(world, results))
 
@@ -429,7 +467,9 @@ def measure_accuracy(world: World, results: list[EpochResult]) -> dict[str, Accu
         )
     }
     health = class_scores(
-        last.out_dir / "crop_health.tif", gpd.read_file(truth, layer="health"), "health",
+        last.out_dir / "crop_health.tif",
+        gpd.read_file(truth, layer="health"),
+        "health",
         ("healthy", "stressed", "bare"),
     )
     accuracy |= {f"health:{name}": value for name, value in health.items()}
@@ -460,7 +500,11 @@ def print_demo_summary(summary: DemoSummary, console: Console) -> None:
         table.add_column(column)
     for name, acc in summary.accuracy.items():
         table.add_row(
-            name, f"{acc.precision:.2f}", f"{acc.recall:.2f}", f"{acc.f1:.2f}",
-            "" if acc.kappa is None else f"{acc.kappa:.2f}", str(acc.support),
+            name,
+            f"{acc.precision:.2f}",
+            f"{acc.recall:.2f}",
+            f"{acc.f1:.2f}",
+            "" if acc.kappa is None else f"{acc.kappa:.2f}",
+            str(acc.support),
         )
     console.print(table)

@@ -16,7 +16,8 @@ import numpy as np
 import shapely
 from rasterio import features as rio_features
 from rasterio import windows as rio_windows
-from shapely.geometry import shape
+from rasterio.io import DatasetReader
+from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from models.features import FEATURE_MARGIN_PX
@@ -74,6 +75,7 @@ def train_buildings_on(
     finds most building-like (bright soil, roads, greenhouses, long shadows).
     """
     per_image = max(1, max_samples_per_class // len(examples))
+    rng = np.random.default_rng(seed)
     positive_x, pool_x = [], []
     for k, (image_path, buildings) in enumerate(examples):
         with open_rgb(image_path) as src:
@@ -89,9 +91,8 @@ def train_buildings_on(
             max_samples_per_class=4 * per_image,
             seed=seed + k,
         )
-        positive_x.append(x[y == 1][:per_image])
+        positive_x.append(_subsample(x[y == 1], per_image, rng))
         pool_x.append(x[y == 2])
-    rng = np.random.default_rng(seed)
     positives, pool = np.concatenate(positive_x), np.concatenate(pool_x)
     first = _fit(positives, _subsample(pool, max_samples_per_class, rng), seed)
     hardness = first.estimator.predict_proba(pool)[:, list(first.estimator.classes_).index(1)]
@@ -125,7 +126,7 @@ def detect_buildings(
             pieces += _polygonise(built[block.inner], proba[0][block.inner], block, src)
         crs = src.crs
     rows = [
-        {"geometry": _regularise(geom), "score": total / n_px}
+        {"geometry": _regularise(_fill_holes(geom, min_area_m2)), "score": total / n_px}
         for geom, total, n_px in _merge_seams(pieces)
         if geom.area >= min_area_m2
     ]
@@ -150,7 +151,7 @@ def _fit(positives: np.ndarray, negatives: np.ndarray, seed: int) -> BuildingMod
 
 
 def _polygonise(
-    built: np.ndarray, probability: np.ndarray, block: Block, src
+    built: np.ndarray, probability: np.ndarray, block: Block, src: DatasetReader
 ) -> list[tuple[BaseGeometry, float, int, bool]]:
     """Connected blobs of ``built`` as (polygon, sum of probability, pixels, touches a seam)."""
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(built, connectivity=4)
@@ -193,6 +194,15 @@ def _merge_seams(
         members = tree.query(part, predicate="intersects")
         whole.append((part, sum(cut[i][1] for i in members), sum(cut[i][2] for i in members)))
     return whole
+
+
+def _fill_holes(blob: BaseGeometry, max_hole_m2: float) -> BaseGeometry:
+    """``blob`` without holes smaller than ``max_hole_m2`` (water tanks, dishes, overhanging
+    tree crowns); a MultiPolygon from merged seams is returned as it is."""
+    if not isinstance(blob, Polygon):
+        return blob
+    kept = [ring for ring in blob.interiors if Polygon(ring).area >= max_hole_m2]
+    return Polygon(blob.exterior, kept)
 
 
 def _regularise(blob: BaseGeometry) -> BaseGeometry:

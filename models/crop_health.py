@@ -101,10 +101,12 @@ def classify_health(
     *,
     mask_polygons: gpd.GeoDataFrame | None = None,
     smoothing_m: float = 1.0,
+    stride_px: int = 2,
 ) -> Raster:
     """Write the uint8 class raster of ``image_path`` (nodata 0), only inside ``mask_polygons``
     (e.g. the agricultural parcels) when given. Class probabilities are averaged over a
-    Gaussian of ``smoothing_m`` before the vote, as crop condition varies over metres."""
+    Gaussian of ``smoothing_m`` before the vote, as crop condition varies over metres; the
+    classifier runs on every ``stride_px``-th pixel (see :func:`predict_blocks`)."""
     with open_rgb(image_path) as src:
         within = None
         if mask_polygons is not None:
@@ -116,7 +118,7 @@ def classify_health(
             sigma_px = smoothing_m / abs(src.transform.a)
             margin_px = FEATURE_MARGIN_PX + math.ceil(3 * sigma_px)
             for block, proba, predicted in predict_blocks(
-                model, src, within=within, margin_px=margin_px
+                model, src, within=within, margin_px=margin_px, stride_px=stride_px
             ):
                 if sigma_px > 0:
                     proba = np.stack([cv2.GaussianBlur(p, (0, 0), sigma_px) for p in proba])

@@ -13,8 +13,8 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from functools import cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +22,7 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 from rasterio.enums import Resampling
+from rasterio.errors import WindowError
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 from scipy.sparse import coo_matrix
@@ -33,7 +34,7 @@ from pipeline.footprint import footprint, frame_to_ground, ground_sampling_m
 
 MATCH_GSD_M = 0.2
 """Frames are matched at about this ground resolution (decoded at 1/2, 1/4 or 1/8)."""
-MIN_OVERLAP = 0.15
+MIN_OVERLAP = 0.25
 """Pairs of frames sharing less than this share of a footprint are not matched."""
 MAX_OFFSET_M = 6.0
 """Tie points further apart than this on the ground (before adjustment) are rejected."""
@@ -46,7 +47,7 @@ PRIOR_ROTATION_DEG = 3.0
 """Expected size of the corrections (GNSS noise, gimbal-yaw noise): their weak priors."""
 GAUGE_WEIGHT = 10.0
 """Weight of the rows that keep the mean shift at zero."""
-_ORB_FEATURES = 3000
+_ORB_FEATURES = 2000
 _DECODE_FLAGS = {
     1: cv2.IMREAD_GRAYSCALE,
     2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
@@ -82,7 +83,7 @@ def frame_corrections(
 ) -> list[Correction]:
     """Per-frame corrections from tie points between overlapping frames (and the reference)."""
     count = len(records)
-    if count < 2 and reference is None:
+    if count == 0 or (count < 2 and reference is None):
         return [Correction(0.0, 0.0, 0.0)] * count
     features = [_features(record, crs) for record in records]
     centres = np.array([f.centre for f in features])
@@ -135,7 +136,10 @@ def _reference_features(reference: Path, bounds: tuple[float, ...]) -> _Features
         window = from_bounds(
             left - margin, bottom - margin, right + margin, top + margin, transform=src.transform
         )
-        window = window.intersection(Window(0, 0, src.width, src.height))
+        try:
+            window = window.intersection(Window(0, 0, src.width, src.height))
+        except WindowError:
+            return _Features((left, top), np.empty((0, 2)), None)
         scale = max(1.0, MATCH_GSD_M / abs(src.transform.a))
         shape = (max(1, round(window.height / scale)), max(1, round(window.width / scale)))
         bands = src.read(

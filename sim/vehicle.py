@@ -234,6 +234,12 @@ class SimVehicle:
         self._to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
         self._to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
         self.home_easting_m, self.home_northing_m = self._to_crs.transform(*home_lonlat)
+        north_e, north_n = self._to_crs.transform(home_lonlat[0], home_lonlat[1] + 0.001)
+        # Headings fly in the grid; EXIF yaw is from true north (grid and true north differ
+        # by the meridian convergence, ~0.4 deg at Berkane in UTM 30N).
+        self._true_north_grid_deg = math.degrees(
+            math.atan2(north_e - self.home_easting_m, north_n - self.home_northing_m)
+        )
         self._state = _State(self.home_easting_m, self.home_northing_m)
         self._gnss = GnssError(np.random.default_rng(seed))
         self._flight_camera: FlightCamera | None = None
@@ -706,13 +712,14 @@ class SimVehicle:
             state.easting_m + noise_east_m, state.northing_m + noise_north_m
         )
         relative_m = state.altitude_m + float(gnss.noise_m(0.1, 1)[0])
+        true_heading_deg = (state.heading_deg - self._true_north_grid_deg) % 360.0
         exif = FrameExif(
             lon_deg=lon,
             lat_deg=lat,
             altitude_msl_m=self.ground_elevation_m + relative_m + float(gnss.noise_m(0.3, 1)[0]),
             relative_altitude_m=relative_m,
-            gimbal_yaw_deg=state.heading_deg + float(gnss.noise_m(1.5, 1)[0]),
-            flight_yaw_deg=state.heading_deg,
+            gimbal_yaw_deg=true_heading_deg + float(gnss.noise_m(1.5, 1)[0]),
+            flight_yaw_deg=true_heading_deg,
             captured_at=self.start_time + timedelta(seconds=state.time_s),
         )
         trigger = Trigger(len(self.triggers) + 1, state.time_s, true_pose, exif)

@@ -18,6 +18,10 @@ from sim.world import World, generate
 
 pytestmark = pytest.mark.slow
 EPOCHS = ("epoch1", "epoch2")
+F1_FLOOR = 0.6
+AREA_IOU_FLOOR = 0.65
+KAPPA_FLOOR = 0.7
+RECALL_FLOOR = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,9 @@ def test_buildings_of_a_held_out_world_are_found(training_world, held_out_world)
 def test_crop_health_of_a_held_out_world_is_classified(
     training_world, held_out_world, tmp_path: Path
 ):
-    model = train_health_on([(training_world.paths.ortho(e), _layer(training_world, "health")) for e in EPOCHS])
+    model = train_health_on(
+        [(training_world.paths.ortho(e), _layer(training_world, "health")) for e in EPOCHS]
+    )
     for epoch in EPOCHS:
         scores = evaluate_health(
             model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +14,17 @@ from photo_factory import (
     Pose,
     make_ortho,
     render_frame,
+    write_ortho,
     write_photo,
 )
+from pyproj import Transformer
 
 from core.types import ImageRecord
 from pipeline.coregister import coregister
 from pipeline.footprint import footprint
 from pipeline.ingest import ingest_folder
+
+_TO_UTM = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
 
 # Three lines of five frames (64 x 48 m footprints), 70 % front and 55 % side overlap.
 TRUE_POSES = tuple(
@@ -90,3 +95,22 @@ def test_coregistration_shrinks_relative_errors(records: list[ImageRecord]) -> N
 
 def test_single_frame_is_unchanged(records: list[ImageRecord]) -> None:
     assert coregister(records[:1], CRS) == tuple(records[:1])
+
+
+def test_reference_raster_removes_the_common_gnss_bias(tmp_path: Path) -> None:
+    ortho = make_ortho(size_px=1600, seed=11)
+    reference = write_ortho(tmp_path / "reference.tif", ortho)
+    biased = [
+        dataclasses.replace(pose, east_m=pose.east_m + 2.0, north_m=pose.north_m - 1.5)
+        for pose in _reported(TRUE_POSES, 8)
+    ]
+    folder = tmp_path / "flight"
+    folder.mkdir()
+    for index, (true, reported) in enumerate(zip(TRUE_POSES, biased, strict=True)):
+        write_photo(folder / f"IMG_{index:04d}.JPG", render_frame(ortho, true), reported)
+    records = list(ingest_folder(folder).images)
+    placed = coregister(records, CRS, reference=reference)
+    for record, true in zip(placed, TRUE_POSES, strict=True):
+        east, north = _TO_UTM.transform(record.lon_deg, record.lat_deg)
+        assert abs(east - true.east_m) < 0.1 and abs(north - true.north_m) < 0.1
+        assert abs(record.yaw_deg - true.yaw_deg) < 0.2
