@@ -48,8 +48,8 @@ from gis.parcels import read_parcels
 from gis.publish import publish_geopackage
 from gis.records import read_permits, read_projects
 from models.change import new_buildings
-from models.construction import detect_buildings, train_buildings
-from models.crop_health import classify_health, parcel_health, train_health
+from models.construction import detect_buildings, train_buildings_on
+from models.crop_health import classify_health, parcel_health, train_health_on
 from models.evaluation import class_scores, object_scores
 from models.training import load_model, save_model
 from pipeline.catalog import images_frame, skipped_frame
@@ -377,7 +377,7 @@ def previous_epoch(workspace: Path, epoch: str, captured_on: date) -> dict[str, 
 def default_models(
     settings: Settings, *, training_size_m: tuple[float, float] = (300.0, 240.0)
 ) -> Models:
-    """The workspace's classifiers, trained on a world of another seed the first time."""
+    """The workspace's classifiers, trained on both epochs of a world of another seed once."""
     folder = settings.workspace / "models"
     models = Models(health=folder / "crop_health.joblib", buildings=folder / "buildings.joblib")
     if models.health.exists() and models.buildings.exists():
@@ -386,13 +386,19 @@ def default_models(
     world = generate(
         folder / "training_world", seed=TRAINING_SEED, width_m=width_m, height_m=height_m
     )
-    epoch, _ = world.epochs[-1]
     truth = world.paths.truth
+    health = gpd.read_file(truth, layer="health")
     save_model(
-        train_health(world.paths.ortho(epoch), gpd.read_file(truth, layer="health")), models.health
+        train_health_on([(world.paths.ortho(epoch), health) for epoch, _ in world.epochs]),
+        models.health,
     )
     save_model(
-        train_buildings(world.paths.ortho(epoch), gpd.read_file(truth, layer=f"buildings_{epoch}")),
+        train_buildings_on(
+            [
+                (world.paths.ortho(epoch), gpd.read_file(truth, layer=f"buildings_{epoch}"))
+                for epoch, _ in world.epochs
+            ]
+        ),
         models.buildings,
     )
     return models

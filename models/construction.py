@@ -20,6 +20,7 @@ from rasterio.io import DatasetReader
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
+from core.errors import ProcessingError
 from models.features import FEATURE_MARGIN_PX
 from models.training import (
     PixelModel,
@@ -33,6 +34,7 @@ from models.windows import BLOCK_PX, Block, open_rgb
 BUILDING_CLASSES: tuple[str, ...] = ("building", "background")
 RECTANGLE_FILL = 0.85
 SIMPLIFY_M = 0.3
+NEGATIVE_POOL_FACTOR = 10  # background pixels drawn per kept negative, to mine hard ones from
 
 
 class BuildingModel(PixelModel):
@@ -88,7 +90,7 @@ def train_buildings_on(
             shapes,
             2,
             background_code=2,
-            max_samples_per_class=4 * per_image,
+            max_samples_per_class=NEGATIVE_POOL_FACTOR * per_image,
             seed=seed + k,
         )
         positive_x.append(_subsample(x[y == 1], per_image, rng))
@@ -113,6 +115,8 @@ def detect_buildings(
     block_px: int = BLOCK_PX,
 ) -> gpd.GeoDataFrame:
     """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS."""
+    if tuple(model.classes) != BUILDING_CLASSES:
+        raise ProcessingError(f"not a building model: its classes are {model.classes}")
     pieces: list[tuple[BaseGeometry, float, int, bool]] = []
     with open_rgb(image_path) as src:
         size_px = max(3, int(round(opening_m / abs(src.transform.a))) | 1)

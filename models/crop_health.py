@@ -107,6 +107,8 @@ def classify_health(
     (e.g. the agricultural parcels) when given. Class probabilities are averaged over a
     Gaussian of ``smoothing_m`` before the vote, as crop condition varies over metres; the
     classifier runs on every ``stride_px``-th pixel (see :func:`predict_blocks`)."""
+    if tuple(model.classes) != HEALTH_CLASSES:
+        raise ProcessingError(f"not a crop health model: its classes are {model.classes}")
     with open_rgb(image_path) as src:
         within = None
         if mask_polygons is not None:

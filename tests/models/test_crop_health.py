@@ -4,7 +4,7 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from core.errors import InputError
+from core.errors import InputError, ProcessingError
 from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health
 from models.evaluation import class_scores
 from models.indices import index_raster
@@ -85,3 +85,13 @@ def test_classify_runs_on_a_real_rgba_orthophoto_in_another_crs(
     assert (codes[alpha == 0] == 0).all()
     assert set(np.unique(codes[alpha > 0])) <= {1, 2, 3}
     assert len(np.unique(codes[alpha > 0])) >= 2
+
+
+def test_a_building_model_is_refused_for_crop_health(building_model, test_scene, tmp_path):
+    with pytest.raises(ProcessingError, match="not a crop health model"):
+        classify_health(building_model, test_scene.image, tmp_path / "health.tif")
+
+
+def test_a_single_band_raster_is_refused_with_its_name(health_model, health_raster, tmp_path):
+    with pytest.raises(InputError, match="health.tif.*uint8 bands"):
+        classify_health(health_model, health_raster.path, tmp_path / "again.tif")
