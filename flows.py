@@ -180,6 +180,7 @@ def buildings_task(models: Models, mosaic: Raster, settings: Settings) -> gpd.Ge
         load_model(models.buildings),
         mosaic.path,
         min_area_m2=settings.min_building_area_m2,
+        min_solidity=settings.min_building_solidity,
         threshold=settings.building_score_threshold,
     )
 

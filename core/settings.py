@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     min_building_area_m2: float = Field(
         12.0, gt=0, description="Detected built-up blobs smaller than this are dropped."
     )
+    min_building_solidity: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="Built-up blobs whose area is below this share of their convex hull "
+        "(ragged bare earth, not a roof) are dropped.",
+    )
     building_score_threshold: float = Field(
         0.5, ge=0, le=1, description="Pixel probability above which a pixel is built-up."
     )

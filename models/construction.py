@@ -112,9 +112,14 @@ def detect_buildings(
     min_area_m2: float = 12.0,
     threshold: float = 0.5,
     opening_m: float = 0.5,
+    min_solidity: float = 0.7,
     block_px: int = BLOCK_PX,
 ) -> gpd.GeoDataFrame:
-    """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS."""
+    """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS.
+
+    Blobs smaller than ``min_area_m2`` or less solid than ``min_solidity`` (area over convex
+    hull area: roofs and slabs are compact, bare-earth look-alikes are ragged) are dropped.
+    """
     if tuple(model.classes) != BUILDING_CLASSES:
         raise ProcessingError(f"not a building model: its classes are {model.classes}")
     pieces: list[tuple[BaseGeometry, float, int, bool]] = []
@@ -129,10 +134,15 @@ def detect_buildings(
             built = cv2.morphologyEx(built, cv2.MORPH_CLOSE, kernel)
             pieces += _polygonise(built[block.inner], proba[0][block.inner], block, src)
         crs = src.crs
-    rows = [
-        {"geometry": _regularise(_fill_holes(geom, min_area_m2)), "score": total / n_px}
+    filled = [
+        (_fill_holes(geom, min_area_m2), total / n_px)
         for geom, total, n_px in _merge_seams(pieces)
         if geom.area >= min_area_m2
+    ]
+    rows = [
+        {"geometry": _regularise(geom), "score": score}
+        for geom, score in filled
+        if geom.area >= min_solidity * geom.convex_hull.area
     ]
     result = gpd.GeoDataFrame(rows, columns=["geometry", "score"], geometry="geometry", crs=crs)
     result["area_m2"] = result.geometry.area
