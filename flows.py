@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -117,9 +119,7 @@ def fly_task(
 ) -> int:
     """Fly the mission on the MAVLink simulator through DroneKit; frames land in frames_dir."""
     start = capture_start(world, epoch)
-    if frames_dir.exists():
-        for old in frames_dir.iterdir():
-            old.unlink()
+    shutil.rmtree(frames_dir, ignore_errors=True)
     with SimVehicle(
         home_lonlat=world.home_lonlat,
         ground_elevation_m=world.ground_elevation_m,
@@ -128,14 +128,15 @@ def fly_task(
         out_dir=frames_dir,
         captured_at=start,
         speedup=settings.sim_speedup,
-        seed=sum(map(ord, epoch)),
+        seed=zlib.crc32(epoch.encode()),  # a stable GNSS error per epoch
     ) as sim:
         link = flight_link.connect_vehicle(sim.address, timeout_s=settings.vehicle_timeout_s)
         try:
             flight_link.upload_mission(link, mission, timeout_s=settings.vehicle_timeout_s)
-            flight_link.fly_mission(
+            log = flight_link.fly_mission(
                 link, timeout_s=max(600.0, 3 * mission.estimated_time_s / settings.sim_speedup)
             )
+            log.write_csv(frames_dir.parent / "flight_log.csv")
         finally:
             link.close()
         sim.wait_for_frames()

@@ -21,5 +21,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def shared_data() -> Path:
     """``../shared/data``: real drone photos, rasters and mission files (see its SOURCES.md)."""
     if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"public sample data not found at {SHARED_DATA}: CI must provide it")
         pytest.skip(f"public sample data not found at {SHARED_DATA}")
     return SHARED_DATA
