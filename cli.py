@@ -27,7 +27,6 @@ world_app = typer.Typer(help="The embedded synthetic Berkane world.", no_args_is
 app.add_typer(world_app, name="world")
 
 out = Console()
-err = Console(stderr=True)
 
 WorkspaceOption = Annotated[
     Path | None, typer.Option(help="Output folder (default: the `workspace` setting).")
@@ -118,6 +117,9 @@ def process(
     parcels: Annotated[Path, typer.Option(help="Cadastral parcels (GeoPackage).")],
     permits: Annotated[Path, typer.Option(help="Permit records (CSV).")],
     captured_on: Annotated[str, typer.Option("--date", help="Capture date, YYYY-MM-DD.")],
+    projects: Annotated[
+        Path | None, typer.Option(help="Public projects (GeoPackage): not flagged as unpermitted.")
+    ] = None,
     epoch: Annotated[str, typer.Option(help="Epoch name (output folder).")] = "",
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -139,6 +141,7 @@ def process(
         epoch=epoch or day.isoformat(),
         captured_on=day,
         settings=settings,
+        projects_path=projects,
     )
     flows.print_epoch_result(result, out)
 
@@ -167,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except RaqibError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except click.exceptions.Abort:
-        err.print("aborted")
+        print("aborted", file=sys.stderr)
         return 130
     return 0
 

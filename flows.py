@@ -9,6 +9,7 @@ Prefect.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import zlib
@@ -24,9 +25,10 @@ import geopandas as gpd
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from rasterio.warp import transform_bounds
 from rich.console import Console
 from rich.table import Table
-from shapely.geometry import LineString
+from shapely.geometry import LineString, Polygon
 
 from core.errors import InputError
 from core.settings import Settings
@@ -51,7 +53,7 @@ from gis.publish import publish_geopackage
 from gis.records import read_permits, read_projects
 from models.change import new_buildings
 from models.construction import detect_buildings, train_buildings_on
-from models.crop_health import classify_health, parcel_health, train_health_on
+from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health_on
 from models.evaluation import class_scores, object_scores
 from models.training import load_model, save_model
 from pipeline.catalog import images_frame, skipped_frame
@@ -62,6 +64,7 @@ from pipeline.mosaic import mosaic_frames
 from sim.vehicle import SimVehicle
 from sim.world import World, generate, load_world
 
+LOG = logging.getLogger("raqib.flows")
 GEOPACKAGE = "raqib.gpkg"
 EPOCHS_MANIFEST = "epochs.json"
 SURVEY_CAMERA = preview(get_camera("dji_mavic_3e"), 4)
@@ -101,11 +104,16 @@ class EpochResult:
 
 @task(cache_policy=NO_CACHE)
 def plan_task(
-    aoi_lonlat: object, home: Waypoint, name: str, out_dir: Path, home_alt_amsl_m: float
+    aoi_lonlat: Polygon,
+    home: Waypoint,
+    name: str,
+    out_dir: Path,
+    home_alt_amsl_m: float,
+    crs: str,
 ) -> tuple[Mission, Path]:
     """Plan the survey and write it as .plan, .waypoints and .kml."""
     spec = SurveySpec(camera=SURVEY_CAMERA, gsd_cm=SURVEY_GSD_CM)
-    mission = plan_survey(aoi_lonlat, spec, home, name=name)  # type: ignore[arg-type]
+    mission = plan_survey(aoi_lonlat, spec, home, name=name, crs=crs)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan_path = write_qgc_plan(mission, out_dir / "mission.plan", home_alt_amsl_m=home_alt_amsl_m)
     write_waypoints(mission, out_dir / "mission.waypoints", home_alt_amsl_m=home_alt_amsl_m)
@@ -129,6 +137,7 @@ def fly_task(
         captured_at=start,
         speedup=settings.sim_speedup,
         seed=zlib.crc32(epoch.encode()),  # a stable GNSS error per epoch
+        crs=world.crs,
     ) as sim:
         link = flight_link.connect_vehicle(sim.address, timeout_s=settings.vehicle_timeout_s)
         try:
@@ -254,6 +263,7 @@ def process(
         "buildings": buildings,
         "new_buildings": changed,
         "flagged_parcels": flagged,
+        **({"projects": projects_frame(projects.valid, settings)} if projects else {}),
         "skipped_images": skipped_frame(ingested),
         "record_problems": pd.DataFrame(
             [asdict(p) for p in permits.problems + (projects.problems if projects else ())],
@@ -287,12 +297,18 @@ def survey(world_dir: Path, epoch: str, settings: Settings) -> EpochResult:
     out_dir = settings.workspace / epoch
     home = Waypoint(lat_deg=world.home_lonlat[1], lon_deg=world.home_lonlat[0], altitude_m=0.0)
     mission, plan_path = plan_task(
-        world.aoi_lonlat, home, f"{world.root.name}-{epoch}", out_dir, world.ground_elevation_m
+        world.aoi_lonlat,
+        home,
+        f"{world.root.name}-{epoch}",
+        out_dir,
+        world.ground_elevation_m,
+        settings.crs,
     )
     frames_dir = out_dir / "frames"
     fly_task(world, epoch, mission, frames_dir, settings)
     resolution_m = settings.mosaic_resolution_m or SURVEY_GSD_CM / 100.0
-    grid = Grid.from_bounds(world.bounds, resolution_m, settings.crs)
+    bounds = transform_bounds(world.crs, settings.crs, *world.bounds)
+    grid = Grid.from_bounds(bounds, resolution_m, settings.crs)
     return process(
         frames_dir,
         world.paths.parcels,
@@ -322,8 +338,14 @@ def grid_of_images(result: IngestResult, settings: Settings) -> Grid:
     shapes = [footprint(record, settings.crs) for record in result.images]
     bounds = gpd.GeoSeries(shapes).total_bounds
     gsds = sorted(ground_sampling_m(record) for record in result.images)
-    resolution_m = settings.mosaic_resolution_m or round(gsds[len(gsds) // 2], 2)
+    resolution_m = settings.mosaic_resolution_m or round(gsds[len(gsds) // 2], 3)
     return Grid.from_bounds(tuple(bounds), resolution_m, settings.crs)
+
+
+def projects_frame(projects: gpd.GeoDataFrame, settings: Settings) -> gpd.GeoDataFrame:
+    """Public projects with a link to their record."""
+    urls = [settings.project_url_template.format(project_id=p) for p in projects["project_id"]]
+    return projects.assign(record_url=urls)
 
 
 def mission_frame(mission: Mission, crs: str) -> gpd.GeoDataFrame:
@@ -373,7 +395,17 @@ def previous_epoch(workspace: Path, epoch: str, captured_on: date) -> dict[str, 
         for name, entry in read_manifest(workspace).items()
         if name != epoch and entry["captured_on"] < captured_on.isoformat()
     ]
-    return max(earlier, key=lambda entry: entry["captured_on"]) if earlier else None
+    if not earlier:
+        return None
+    latest = max(earlier, key=lambda entry: entry["captured_on"])
+    for key in ("geopackage", "mosaic"):
+        if not Path(latest[key]).exists():
+            raise InputError(
+                workspace / EPOCHS_MANIFEST,
+                f"epoch of {latest['captured_on']} lists {latest[key]}, which no longer exists; "
+                "re-run that epoch or remove it from the manifest",
+            )
+    return latest
 
 
 def default_models(
@@ -384,6 +416,12 @@ def default_models(
     models = Models(health=folder / "crop_health.joblib", buildings=folder / "buildings.joblib")
     if models.health.exists() and models.buildings.exists():
         return models
+    LOG.warning(
+        "no trained models in %s: training the defaults on a synthetic world (seed %d); "
+        "for real imagery train on your own labels",
+        folder,
+        TRAINING_SEED,
+    )
     width_m, height_m = training_size_m
     world = generate(
         folder / "training_world", seed=TRAINING_SEED, width_m=width_m, height_m=height_m
@@ -427,7 +465,8 @@ def plan_mission_file(
     )
     start = aoi.exterior.coords[0]
     home = Waypoint(lat_deg=start[1], lon_deg=start[0], altitude_m=0.0)
-    mission = plan_survey(aoi, spec, home, name=aoi_path.stem)
+    utm = gpd.GeoSeries([aoi], crs="EPSG:4326").estimate_utm_crs()
+    mission = plan_survey(aoi, spec, home, name=aoi_path.stem, crs=utm.to_string())
     write_qgc_plan(mission, output)
     return mission
 
@@ -478,7 +517,7 @@ def measure_accuracy(world: World, results: list[EpochResult]) -> dict[str, Accu
         last.out_dir / "crop_health.tif",
         gpd.read_file(truth, layer="health"),
         "health",
-        ("healthy", "stressed", "bare"),
+        HEALTH_CLASSES,
     )
     accuracy |= {f"health:{name}": value for name, value in health.items()}
     return accuracy

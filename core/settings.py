@@ -6,15 +6,19 @@ change it without reading code.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
-from pydantic import Field
+import pyproj
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from core.errors import InputError
 
 TOML_FILE = "raqib.toml"
 
@@ -70,6 +74,18 @@ class Settings(BaseSettings):
         20.0, gt=0, description="Simulated flight runs this many times faster than real time."
     )
 
+    @field_validator("crs")
+    @classmethod
+    def _projected(cls, value: str) -> str:
+        """Areas (m²) and resolutions (m) need a projected CRS, not lon/lat degrees."""
+        try:
+            crs = pyproj.CRS.from_user_input(value)
+        except pyproj.exceptions.CRSError as exc:
+            raise ValueError(f"unknown CRS {value!r}") from exc
+        if not crs.is_projected:
+            raise ValueError(f"{value} is not a projected CRS (metres are needed)")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -83,5 +99,17 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from defaults, ``raqib.toml`` and ``RAQIB_*`` env, with explicit overrides."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Settings from defaults, ``raqib.toml`` and ``RAQIB_*`` env, with explicit overrides.
+
+    InputError (naming ``raqib.toml`` / the ``RAQIB_*`` variable) for a bad or unknown value.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(TOML_FILE, f"not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))} (RAQIB_{str(e['loc'][0]).upper()}): {e['msg']}"
+            for e in exc.errors()
+        )
+        raise InputError(f"{TOML_FILE} or environment", problems) from exc

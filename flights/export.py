@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from shapely import wkt
 from shapely.geometry import MultiPoint
 
 from core.errors import InputError
+from core.io import atomic_path
 from core.types import Mission
 from flights.aoi import LONLAT, reproject
 from flights.items import FRAME_GLOBAL, MissionItem, mission_items
@@ -38,21 +37,6 @@ MissionOrItems = Mission | Sequence[MissionItem]
 
 def _items(source: MissionOrItems, home_alt_amsl_m: float | None) -> list[MissionItem]:
     return mission_items(source, home_alt_amsl_m) if isinstance(source, Mission) else list(source)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 # --- QGroundControl .plan -------------------------------------------------------------
@@ -114,7 +98,9 @@ def write_qgc_plan(
         "version": 1,
     }
     text = json.dumps(plan, indent=4, allow_nan=False)
-    return _write_atomic(Path(path), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return Path(path)
 
 
 def _require(source: Path, mapping: Any, key: str, where: str) -> Any:
@@ -244,7 +230,9 @@ def write_waypoints(
                 *(_nan(v) for v in item.params),
             )
         )
-    return _write_atomic(Path(path), lambda tmp: loader.save(str(tmp)))
+    with atomic_path(path) as tmp:
+        loader.save(str(tmp))
+    return Path(path)
 
 
 def read_waypoints(path: str | Path) -> list[MissionItem]:
@@ -307,6 +295,6 @@ def write_kml(mission: Mission, path: str | Path) -> Path:
             sub(sub(sub(polygon, tag), "LinearRing"), "coordinates", coordinates)
 
     tree = ET.ElementTree(root)
-    return _write_atomic(
-        Path(path), lambda tmp: tree.write(tmp, encoding="UTF-8", xml_declaration=True)
-    )
+    with atomic_path(path) as tmp:
+        tree.write(tmp, encoding="UTF-8", xml_declaration=True)
+    return Path(path)

@@ -20,6 +20,7 @@ from dronekit import APIException, CommandInt, Vehicle, VehicleMode, connect
 from pymavlink import mavutil
 
 from core.errors import VehicleError
+from core.io import atomic_path
 from core.types import Mission
 from flights.items import MissionItem, mission_items
 
@@ -80,12 +81,10 @@ class FlightLog:
 
     def write_csv(self, path: Path) -> Path:
         """Write the samples as CSV (atomically: temporary file, then rename)."""
-        partial = path.with_name(path.name + ".part")
-        with partial.open("w", newline="", encoding="utf-8") as out:
+        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(field.name for field in fields(TelemetrySample))
             writer.writerows(astuple(sample) for sample in self.samples)
-        partial.replace(path)
         return path
 
 

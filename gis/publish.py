@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,6 +13,7 @@ import pandas as pd
 import pyogrio
 
 from core.errors import ProcessingError
+from core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +188,7 @@ def publish_geopackage(path: Path, layers: Mapping[str, pd.DataFrame]) -> Path:
     path = Path(path)
     if not layers:
         raise ProcessingError(f"{path}: no layers to publish")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        partial = scratch / path.name
+    with atomic_path(path) as partial:
         for i, (name, frame) in enumerate(layers.items()):
             _write_layer(partial, name, frame, first=i == 0)
         styles = _styles(layers)
@@ -201,9 +196,6 @@ def publish_geopackage(path: Path, layers: Mapping[str, pd.DataFrame]) -> Path:
             pyogrio.write_dataframe(
                 styles, partial, driver="GPKG", layer=STYLES_TABLE, layer_options={"FID": "id"}
             )
-        os.replace(partial, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return path
 
 

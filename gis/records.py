@@ -189,6 +189,8 @@ def read_projects(path: Path, crs: str | None = None) -> RecordsResult:
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise InputError(path, f"not a readable vector file with a projects layer ({exc})") from exc
     _require_columns(path, frame.columns, PROJECT_COLUMNS)
+    if frame.crs is None:
+        raise InputError(path, "has no CRS; project polygons must say where they are")
     keep, problems, seen = [], [], {}
     records: dict[str, list[object]] = {c: [] for c in PROJECT_COLUMNS}
     for fid, row in frame.iterrows():
@@ -212,6 +214,6 @@ def read_projects(path: Path, crs: str | None = None) -> RecordsResult:
         valid[column] = pd.Series(values, index=valid.index, dtype=object)
     valid["line"] = valid.index.astype("int64")
     valid = valid.reset_index(drop=True)
-    if crs is not None and valid.crs is not None:
+    if crs is not None:
         valid = valid.to_crs(crs)
     return RecordsResult(valid, _report(problems))

@@ -7,7 +7,6 @@ Crop health and built-up detection are both per-pixel classifiers on
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from core.errors import InputError, ProcessingError
+from core.io import atomic_path
 from models.features import FEATURE_MARGIN_PX, FEATURE_NAMES, pixel_features
 from models.windows import BLOCK_PX, Block, blocks, open_rgb, read_rgb
 
@@ -192,10 +192,8 @@ def predict_blocks(
 def save_model(model: PixelModel, path: str | Path) -> Path:
     """Write ``model`` with joblib, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    joblib.dump(model, tmp_path)
-    os.replace(tmp_path, path)
+    with atomic_path(path) as tmp_path:
+        joblib.dump(model, tmp_path)
     return path
 
 
@@ -203,8 +201,10 @@ def load_model(path: str | Path) -> PixelModel:
     """Read a model written by :func:`save_model`."""
     try:
         model = joblib.load(path)
-    except (OSError, EOFError, ValueError) as exc:
-        raise InputError(path, f"cannot read model ({exc})") from exc
+    except FileNotFoundError as exc:
+        raise InputError(path, "not a Raqib model file: no such file") from exc
+    except Exception as exc:  # unpickling arbitrary bytes fails in many ways
+        raise InputError(path, f"not a Raqib model file: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, PixelModel):
         raise InputError(path, f"not a Raqib pixel model but {type(model).__name__}")
     return model

@@ -7,7 +7,6 @@ block seam.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 
 from core.errors import InputError
+from core.io import atomic_path
 from core.types import Raster
 
 BLOCK_PX = 1024
@@ -115,12 +115,5 @@ def output_profile(src: DatasetReader, *, dtype: str, count: int, nodata: float 
 @contextmanager
 def atomic_writer(out_path: str | Path, profile: dict) -> Iterator[DatasetWriter]:
     """Open a GeoTIFF for writing beside ``out_path``; rename it into place only on success."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
-        with rasterio.open(tmp_path, "w", **profile) as dst:
-            yield dst
-        os.replace(tmp_path, out_path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with atomic_path(out_path) as tmp_path, rasterio.open(tmp_path, "w", **profile) as dst:
+        yield dst

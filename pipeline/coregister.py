@@ -13,24 +13,28 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 import rasterio
 from affine import Affine
-from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.errors import WindowError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
-from shapely import STRtree
 
 from core.types import ImageRecord
-from pipeline.footprint import footprint, frame_to_ground, ground_sampling_m
+from pipeline.footprint import (
+    decode_factor,
+    footprint,
+    frame_to_ground,
+    lonlat_to_crs,
+    overlapping_pairs,
+)
 
 MATCH_GSD_M = 0.2
 """Frames are matched at about this ground resolution (decoded at 1/2, 1/4 or 1/8)."""
@@ -47,6 +51,8 @@ PRIOR_ROTATION_DEG = 3.0
 """Expected size of the corrections (GNSS noise, gimbal-yaw noise): their weak priors."""
 GAUGE_WEIGHT = 10.0
 """Weight of the rows that keep the mean shift at zero."""
+_MIN_MATCH_PX = 64
+"""A reference window smaller than this (px, either side) gives no features."""
 _ORB_FEATURES = 2000
 _DECODE_FLAGS = {
     1: cv2.IMREAD_GRAYSCALE,
@@ -87,12 +93,13 @@ def frame_corrections(
         return [Correction(0.0, 0.0, 0.0)] * count
     features = [_features(record, crs) for record in records]
     centres = np.array([f.centre for f in features])
-    pairs = [(i, j, features[j]) for i, j in _overlapping_pairs(records, crs)]
+    shapes = [footprint(record, crs) for record in records]
+    pairs = [(i, j, features[j]) for i, j in overlapping_pairs(shapes, MIN_OVERLAP)]
     if reference is not None:  # the reference is frame ``count``, held fixed
-        pairs += [
-            (i, count, _reference_features(reference, footprint(record, crs).bounds))
-            for i, record in enumerate(records)
-        ]
+        with rasterio.open(reference) as src:
+            pairs += [
+                (i, count, _reference_features(src, shape.bounds)) for i, shape in enumerate(shapes)
+            ]
         centres = np.vstack((centres, centres.mean(axis=0)))
     ties = [
         (i, j, points_i, points_j)
@@ -115,8 +122,7 @@ class _Features:
 
 
 def _features(record: ImageRecord, crs: str) -> _Features:
-    ratio = MATCH_GSD_M / ground_sampling_m(record)
-    factor = max(f for f in _DECODE_FLAGS if f <= max(ratio, 1.0))
+    factor = decode_factor(record, MATCH_GSD_M)
     image = cv2.imread(str(record.path), _DECODE_FLAGS[factor])
     to_ground = frame_to_ground(record, crs)
     centre = to_ground @ (record.width_px / 2, record.height_px / 2)
@@ -128,29 +134,30 @@ def _features(record: ImageRecord, crs: str) -> _Features:
     return _Features(centre, _apply(to_ground, pixels), descriptors)
 
 
-def _reference_features(reference: Path, bounds: tuple[float, ...]) -> _Features:
-    """Features of the reference raster under ``bounds`` (widened by the prior offset)."""
+def _reference_features(src: DatasetReader, bounds: tuple[float, ...]) -> _Features:
+    """Features of the open reference raster under ``bounds`` (widened by the prior offset)."""
     left, bottom, right, top = bounds
     margin = MAX_OFFSET_M
-    with rasterio.open(reference) as src:
-        window = from_bounds(
-            left - margin, bottom - margin, right + margin, top + margin, transform=src.transform
-        )
-        try:
-            window = window.intersection(Window(0, 0, src.width, src.height))
-        except WindowError:
-            return _Features((left, top), np.empty((0, 2)), None)
-        scale = max(1.0, MATCH_GSD_M / abs(src.transform.a))
-        shape = (max(1, round(window.height / scale)), max(1, round(window.width / scale)))
-        bands = src.read(
-            indexes=[1, 2, 3] if src.count >= 3 else [1],
-            window=window,
-            out_shape=(3 if src.count >= 3 else 1, *shape),
-            resampling=Resampling.average,
-        )
-        to_ground = window_transform(window, src.transform) @ Affine.scale(
-            window.width / shape[1], window.height / shape[0]
-        )
+    window = from_bounds(
+        left - margin, bottom - margin, right + margin, top + margin, transform=src.transform
+    )
+    try:
+        window = window.intersection(Window(0, 0, src.width, src.height))
+    except WindowError:
+        return _Features((left, top), np.empty((0, 2)), None)
+    scale = max(1.0, MATCH_GSD_M / abs(src.transform.a))
+    shape = (max(1, round(window.height / scale)), max(1, round(window.width / scale)))
+    bands = src.read(
+        indexes=[1, 2, 3] if src.count >= 3 else [1],
+        window=window,
+        out_shape=(3 if src.count >= 3 else 1, *shape),
+        resampling=Resampling.average,
+    )
+    to_ground = window_transform(window, src.transform) @ Affine.scale(
+        window.width / shape[1], window.height / shape[0]
+    )
+    if min(shape) < _MIN_MATCH_PX:  # a sliver of overlap: ORB's pyramid needs room
+        return _Features((left, top), np.empty((0, 2)), None)
     image = (
         cv2.cvtColor(np.ascontiguousarray(bands.transpose(1, 2, 0)), cv2.COLOR_RGB2GRAY)
         if len(bands) == 3
@@ -170,17 +177,6 @@ def _apply(transform: Affine, pixels: np.ndarray) -> np.ndarray:
     return np.column_stack(
         (a * pixels[:, 0] + b * pixels[:, 1] + c, d * pixels[:, 0] + e * pixels[:, 1] + f)
     )
-
-
-def _overlapping_pairs(records: Sequence[ImageRecord], crs: str) -> list[tuple[int, int]]:
-    shapes = [footprint(record, crs) for record in records]
-    tree = STRtree(shapes)
-    pairs = []
-    for i, shape in enumerate(shapes):
-        for j in tree.query(shape, predicate="intersects"):
-            if j > i and shape.intersection(shapes[j]).area >= MIN_OVERLAP * shape.area:
-                pairs.append((i, int(j)))
-    return pairs
 
 
 def _tie_points(first: _Features, second: _Features) -> tuple[np.ndarray, np.ndarray]:
@@ -286,15 +282,10 @@ def _adjust(
     return spsolve(normal, matrix.T @ np.concatenate(rhs))
 
 
-@cache
-def _transformer(crs: str) -> Transformer:
-    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-
-
 def _corrected(record: ImageRecord, correction: Correction, crs: str) -> ImageRecord:
     if correction == Correction(0.0, 0.0, 0.0):
         return record
-    to_crs = _transformer(crs)
+    to_crs = lonlat_to_crs(crs)
     east_m, north_m = to_crs.transform(record.lon_deg, record.lat_deg)
     lon, lat = to_crs.transform(
         east_m + correction.shift_east_m,

@@ -110,7 +110,8 @@ def read_metadata(path: Path) -> PhotoMetadata:
         if len(band_names) == count
         else _DEFAULT_BANDS.get(count, tuple(f"band{i}" for i in range(1, count + 1))),
         central_wavelengths_nm=tuple(
-            float(value) for value in _list(xmp.get("Camera:CentralWavelength"))
+            number for value in _list(xmp.get("Camera:CentralWavelength"))
+            for number in _numbers(value)
         ),
     )
 

@@ -16,10 +16,9 @@ import numpy as np
 from affine import Affine
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
-from shapely import STRtree
 
 from core.types import ImageRecord
-from pipeline.footprint import footprint, frame_to_ground
+from pipeline.footprint import footprint, frame_to_ground, overlapping_pairs
 
 COARSE_RESOLUTION_M = 1.0
 """Frames are compared at this ground resolution (decoded at 1/8)."""
@@ -54,14 +53,11 @@ def exposure_gains(records: Sequence[ImageRecord], crs: str) -> tuple[float, ...
         _coarse(record, shape.bounds, grid, crs)
         for record, shape in zip(records, shapes, strict=True)
     ]
-    tree = STRtree(shapes)
     pairs = []
-    for i, shape in enumerate(shapes):
-        for j in tree.query(shape, predicate="intersects"):
-            if j > i:
-                means = _overlap_means(coarse[i], coarse[int(j)])
-                if means is not None:
-                    pairs.append((i, int(j), *means))
+    for i, j in overlapping_pairs(shapes):
+        means = _overlap_means(coarse[i], coarse[j])
+        if means is not None:
+            pairs.append((i, j, *means))
     return tuple(float(gain) for gain in _solve(pairs, count))
 
 

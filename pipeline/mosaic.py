@@ -8,7 +8,6 @@ frame-to-ground affine and weighted by its distance to the frame edge, so seams 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,9 +25,10 @@ from shapely import STRtree, box
 from shapely.geometry import Polygon
 
 from core.errors import ProcessingError
+from core.io import atomic_path
 from core.types import Grid, ImageRecord, Raster
 from pipeline.exposure import exposure_gains
-from pipeline.footprint import footprint, frame_to_ground, ground_sampling_m
+from pipeline.footprint import decode_factor, footprint, frame_to_ground
 
 FRAME_CACHE_SIZE = 16
 """Decoded frames kept in memory while tiles are built (about 60 MB per 20 MP frame)."""
@@ -82,9 +82,6 @@ def mosaic_frames(
     tree = STRtree([frame.footprint for frame in frames])
     decode = lru_cache(maxsize=FRAME_CACHE_SIZE)(read_frame_rgb)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_path.with_name(f".{out_path.stem}.{os.getpid()}.staging.tif")
-    cog_tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.cog.tif")
     profile = {
         "driver": "GTiff",
         "width": grid.width,
@@ -100,22 +97,23 @@ def mosaic_frames(
         "zlevel": 1,
         "photometric": "RGB",
     }
-    try:
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            with rasterio.open(staging, "w", **profile) as dst:
-                for window in tile_windows(grid, tile_px):
-                    tile_box = box(*windows.bounds(window, grid.transform))
-                    hits = [frames[i] for i in tree.query(tile_box, predicate="intersects")]
-                    rgb, covered = blend_tile(hits, grid, window, decode)
-                    dst.write(rgb, window=window)
-                    dst.write_mask(covered, window=window)
-            cog_translate(
-                staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
-            )
-        os.replace(cog_tmp, out_path)
-    finally:
-        staging.unlink(missing_ok=True)
-        cog_tmp.unlink(missing_ok=True)
+    with atomic_path(out_path, suffix=".tif") as cog_tmp:
+        # The staging file is never renamed: its unique name comes from the COG's.
+        staging = cog_tmp.with_name(f"{cog_tmp.stem}.staging.tif")
+        try:
+            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+                with rasterio.open(staging, "w", **profile) as dst:
+                    for window in tile_windows(grid, tile_px):
+                        tile_box = box(*windows.bounds(window, grid.transform))
+                        hits = [frames[i] for i in tree.query(tile_box, predicate="intersects")]
+                        rgb, covered = blend_tile(hits, grid, window, decode)
+                        dst.write(rgb, window=window)
+                        dst.write_mask(covered, window=window)
+                cog_translate(
+                    staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
+                )
+        finally:
+            staging.unlink(missing_ok=True)
     return Raster(
         path=out_path,
         crs=grid.crs,
@@ -134,8 +132,7 @@ def validate_cog(path: Path) -> bool:
 
 def place_frame(record: ImageRecord, grid: Grid) -> Frame:
     """A frame on ``grid``'s CRS, decoded at 1/2, 1/4 or 1/8 if the grid is that coarser."""
-    ratio = grid.resolution_m / ground_sampling_m(record)
-    factor = max(f for f in _DECODE_FLAGS if f <= max(ratio, 1.0))
+    factor = decode_factor(record, grid.resolution_m)
     return Frame(
         record=record,
         to_ground=frame_to_ground(record, grid.crs) @ Affine.scale(factor),

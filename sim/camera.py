@@ -25,6 +25,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from core.io import atomic_path
 from core.types import Camera
 
 MOROCCO_TIME = timezone(timedelta(hours=1))
@@ -255,16 +256,14 @@ def write_jpeg(
     pixels: np.ndarray, out_path: Path, camera: Camera, exif: FrameExif, *, quality: int = 90
 ) -> Path:
     """Write an RGB frame as JPEG with EXIF and DJI XMP (atomically: temp file, then rename)."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(out_path.name + ".part")
-    Image.fromarray(pixels, "RGB").save(
-        partial,
-        "JPEG",
-        quality=quality,
-        exif=exif_bytes(camera, exif),
-        xmp=xmp_packet(exif),
-    )
-    partial.replace(out_path)
+    with atomic_path(out_path) as partial:
+        Image.fromarray(pixels, "RGB").save(
+            partial,
+            "JPEG",
+            quality=quality,
+            exif=exif_bytes(camera, exif),
+            xmp=xmp_packet(exif),
+        )
     return out_path
 
 
@@ -294,8 +293,12 @@ class FlightCamera:
         self._rng = np.random.default_rng(seed)
         self._exposure_gain = 1.0
         self._ortho = rasterio.open(ortho_path)
-        self._to_crs = Transformer.from_crs("EPSG:4326", self._ortho.crs, always_xy=True)
-        self._poses_file = (self.out_dir / "poses.csv").open("w", newline="", encoding="utf-8")
+        try:
+            self._to_crs = Transformer.from_crs("EPSG:4326", self._ortho.crs, always_xy=True)
+            self._poses_file = self.poses_path.open("w", newline="", encoding="utf-8")
+        except BaseException:
+            self._ortho.close()
+            raise
         self._poses = csv.writer(self._poses_file)
         self._poses.writerow(POSES_COLUMNS)
 

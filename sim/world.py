@@ -9,9 +9,6 @@ scored against. Same seed, same bytes (orthophotos) and same records.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,6 +23,7 @@ from pyproj import Transformer
 from shapely.geometry import Polygon, box
 
 from core.errors import InputError
+from core.io import atomic_path
 from sim._render_layout import Layout, health_zones, make_layout, shift
 from sim._render_ortho import SUMMER, WINTER, Season, render
 
@@ -101,18 +99,6 @@ def _origin_utm() -> tuple[float, float]:
     return float(round(x)), float(round(y))
 
 
-@contextmanager
-def _atomic(target: Path) -> Iterator[Path]:
-    """A temporary path beside ``target``, renamed onto it once written."""
-    tmp = target.with_name(f".{target.stem}.part{target.suffix}")
-    tmp.unlink(missing_ok=True)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: float) -> None:
     profile = dict(
         driver="GTiff",
@@ -130,7 +116,7 @@ def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: fl
         photometric="RGB",
         interleave="pixel",
     )
-    with _atomic(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(np.moveaxis(rgb, -1, 0))
         dst.colorinterp = [
             rasterio.enums.ColorInterp.red,
@@ -140,7 +126,7 @@ def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: fl
 
 
 def _write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         for name, frame in layers.items():
             frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
 
@@ -198,7 +184,7 @@ def _write_records(layout: Layout, paths: WorldPaths, left: float, bottom: float
         ],
         columns=PERMIT_COLUMNS,
     )
-    with _atomic(paths.permits) as tmp:
+    with atomic_path(paths.permits) as tmp:
         permits.to_csv(tmp, index=False)
 
     project_geom = next(p.geometry for p in layout.parcels if p.parcel_id == layout.project_parcel)
@@ -255,7 +241,11 @@ def generate(
 ) -> World:
     """Generate a world into ``out_dir`` (orthophotos, parcels, permits, projects, truth)."""
     if width_m < 150 or height_m < 140:
-        raise ValueError("the world needs at least 150 m x 140 m to hold town and farms")
+        raise InputError(
+            "width_m/height_m",
+            f"{width_m:g} m x {height_m:g} m is too small: a world needs at least"
+            " 150 m x 140 m to hold the town and the farms",
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = WorldPaths(out_dir)
@@ -301,7 +291,7 @@ def generate(
             "truth": paths.truth.name,
         },
     }
-    with _atomic(paths.metadata) as tmp:
+    with atomic_path(paths.metadata) as tmp:
         tmp.write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
     return load_world(out_dir)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
+from core.errors import InputError
 from core.settings import load_settings
 
 
@@ -33,8 +33,19 @@ def test_unknown_or_invalid_settings_are_refused(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "raqib.toml").write_text("footprint_tolerence = 0.3\n")
-    with pytest.raises(ValidationError, match="footprint_tolerence"):
+    with pytest.raises(InputError, match="footprint_tolerence"):
         load_settings()
     (tmp_path / "raqib.toml").write_text("footprint_tolerance = -1\n")
-    with pytest.raises(ValidationError, match="footprint_tolerance"):
+    with pytest.raises(InputError, match="RAQIB_FOOTPRINT_TOLERANCE"):
         load_settings()
+    (tmp_path / "raqib.toml").write_text("footprint_tolerance = \n")
+    with pytest.raises(InputError, match="raqib.toml: not valid TOML"):
+        load_settings()
+
+
+def test_working_crs_must_be_projected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAQIB_CRS", "EPSG:4326")
+    with pytest.raises(InputError, match="not a projected CRS"):
+        load_settings()
+    monkeypatch.setenv("RAQIB_CRS", "EPSG:26191")  # Merchich / Nord Maroc, the cadastre's
+    assert load_settings().crs == "EPSG:26191"

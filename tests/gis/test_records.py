@@ -132,6 +132,17 @@ def test_projects_without_a_planned_end_column_are_refused(tmp_path):
         read_projects(path)
 
 
+def test_projects_without_a_crs_are_refused(tmp_path):
+    path = tmp_path / "projects.gpkg"
+    gpd.GeoDataFrame(
+        {"project_id": ["PR-1"], "name": ["Lycée"], "start": ["2024-03-01"],
+         "planned_end": ["2025-09-30"]},
+        geometry=[box(0, 0, 10, 10)],
+    ).to_file(path, layer="projects")  # fmt: skip
+    with pytest.raises(InputError, match="no CRS"):
+        read_projects(path, crs="EPSG:32630")
+
+
 def test_project_dates_stored_as_gpkg_datetimes_are_read_and_gaps_reported(tmp_path):
     path = tmp_path / "projects.gpkg"
     gpd.GeoDataFrame(

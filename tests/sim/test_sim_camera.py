@@ -156,3 +156,23 @@ def test_poses_csv_records_true_and_reported_positions(tmp_path: Path) -> None:
     assert row["file"] == "IMG_0001.JPG"
     assert float(row["true_easting_m"]) == pytest.approx(CENTRE_M[0])
     assert float(row["horizontal_error_m"]) == pytest.approx(5.0, abs=0.01)
+
+
+def test_a_camera_that_cannot_open_its_poses_file_closes_the_ortho(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ortho_path = write_ortho(tmp_path / "ortho.tif", [])
+    opened: list[rasterio.io.DatasetReader] = []
+    real_open = rasterio.open
+
+    def tracking_open(*args, **kwargs):
+        dataset = real_open(*args, **kwargs)
+        opened.append(dataset)
+        return dataset
+
+    monkeypatch.setattr(rasterio, "open", tracking_open)
+    (tmp_path / "frames" / "poses.csv").mkdir(parents=True)  # a directory: open() fails
+    with pytest.raises(IsADirectoryError):
+        FlightCamera(ortho_path, CAMERA, tmp_path / "frames")
+    [ortho] = opened
+    assert ortho.closed

@@ -119,6 +119,12 @@ def test_load_world_names_the_missing_file(tmp_path: Path) -> None:
         load_world(tmp_path)
 
 
+def test_a_too_small_world_is_an_input_error_naming_the_size(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="width_m/height_m: 100 m x 160 m is too small"):
+        generate(tmp_path / "tiny", width_m=100, height_m=160)
+    assert not (tmp_path / "tiny").exists()
+
+
 def test_epoch2_holds_every_case_on_its_own_parcel(world: World) -> None:
     new = buildings(world, "epoch2").query("case != 'existing'")
     cases = new.case.value_counts()

@@ -1,0 +1,48 @@
+"""Atomic file writes: build a file beside its target, then rename it over the target.
+
+Readers of the target see the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+"""The mode a plainly created file gets (``mkstemp`` files are owner-only)."""
+
+_SIDECARS = ("-journal", "-wal", "-shm", ".aux.xml")
+"""Files some writers (SQLite/GeoPackage, GDAL) leave beside the one they write."""
+
+
+@contextmanager
+def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a new, unique temporary path beside ``target``; on success rename it onto
+    ``target``, on failure remove it (``target`` is then left as it was).
+
+    The temporary name is hidden (dot-prefixed) and ends with ``suffix`` (default: the
+    target's own suffix), so writers that choose a format by extension pick the right one.
+    The file exists (empty) when yielded; the parent directory is created if needed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        dir=target.parent,
+        prefix=f".{target.stem}.",
+        suffix=f".tmp{target.suffix if suffix is None else suffix}",
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(_FILE_MODE)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+        for sidecar in _SIDECARS:
+            tmp.with_name(tmp.name + sidecar).unlink(missing_ok=True)
