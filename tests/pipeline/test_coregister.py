@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 from photo_factory import (
     CRS,
     ORTHO_LEFT_M,
@@ -20,7 +22,7 @@ from photo_factory import (
 from pyproj import Transformer
 
 from core.types import ImageRecord
-from pipeline.coregister import coregister
+from pipeline.coregister import MAX_OFFSET_M, coregister
 from pipeline.footprint import footprint
 from pipeline.ingest import ingest_folder
 
@@ -114,3 +116,27 @@ def test_reference_raster_removes_the_common_gnss_bias(tmp_path: Path) -> None:
         east, north = _TO_UTM.transform(record.lon_deg, record.lat_deg)
         assert abs(east - true.east_m) < 0.1 and abs(north - true.north_m) < 0.1
         assert abs(record.yaw_deg - true.yaw_deg) < 0.2
+
+
+def test_a_reference_that_only_grazes_the_flight_is_harmless(
+    records: list[ImageRecord], tmp_path: Path
+) -> None:
+    """Frames whose search window meets the reference in a sliver get no reference tie
+    (regression: ORB failed on a few-pixel window at the edge of the previous mosaic)."""
+    east_edge_m = max(footprint(r, CRS).bounds[2] for r in records)
+    top_m = max(footprint(r, CRS).bounds[3] for r in records)
+    left_m = east_edge_m + MAX_OFFSET_M - 0.15  # 1-2 px of overlap with the widened bounds
+    path = tmp_path / "grazing.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=200,
+        height=200,
+        count=3,
+        dtype="uint8",
+        crs=CRS,
+        transform=Affine(0.1, 0.0, left_m, 0.0, -0.1, top_m),
+    ) as dst:
+        dst.write(make_ortho(size_px=200, seed=3).transpose(2, 0, 1))
+    assert len(coregister(records, CRS, reference=path)) == len(records)
