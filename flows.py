@@ -51,7 +51,7 @@ from gis.flags import flag_new_buildings
 from gis.parcels import read_parcels
 from gis.publish import publish_geopackage
 from gis.records import read_permits, read_projects
-from models.change import new_buildings
+from models.change import confirm_changes, new_buildings
 from models.construction import detect_buildings, train_buildings_on
 from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health_on
 from models.evaluation import class_scores, object_scores
@@ -196,6 +196,27 @@ def buildings_task(models: Models, mosaic: Raster, settings: Settings) -> gpd.Ge
 
 
 @task(cache_policy=NO_CACHE)
+def change_task(
+    models: Models,
+    before_mosaic: Path,
+    before: gpd.GeoDataFrame,
+    after: gpd.GeoDataFrame,
+    settings: Settings,
+) -> gpd.GeoDataFrame:
+    """New or grown structures: polygons compared, then confirmed on the earlier pixels."""
+    candidates = new_buildings(
+        before.to_crs(after.crs), after, min_overlap=settings.new_building_overlap
+    )
+    return confirm_changes(
+        load_model(models.buildings),
+        before_mosaic,
+        candidates,
+        new_below=settings.new_building_overlap,
+        threshold=settings.building_score_threshold,
+    )
+
+
+@task(cache_policy=NO_CACHE)
 def publish_task(path: Path, layers: dict[str, pd.DataFrame]) -> Path:
     return publish_geopackage(path, layers)
 
@@ -243,9 +264,7 @@ def process(
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
     else:
         before = gpd.read_file(previous["geopackage"], layer="buildings", engine="pyogrio")
-        changed = new_buildings(
-            before.to_crs(buildings.crs), buildings, min_overlap=settings.new_building_overlap
-        )
+        changed = change_task(models, Path(previous["mosaic"]), before, buildings, settings)
     flagged = flag_new_buildings(
         changed,
         parcels,
@@ -520,7 +539,25 @@ def measure_accuracy(world: World, results: list[EpochResult]) -> dict[str, Accu
         HEALTH_CLASSES,
     )
     accuracy |= {f"health:{name}": value for name, value in health.items()}
+    accuracy["flagged parcels"] = flag_scores(
+        gpd.read_file(last.geopackage, layer="flagged_parcels"),
+        gpd.read_file(truth, layer=f"buildings_{last.epoch}"),
+    )
     return accuracy
+
+
+VIOLATIONS = {"unpermitted", "over_footprint", "expired_permit"}
+
+
+def flag_scores(flagged: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> Accuracy:
+    """Flagged parcels against the parcels where the world built in breach of a permit."""
+    wanted = set(truth.loc[truth["case"].isin(VIOLATIONS), "parcel_id"])
+    got = set(flagged["parcel_id"].dropna())
+    hits = len(wanted & got)
+    precision = hits / len(got) if got else 0.0
+    recall = hits / len(wanted) if wanted else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return Accuracy("flagged parcels", precision, recall, f1, support=len(wanted))
 
 
 def print_epoch_result(result: EpochResult, console: Console) -> None:

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         0.3,
         ge=0,
         le=1,
-        description="A detection overlapping earlier buildings less than this is new.",
+        description="A structure whose footprint was built-up before (earlier polygons, "
+        "then earlier pixels) for less than this share is new.",
     )
     footprint_tolerance: float = Field(
         0.15, ge=0, description="Built area may exceed the permitted footprint by this share."

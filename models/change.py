@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import shapely
+from rasterio import features as rio_features
+from rasterio import windows as rio_windows
+from rasterio.windows import Window
 
 from core.errors import ProcessingError
+from models.features import FEATURE_MARGIN_PX
+from models.training import PixelModel, pixel_probabilities
+from models.windows import open_rgb, read_rgb
 
 
 def new_buildings(
@@ -43,3 +51,62 @@ def new_buildings(
             changes.append(None)
     result = after.assign(change=changes)
     return result[np.array([c is not None for c in changes], dtype=bool)].reset_index(drop=True)
+
+
+def built_share(
+    model: PixelModel, image_path: str | Path, polygons: gpd.GeoDataFrame, *, threshold: float = 0.5
+) -> np.ndarray:
+    """Share of each polygon's valid pixels that ``model`` calls built-up in ``image_path``
+    (nan where the image does not cover the polygon). ``model`` codes built-up as class 1."""
+    shares = np.full(len(polygons), np.nan)
+    with open_rgb(image_path) as src:
+        full = Window(0, 0, src.width, src.height)
+        for i, geom in enumerate(polygons.to_crs(src.crs).geometry):
+            inner = rio_windows.from_bounds(*geom.bounds, transform=src.transform)
+            try:
+                window = (
+                    Window(
+                        inner.col_off - FEATURE_MARGIN_PX,
+                        inner.row_off - FEATURE_MARGIN_PX,
+                        inner.width + 2 * FEATURE_MARGIN_PX,
+                        inner.height + 2 * FEATURE_MARGIN_PX,
+                    )
+                    .round_offsets()
+                    .round_lengths()
+                    .intersection(full)
+                )
+            except rio_windows.WindowError:
+                continue
+            rgb, valid = read_rgb(src, window)
+            inside = (
+                rio_features.rasterize(
+                    [(geom, 1)], out_shape=valid.shape, transform=src.window_transform(window)
+                ).astype(bool)
+                & valid
+            )
+            if inside.any():
+                built = pixel_probabilities(model, rgb, valid)[0] >= threshold
+                shares[i] = float(built[inside].mean())
+    return shares
+
+
+def confirm_changes(
+    model: PixelModel,
+    before_image: str | Path,
+    changed: gpd.GeoDataFrame,
+    *,
+    new_below: float = 0.3,
+    growth_ratio: float = 1.3,
+    threshold: float = 0.5,
+) -> gpd.GeoDataFrame:
+    """Keep only the changes that the earlier image itself confirms.
+
+    Comparing two epochs' polygons turns every building missed in the first epoch into a
+    "new" one; looking at the earlier pixels under each changed footprint does not: a "new"
+    structure needs less than ``new_below`` of its footprint built-up before, a "grown" one
+    less than ``1 / growth_ratio``. Adds ``built_before_share``; unconfirmed rows are dropped.
+    """
+    shares = built_share(model, before_image, changed, threshold=threshold)
+    limit = np.where(changed["change"].to_numpy() == "new", new_below, 1.0 / growth_ratio)
+    confirmed = np.isnan(shares) | (shares < limit)
+    return changed.assign(built_before_share=shares)[confirmed].reset_index(drop=True)

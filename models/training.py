@@ -169,24 +169,31 @@ def predict_blocks(
     """
     if tuple(model.feature_names) != FEATURE_NAMES:
         raise ProcessingError("model was trained on other pixel features; retrain it")
-    n_classes = len(model.classes)
-    columns = [int(code) - 1 for code in model.estimator.classes_]
     for block in blocks(src.width, src.height, size_px=block_px, margin_px=margin_px):
         rgb, valid = read_rgb(src, block.padded)
         if within is not None:
             valid &= burn(within, src, block.padded) > 0
-        sampled = valid[::stride_px, ::stride_px]
-        proba = np.zeros((n_classes, *sampled.shape), dtype=np.float32)
-        if sampled.any():
-            features = pixel_features(rgb)[::stride_px, ::stride_px]
-            predicted = model.estimator.predict_proba(features[sampled])
-            by_code = np.zeros((n_classes, predicted.shape[0]), dtype=np.float32)
-            by_code[columns] = predicted.T
-            proba[:, sampled] = by_code
-        if stride_px > 1:
-            size = (valid.shape[1], valid.shape[0])
-            proba = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in proba])
-        yield block, proba, valid
+        yield block, pixel_probabilities(model, rgb, valid, stride_px=stride_px), valid
+
+
+def pixel_probabilities(
+    model: PixelModel, rgb: np.ndarray, valid: np.ndarray, *, stride_px: int = 1
+) -> np.ndarray:
+    """Class probabilities (C, H, W) for codes 1..C of an RGB window (0 where not ``valid``)."""
+    n_classes = len(model.classes)
+    columns = [int(code) - 1 for code in model.estimator.classes_]
+    sampled = valid[::stride_px, ::stride_px]
+    proba = np.zeros((n_classes, *sampled.shape), dtype=np.float32)
+    if sampled.any():
+        features = pixel_features(rgb)[::stride_px, ::stride_px]
+        predicted = model.estimator.predict_proba(features[sampled])
+        by_code = np.zeros((n_classes, predicted.shape[0]), dtype=np.float32)
+        by_code[columns] = predicted.T
+        proba[:, sampled] = by_code
+    if stride_px > 1:
+        size = (valid.shape[1], valid.shape[0])
+        proba = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in proba])
+    return proba
 
 
 def save_model(model: PixelModel, path: str | Path) -> Path:

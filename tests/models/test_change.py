@@ -1,9 +1,10 @@
 import geopandas as gpd
+import pandas as pd
 import pytest
 from shapely.geometry import box
 
 from core.errors import ProcessingError
-from models.change import new_buildings
+from models.change import confirm_changes, new_buildings
 
 CRS = "EPSG:32630"
 
@@ -41,3 +42,18 @@ def test_epochs_in_different_crs_are_refused():
     before = _layer(box(0, 0, 1, 1)).set_crs("EPSG:32629", allow_override=True)
     with pytest.raises(ProcessingError, match="CRS"):
         new_buildings(before, _layer(box(0, 0, 1, 1)))
+
+
+def test_the_earlier_image_vetoes_buildings_that_were_already_there(building_model, test_scene):
+    """A building missed by the first epoch's detection is not "new": its pixels were built."""
+    standing = test_scene.buildings.assign(change="new")
+    field = test_scene.health.loc[test_scene.health["health"] == "healthy"].geometry.iloc[0]
+    empty_ground = gpd.GeoDataFrame(
+        {"change": ["new"]}, geometry=[field.centroid.buffer(4.0)], crs=test_scene.health.crs
+    )
+    confirmed = confirm_changes(
+        building_model, test_scene.image, pd.concat([standing, empty_ground])
+    )
+    assert len(confirmed) == 1
+    assert confirmed.geometry.iloc[0].equals(empty_ground.geometry.iloc[0])
+    assert confirmed["built_before_share"].iloc[0] < 0.3
