@@ -552,11 +552,10 @@ VIOLATIONS = {"unpermitted", "over_footprint", "expired_permit"}
 def flag_scores(flagged: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> Accuracy:
     """Flagged parcels against the parcels where the world built in breach of a permit."""
     wanted = set(truth.loc[truth["case"].isin(VIOLATIONS), "parcel_id"])
-    got = set(flagged["parcel_id"].dropna())
-    hits = len(wanted & got)
-    precision = hits / len(got) if got else 0.0
-    recall = hits / len(wanted) if wanted else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    right = flagged["parcel_id"].isin(wanted)  # a flag off any parcel is a false alarm
+    precision = float(right.mean()) if len(flagged) else 0.0
+    recall = len(wanted & set(flagged["parcel_id"].dropna())) / len(wanted) if wanted else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return Accuracy("flagged parcels", precision, recall, f1, support=len(wanted))
 
 
