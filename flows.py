@@ -48,7 +48,7 @@ from flights.camera import get_camera, preview
 from flights.export import write_kml, write_qgc_plan, write_waypoints
 from flights.plan import plan_survey
 from gis.flags import flag_new_buildings
-from gis.parcels import read_parcels
+from gis.parcels import read_parcels, split_by_parcels
 from gis.publish import publish_geopackage
 from gis.records import read_permits, read_projects
 from models.change import confirm_changes, new_buildings
@@ -201,16 +201,19 @@ def change_task(
     before_mosaic: Path,
     before: gpd.GeoDataFrame,
     after: gpd.GeoDataFrame,
+    parcels: gpd.GeoDataFrame,
     settings: Settings,
 ) -> gpd.GeoDataFrame:
-    """New or grown structures: polygons compared, then confirmed on the earlier pixels."""
+    """New or grown structures: polygons compared, cut along parcel boundaries, then each
+    piece confirmed on the earlier epoch's pixels."""
     candidates = new_buildings(
         before.to_crs(after.crs), after, min_overlap=settings.new_building_overlap
     )
+    pieces = split_by_parcels(candidates, parcels, min_area_m2=settings.min_building_area_m2)
     return confirm_changes(
         load_model(models.buildings),
         before_mosaic,
-        candidates,
+        pieces,
         new_below=settings.new_building_overlap,
         threshold=settings.building_score_threshold,
     )
@@ -264,7 +267,9 @@ def process(
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
     else:
         before = gpd.read_file(previous["geopackage"], layer="buildings", engine="pyogrio")
-        changed = change_task(models, Path(previous["mosaic"]), before, buildings, settings)
+        changed = change_task(
+            models, Path(previous["mosaic"]), before, buildings, parcels, settings
+        )
     flagged = flag_new_buildings(
         changed,
         parcels,

@@ -8,7 +8,7 @@ import pytest
 from shapely.geometry import Polygon, box
 
 from core.errors import InputError
-from gis.parcels import parcel_of, read_parcels
+from gis.parcels import parcel_of, read_parcels, split_by_parcels
 
 UTM = "EPSG:32630"
 X0, Y0 = 560_000.0, 3_860_000.0  # near Berkane, UTM 30N
@@ -129,3 +129,25 @@ def test_a_parcel_file_that_is_not_vector_data_is_an_input_error(tmp_path):
     path.write_bytes(b"\x89PNG not a geopackage")
     with pytest.raises(InputError, match="not a readable vector file"):
         read_parcels(path, UTM)
+
+
+def test_a_structure_over_two_parcels_is_split_and_slivers_dropped():
+    parcels = gpd.GeoDataFrame(
+        {"parcel_id": ["A", "B"], "commune": ["Berkane", "Berkane"]},
+        geometry=[box(0, 0, 20, 20), box(20, 0, 40, 20)],
+        crs="EPSG:32630",
+    )
+    structures = gpd.GeoDataFrame(
+        {"change": ["new", "new"], "score": [0.9, 0.8], "area_m2": [300.0, 100.0]},
+        geometry=[box(5, 5, 35, 15), box(10, 0, 20.5, 9.5)],  # over both; a 0.5 m overhang
+        crs="EPSG:32630",
+    )
+    pieces = split_by_parcels(structures, parcels, min_area_m2=10.0)
+    located = parcel_of(pieces, parcels)
+    assert sorted(zip(located["parcel_id"], located["area_m2"].round(1))) == [
+        ("A", 95.0),
+        ("A", 150.0),
+        ("B", 150.0),
+    ]
+    assert list(pieces.columns) == list(structures.columns)
+    assert set(pieces["change"]) == {"new"}
