@@ -52,7 +52,7 @@ from gis.parcels import read_parcels, split_by_parcels
 from gis.publish import publish_geopackage
 from gis.records import read_permits, read_projects
 from models.change import confirm_changes, new_buildings
-from models.construction import detect_buildings, train_buildings_on
+from models.construction import detect_buildings, keep_compact, train_buildings_on
 from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health_on
 from models.evaluation import class_scores, object_scores
 from models.training import load_model, save_model
@@ -185,14 +185,23 @@ def health_task(
 
 
 @task(cache_policy=NO_CACHE)
-def buildings_task(models: Models, mosaic: Raster, settings: Settings) -> gpd.GeoDataFrame:
-    return detect_buildings(
+def buildings_task(
+    models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, settings: Settings
+) -> gpd.GeoDataFrame:
+    """Built-up structures, cut along parcel boundaries, then kept when compact.
+
+    A blob that runs over two neighbouring lots is ragged as a whole but each lot's piece
+    may be a house: the shape test applies to the pieces.
+    """
+    blobs = detect_buildings(
         load_model(models.buildings),
         mosaic.path,
         min_area_m2=settings.min_building_area_m2,
-        min_solidity=settings.min_building_solidity,
+        min_solidity=0.0,
         threshold=settings.building_score_threshold,
     )
+    pieces = split_by_parcels(blobs, parcels, min_area_m2=settings.min_building_area_m2)
+    return keep_compact(pieces, settings.min_building_solidity)
 
 
 @task(cache_policy=NO_CACHE)
@@ -201,19 +210,16 @@ def change_task(
     before_mosaic: Path,
     before: gpd.GeoDataFrame,
     after: gpd.GeoDataFrame,
-    parcels: gpd.GeoDataFrame,
     settings: Settings,
 ) -> gpd.GeoDataFrame:
-    """New or grown structures: polygons compared, cut along parcel boundaries, then each
-    piece confirmed on the earlier epoch's pixels."""
+    """New or grown structures: polygons compared, then confirmed on the earlier pixels."""
     candidates = new_buildings(
         before.to_crs(after.crs), after, min_overlap=settings.new_building_overlap
     )
-    pieces = split_by_parcels(candidates, parcels, min_area_m2=settings.min_building_area_m2)
     return confirm_changes(
         load_model(models.buildings),
         before_mosaic,
-        pieces,
+        candidates,
         new_below=settings.new_building_overlap,
         threshold=settings.building_score_threshold,
     )
@@ -262,14 +268,12 @@ def process(
     )
     mosaic = mosaic_task(records, grid, out_dir / "mosaic.tif")
     health = health_task(models, mosaic, parcels, out_dir)
-    buildings = buildings_task(models, mosaic, settings)
+    buildings = buildings_task(models, mosaic, parcels, settings)
     if previous is None:
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
     else:
         before = gpd.read_file(previous["geopackage"], layer="buildings", engine="pyogrio")
-        changed = change_task(
-            models, Path(previous["mosaic"]), before, buildings, parcels, settings
-        )
+        changed = change_task(models, Path(previous["mosaic"]), before, buildings, settings)
     flagged = flag_new_buildings(
         changed,
         parcels,

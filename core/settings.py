@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         12.0, gt=0, description="Detected built-up blobs smaller than this are dropped."
     )
     min_building_solidity: float = Field(
-        0.7,
+        0.6,
         ge=0,
         le=1,
         description="Built-up blobs whose area is below this share of their convex hull "

@@ -139,14 +139,19 @@ def detect_buildings(
         for geom, total, n_px in _merge_seams(pieces)
         if geom.area >= min_area_m2
     ]
-    rows = [
-        {"geometry": _regularise(geom), "score": score}
-        for geom, score in filled
-        if geom.area >= min_solidity * geom.convex_hull.area
-    ]
-    result = gpd.GeoDataFrame(rows, columns=["geometry", "score"], geometry="geometry", crs=crs)
+    blobs = keep_compact(
+        gpd.GeoDataFrame(filled, columns=["geometry", "score"], geometry="geometry", crs=crs),
+        min_solidity,
+    )
+    result = blobs.set_geometry(blobs.geometry.map(_regularise))
     result["area_m2"] = result.geometry.area
     return result
+
+
+def keep_compact(structures: gpd.GeoDataFrame, min_solidity: float) -> gpd.GeoDataFrame:
+    """The structures whose area is at least ``min_solidity`` of their convex hull's."""
+    solid = structures.geometry.area >= min_solidity * structures.geometry.convex_hull.area
+    return structures[solid.to_numpy()].reset_index(drop=True)
 
 
 def _interior(footprint: BaseGeometry, boundary_m: float) -> BaseGeometry:

@@ -144,7 +144,7 @@ def test_a_structure_over_two_parcels_is_split_and_slivers_dropped():
     )
     pieces = split_by_parcels(structures, parcels, min_area_m2=10.0)
     located = parcel_of(pieces, parcels)
-    assert sorted(zip(located["parcel_id"], located["area_m2"].round(1))) == [
+    assert sorted(zip(located["parcel_id"], located["area_m2"].round(1), strict=True)) == [
         ("A", 95.0),
         ("A", 150.0),
         ("B", 150.0),
