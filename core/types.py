@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from affine import Affine
@@ -202,18 +202,6 @@ class Raster:
     height: int
     count: int
     nodata: float | None = None
-
-    @property
-    def grid(self) -> Grid:
-        return Grid(crs=self.crs, transform=self.transform, width=self.width, height=self.height)
-
-
-@dataclass(frozen=True)
-class Epoch:
-    """An AOI observed at a date: the name of its outputs folder and its capture date."""
-
-    name: str
-    captured_on: date
 
 
 @dataclass(frozen=True)
