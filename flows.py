@@ -31,6 +31,7 @@ from rich.table import Table
 from shapely.geometry import LineString, Polygon
 
 from core.errors import InputError
+from core.io import atomic_path
 from core.settings import Settings
 from core.types import (
     Accuracy,
@@ -406,9 +407,8 @@ def record_epoch(
         "geopackage": str(geopackage),
         "mosaic": str(mosaic),
     }
-    scratch = manifest_path.with_suffix(".json.tmp")
-    scratch.write_text(json.dumps(epochs, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(scratch, manifest_path)
+    with atomic_path(manifest_path) as scratch:
+        scratch.write_text(json.dumps(epochs, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def read_manifest(workspace: Path) -> dict[str, dict[str, str]]:
