@@ -12,7 +12,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -166,18 +165,16 @@ def _quiet_user_errors() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: user mistakes become one line and a non-zero exit."""
+    """Console-script entry point: user mistakes become one line and a non-zero exit.
+
+    Typer handles usage errors and ``--help`` itself (and exits); a RaqibError raised by a
+    command comes out here.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv)
     except RaqibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
     return 0
 
 

@@ -79,3 +79,11 @@ def test_bad_date_is_refused(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--date" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("plan", "aoi.geojson")])
+def test_usage_mistakes_print_help_not_a_traceback(tmp_path: Path, args: tuple[str, ...]) -> None:
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "Usage" in done.stderr + done.stdout
