@@ -203,6 +203,10 @@ class Raster:
     count: int
     nodata: float | None = None
 
+    @property
+    def grid(self) -> Grid:
+        return Grid(crs=self.crs, transform=self.transform, width=self.width, height=self.height)
+
 
 @dataclass(frozen=True)
 class Accuracy:
