@@ -28,6 +28,10 @@ class Camera:
     focal_length_mm: float
     min_trigger_interval_s: float = 1.0
     bands: tuple[str, ...] = ("red", "green", "blue")
+    photo_mb: float | None = None
+    """Size of one capture on the card (all bands), from the maker's sample files."""
+    endurance_s: float | None = None
+    """Rated flight time of the drone this camera is built into or usually flown on."""
 
     @property
     def pixel_pitch_mm(self) -> float:
@@ -62,6 +66,10 @@ class SurveySpec:
     speed_m_s: float = 8.0
     grid_angle_deg: float = 0.0
     turnaround_m: float = 10.0
+    crosshatch: bool = False
+    """Fly the grid a second time at ``grid_angle_deg + 90`` (better 3D / facades)."""
+    entry_corner: str = "nearest"
+    """Where the grid starts: ``nearest`` to home, or a corner of the rotated grid."""
 
     @property
     def altitude_m(self) -> float:
@@ -86,6 +94,18 @@ class Waypoint:
     lat_deg: float
     lon_deg: float
     altitude_m: float
+    photos: bool = True
+    """The camera fires (by distance) on the leg from this waypoint to the next."""
+
+
+@dataclass(frozen=True)
+class FenceZone:
+    """A geofence zone: a lon/lat polygon ring or a circle, to stay inside or outside of."""
+
+    inclusion: bool
+    polygon_lonlat: tuple[tuple[float, float], ...] = ()
+    centre_lonlat: tuple[float, float] | None = None
+    radius_m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,10 @@ class Mission:
     estimated_time_s: float
     photo_count: int
     aoi_wkt_lonlat: str = ""
+    fence: tuple[FenceZone, ...] = ()
+    rally_points: tuple[Waypoint, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """Things the operator must know before flying (no DEM, wind near the limit, ...)."""
 
     @property
     def altitude_m(self) -> float:
