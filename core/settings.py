@@ -70,6 +70,21 @@ class Settings(BaseSettings):
     footprint_tolerance: float = Field(
         0.15, ge=0, description="Built area may exceed the permitted footprint by this share."
     )
+    camera_file: Path | None = Field(
+        None, description="A TOML file of extra cameras (same fields as flights/cameras.toml)."
+    )
+    no_fly_zones: Path | None = Field(
+        None, description="Extra no-fly zones (GeoPackage/GeoJSON polygons with a name)."
+    )
+    battery_reserve: float = Field(
+        0.25, ge=0, lt=1, description="Share of rated flight time kept in reserve on landing."
+    )
+    max_wind_m_s: float = Field(
+        12.0, gt=0, description="Wind above which a mission is refused (the drone's rating)."
+    )
+    geofence_margin_m: float = Field(
+        50.0, ge=0, description="The exported geofence surrounds the flight by this margin."
+    )
     vehicle_timeout_s: float = Field(30.0, gt=0, description="Timeout for any vehicle step.")
     sim_speedup: float = Field(
         20.0, gt=0, description="Simulated flight runs this many times faster than real time."

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyogrio
+import pyproj
 import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
@@ -46,6 +47,25 @@ def reproject(geom: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:
     return shapely.transform(geom, _transform)
 
 
+def _check_units(path: Path, crs: pyproj.CRS, bounds: np.ndarray) -> None:
+    """Refuse metres labelled as degrees and degrees labelled as metres (a common mix-up)."""
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    looks_like_degrees = -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
+    if crs.is_geographic and not looks_like_degrees:
+        raise InputError(
+            path,
+            f"coordinates up to ({maxx:.0f}, {maxy:.0f}) are not degrees, yet the layer's CRS "
+            f"is {crs.to_string()} (lon/lat); they look like metres: save the layer with its "
+            "real projected CRS (e.g. EPSG:32630)",
+        )
+    if crs.is_projected and looks_like_degrees:
+        raise InputError(
+            path,
+            f"coordinates ({minx:.4f}, {miny:.4f}) look like lon/lat degrees, yet the layer's "
+            f"CRS is {crs.to_string()} (metres): save the layer as EPSG:4326",
+        )
+
+
 def load_aoi(
     path: str | Path, *, layer: str | None = None, min_part_share: float = 0.01
 ) -> Polygon:
@@ -66,6 +86,7 @@ def load_aoi(
     geoms = geoms[~geoms.is_empty]
     if geoms.empty:
         raise InputError(path, "AOI layer has no geometry")
+    _check_units(path, frame.crs, geoms.total_bounds)
     merged = shapely.force_2d(geoms.to_crs(LONLAT).union_all())
     parts = [g for g in getattr(merged, "geoms", [merged]) if isinstance(g, Polygon)]
     if not parts:
