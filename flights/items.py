@@ -1,12 +1,18 @@
-"""MAVLink mission items: the common form of every mission file and of a vehicle upload."""
+"""MAVLink mission items and the plan document: the common form of every mission file.
+
+A :class:`PlanDocument` is what every reader in ``flights`` returns and every writer takes:
+the mission items (item 0 = home, as in ArduPilot's ``QGC WPL 110`` files), the geofence,
+the rally points, the cruise speed and the surveyed area.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pymavlink import mavutil
 
-from core.types import Mission, Waypoint
+from core.types import FenceZone, Mission, Waypoint
 
 MAV = mavutil.mavlink
 FRAME_GLOBAL = MAV.MAV_FRAME_GLOBAL  # 0: absolute altitude (the home item)
@@ -44,16 +50,36 @@ class MissionItem:
         return self.frame != FRAME_MISSION and self.lat is not None and self.lon is not None
 
 
+@dataclass(frozen=True)
+class PlanDocument:
+    """A mission as files hold it: items (item 0 = home), geofence, rally points.
+
+    Fence rings are open (no repeated closing vertex), in lon/lat; rally point altitudes
+    are above home. ``cruise_speed_m_s`` is ``None`` when the file does not say it.
+    """
+
+    items: tuple[MissionItem, ...]
+    fence: tuple[FenceZone, ...] = ()
+    rally_points: tuple[Waypoint, ...] = ()
+    cruise_speed_m_s: float | None = None
+    aoi_wkt_lonlat: str = ""
+
+
+MissionSource = Mission | PlanDocument
+"""What the writers take: a planned mission or a document read from a file."""
+
+
 def mission_items(mission: Mission, home_alt_amsl_m: float | None = None) -> list[MissionItem]:
     """The items to upload or export for ``mission``: home, take-off, survey, return.
 
-    The camera is switched on by distance at the first waypoint (no photos on the way out)
-    and off at the last one. The home item's altitude is ``home_alt_amsl_m`` (AMSL) if
-    given, else ``mission.home.altitude_m``.
+    Waypoint altitudes are each waypoint's own (terrain following sets them). The camera
+    is switched on by distance at the start of every run of photo legs
+    (:attr:`~core.types.Waypoint.photos`) and off at its end, so transit legs between cells
+    or crosshatch passes take no photos. The home item's altitude is ``home_alt_amsl_m``
+    (AMSL) if given, else ``mission.home.altitude_m``.
     """
-    home, altitude_m = mission.home, mission.altitude_m
+    home = mission.home
     home_alt = home.altitude_m if home_alt_amsl_m is None else home_alt_amsl_m
-    first, *rest = mission.waypoints
     items = [
         MissionItem(
             0,
@@ -71,15 +97,44 @@ def mission_items(mission: Mission, home_alt_amsl_m: float | None = None) -> lis
             p4=None,
             lat=home.lat_deg,
             lon=home.lon_deg,
-            alt=altitude_m,
+            alt=mission.altitude_m,
         ),
-        _waypoint(first),
-        _trigger(mission.trigger_distance_m),
-        *(_waypoint(w) for w in rest),
-        _trigger(0.0),
+        *_survey_items(mission.waypoints, mission.trigger_distance_m),
         MissionItem(0, MAV.MAV_CMD_NAV_RETURN_TO_LAUNCH, FRAME_MISSION),
     ]
     return [replace(item, seq=seq) for seq, item in enumerate(items)]
+
+
+def plan_document(mission: Mission, home_alt_amsl_m: float | None = None) -> PlanDocument:
+    """The document every mission file of ``mission`` is written from."""
+    return PlanDocument(
+        items=tuple(mission_items(mission, home_alt_amsl_m)),
+        fence=mission.fence,
+        rally_points=mission.rally_points,
+        cruise_speed_m_s=mission.spec.speed_m_s,
+        aoi_wkt_lonlat=mission.aoi_wkt_lonlat,
+    )
+
+
+def as_document(source: MissionSource, home_alt_amsl_m: float | None = None) -> PlanDocument:
+    """``source`` as a document (``home_alt_amsl_m`` applies to a Mission only)."""
+    if isinstance(source, PlanDocument):
+        return source
+    return plan_document(source, home_alt_amsl_m)
+
+
+def _survey_items(waypoints: Sequence[Waypoint], trigger_distance_m: float) -> list[MissionItem]:
+    """Each waypoint, with a camera switch where photo legs start and where they stop."""
+    items = []
+    camera_on = False
+    last = len(waypoints) - 1
+    for k, w in enumerate(waypoints):
+        items.append(_waypoint(w))
+        shoots = w.photos and k < last
+        if shoots != camera_on:
+            items.append(_trigger(trigger_distance_m if shoots else 0.0))
+            camera_on = shoots
+    return items
 
 
 def _waypoint(w: Waypoint) -> MissionItem:

@@ -1,33 +1,37 @@
-"""The link to an ArduPilot copter through DroneKit: connect, upload a mission, fly it.
+"""The link to an ArduPilot copter through DroneKit: connect, check, upload, fly, abort.
 
 The only module that imports ``dronekit``. Every wait is bounded and fails with
-:class:`~core.errors.VehicleError`; mission items travel as ``MISSION_ITEM_INT`` (lat/lon
-as int degrees * 1e7), and an upload is read back and compared item by item.
+:class:`~core.errors.VehicleError`, a silent link included. Mission items travel as
+``MISSION_ITEM_INT`` (lat/lon as int degrees * 1e7), the upload waits for the vehicle's
+``MISSION_ACK`` and is read back and compared item by item. :func:`fly_plan` does it all
+for the CLI: connect, pre-flight checks, upload, fly, and a GeoPackage flight log.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import astuple, dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dronekit import APIException, CommandInt, Vehicle, VehicleMode, connect
+from dronekit import CommandInt, Vehicle, VehicleMode, connect
 from pymavlink import mavutil
+from pyproj import Geod
 
-from core.errors import VehicleError
-from core.io import atomic_path
+from core.errors import PlanError, VehicleError
 from core.types import Mission
+from flights.flight_log import DEFAULT_CRS, FlightLog, TelemetrySample
 from flights.items import MissionItem, mission_items
 
 mavlink = mavutil.mavlink
 
 RETRY_S = 1.0
 LINK_LOST_S = 5.0
+PREFLIGHT_WAIT_S = 5.0
 LAT_LON_TOLERANCE_E7 = 1  # 1e-7 deg, about 1 cm
 ALTITUDE_TOLERANCE_M = 0.01
 # The *_INT frames are deprecated aliases; autopilots may answer with either.
@@ -36,14 +40,33 @@ _SAME_FRAME = {
     mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT: mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT,
     mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT: mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT,
 }
+_MISSION = mavlink.MAV_MISSION_TYPE_MISSION
+_WGS84 = Geod(ellps="WGS84")
 
 
 @dataclass
 class VehicleLink:
-    """A connected DroneKit vehicle; close it (or use ``with``) to release the socket."""
+    """A connected DroneKit vehicle; close it (or use ``with``) to release the socket.
+
+    It times the vehicle's heartbeats itself: DroneKit's own clock stops when its reader
+    thread dies, which would hide a lost link.
+    """
 
     vehicle: Vehicle
     address: str
+    _heard_at_s: float = field(default_factory=time.monotonic, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.vehicle.add_message_listener("HEARTBEAT", self._on_heartbeat)
+
+    def _on_heartbeat(self, _: Any, name: str, msg: Any) -> None:
+        if msg.type != mavlink.MAV_TYPE_GCS:
+            self._heard_at_s = time.monotonic()
+
+    @property
+    def silence_s(self) -> float:
+        """Seconds since the vehicle's last heartbeat."""
+        return time.monotonic() - self._heard_at_s
 
     def close(self) -> None:
         self.vehicle.close()
@@ -56,36 +79,15 @@ class VehicleLink:
 
 
 @dataclass(frozen=True)
-class TelemetrySample:
-    """One telemetry reading during a flight (altitude above home)."""
+class PreflightLimits:
+    """What the vehicle must report before a mission is started."""
 
-    time_s: float
-    lat_deg: float
-    lon_deg: float
-    altitude_m: float
-    heading_deg: float
-    groundspeed_m_s: float
-    battery_pct: float
-    mode: str
-    armed: bool
-    mission_item: int
-    mission_items: int
-
-
-@dataclass(frozen=True)
-class FlightLog:
-    """The telemetry of one flown mission."""
-
-    samples: tuple[TelemetrySample, ...]
-    duration_s: float
-
-    def write_csv(self, path: Path) -> Path:
-        """Write the samples as CSV (atomically: temporary file, then rename)."""
-        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(field.name for field in fields(TelemetrySample))
-            writer.writerows(astuple(sample) for sample in self.samples)
-        return path
+    min_battery_pct: float = 90.0
+    min_satellites: int = 8
+    max_hdop: float = 2.0
+    max_home_offset_m: float = 100.0
+    """How far the vehicle's home may be from the plan's (its battery and safety checks
+    assumed the plan's home)."""
 
 
 def connect_vehicle(address: str, timeout_s: float = 30.0) -> VehicleLink:
@@ -93,7 +95,8 @@ def connect_vehicle(address: str, timeout_s: float = 30.0) -> VehicleLink:
 
     Waits for a heartbeat, all parameters, GPS and attitude; raises ``VehicleError`` after
     ``timeout_s`` at the latest (DroneKit's own ``connect`` can block forever when a
-    vehicle heartbeats but never sends parameters, so it runs under a watchdog).
+    vehicle heartbeats but never sends parameters, so it runs under a watchdog). A failed
+    attempt leaves no thread running and no socket open.
     """
     created: list[Vehicle] = []
     outcome: dict[str, Any] = {}
@@ -131,12 +134,91 @@ def connect_vehicle(address: str, timeout_s: float = 30.0) -> VehicleLink:
     raise VehicleError(f"no ready vehicle at {address} within {timeout_s:g} s")
 
 
-def mission_commands(mission: Mission) -> list[CommandInt]:
-    """The items after home (from :func:`flights.items.mission_items`) as ``MISSION_ITEM_INT``."""
-    return [_command_int(item) for item in mission_items(mission)[1:]]
+# -- pre-flight checks -------------------------------------------------------------------
 
 
-def _command_int(item: MissionItem) -> CommandInt:
+def preflight_problems(
+    link: VehicleLink,
+    limits: PreflightLimits = PreflightLimits(),
+    *,
+    planned_home_latlon: tuple[float, float] | None = None,
+) -> list[str]:
+    """Every failed pre-flight check, as a sentence saying what is wrong and what to do."""
+    vehicle = link.vehicle
+    problems = []
+    if link.silence_s > LINK_LOST_S:
+        problems.append(f"no heartbeat for {link.silence_s:.0f} s: check the radio link")
+    gps = vehicle.gps_0
+    if (gps.fix_type or 0) < mavlink.GPS_FIX_TYPE_3D_FIX:
+        problems.append(f"GPS has no 3D fix (fix type {gps.fix_type}): wait for a fix in the open")
+    if (gps.satellites_visible or 0) < limits.min_satellites:
+        problems.append(
+            f"GPS sees {gps.satellites_visible} satellites, "
+            f"at least {limits.min_satellites} are required"
+        )
+    if gps.eph in (None, 65535):  # UINT16_MAX: unknown
+        problems.append("GPS HDOP is not reported: wait for a fix")
+    elif gps.eph / 100 > limits.max_hdop:
+        problems.append(
+            f"GPS HDOP {gps.eph / 100:g} is above {limits.max_hdop:g}: wait for a better fix"
+        )
+    level = vehicle.battery.level if vehicle.battery else None
+    if level is None:
+        problems.append("battery level is not reported: check the power module")
+    elif level < limits.min_battery_pct:
+        problems.append(
+            f"battery at {level:g} %, at least {limits.min_battery_pct:g} % is required: "
+            "fit a charged battery"
+        )
+    home = vehicle.home_location
+    if home is None or (home.lat, home.lon) == (0.0, 0.0):
+        problems.append("home position is not set: wait for GPS lock to set it")
+    elif planned_home_latlon is not None:
+        _, _, offset_m = _WGS84.inv(home.lon, home.lat, *planned_home_latlon[::-1])
+        if offset_m > limits.max_home_offset_m:
+            problems.append(
+                f"the vehicle's home is {offset_m:.0f} m from the plan's home (limit "
+                f"{limits.max_home_offset_m:g} m): move the vehicle or re-plan from here"
+            )
+    if not vehicle.ekf_ok or not vehicle.is_armable:
+        problems.append("EKF position estimate is not ready: the vehicle is not armable yet")
+    mode = vehicle.mode.name if vehicle.mode else None
+    if vehicle.armed:
+        problems.append(f"the vehicle is already armed (mode {mode}): land and disarm first")
+    elif mode in (None, "INITIALISING"):
+        problems.append("the autopilot is still initialising")
+    return problems
+
+
+def preflight(
+    link: VehicleLink,
+    limits: PreflightLimits = PreflightLimits(),
+    *,
+    planned_home_latlon: tuple[float, float] | None = None,
+    timeout_s: float = PREFLIGHT_WAIT_S,
+) -> None:
+    """Wait up to ``timeout_s`` for every check to pass; else raise ``VehicleError``
+    listing each failed one (a GPS fix or home may still come; a flat battery will not)."""
+    factory = link.vehicle.message_factory
+    link.vehicle.send_mavlink(
+        factory.command_long_encode(0, 0, mavlink.MAV_CMD_GET_HOME_POSITION, 0, *[0] * 7)
+    )
+    deadline = time.monotonic() + timeout_s
+    while problems := preflight_problems(link, limits, planned_home_latlon=planned_home_latlon):
+        if time.monotonic() >= deadline:
+            raise VehicleError(f"{link.address}: pre-flight checks failed: {'; '.join(problems)}")
+        time.sleep(0.1)
+
+
+# -- mission upload and download -----------------------------------------------------------
+
+
+def commands_int(items: Sequence[MissionItem]) -> list[CommandInt]:
+    """``items`` (item 0 is home) as ``MISSION_ITEM_INT`` commands numbered 0..n-1."""
+    return [_command_int(seq, item) for seq, item in enumerate(items)]
+
+
+def _command_int(seq: int, item: MissionItem) -> CommandInt:
     def value(v: float | None) -> float:
         return math.nan if v is None else v
 
@@ -146,10 +228,10 @@ def _command_int(item: MissionItem) -> CommandInt:
     return CommandInt(
         0,
         0,
-        item.seq,
+        seq,
         item.frame,
         item.command,
-        0,
+        int(item.current),
         int(item.autocontinue),
         value(item.p1),
         value(item.p2),
@@ -162,44 +244,84 @@ def _command_int(item: MissionItem) -> CommandInt:
 
 
 def upload_mission(link: VehicleLink, mission: Mission, *, timeout_s: float = 30.0) -> None:
-    """Upload ``mission``, wait for the vehicle's ACK, read it back and compare every item."""
+    """Upload ``mission`` (see :func:`upload_items`)."""
+    upload_items(link, mission_items(mission), timeout_s=timeout_s)
+
+
+def upload_items(
+    link: VehicleLink, items: Sequence[MissionItem], *, timeout_s: float = 30.0
+) -> None:
+    """Upload ``items`` with the MAVLink mission protocol, then read them back and compare.
+
+    Item 0 is home: it is sent (ArduPilot expects it) but the vehicle keeps its own home,
+    so it is not compared. The vehicle's ``MISSION_ACK`` must accept the mission. Raises
+    ``VehicleError`` within ``timeout_s`` if the link goes quiet at any point.
+    """
+    if len(items) < 2:
+        raise VehicleError(f"{link.address}: nothing to upload (no mission items after home)")
+    commands = commands_int(items)
     vehicle = link.vehicle
-    commands = mission_commands(mission)
-    last_requested = [-1]
+    factory = vehicle.message_factory
+    requested: list[int] = []
     acks: list[int] = []
 
     def on_request(_: Any, name: str, msg: Any) -> None:
-        last_requested[0] = max(last_requested[0], msg.seq)
+        if getattr(msg, "mission_type", _MISSION) == _MISSION and 0 <= msg.seq < len(commands):
+            requested.append(msg.seq)
+            vehicle.send_mavlink(_item_int_message(factory, commands[msg.seq]))
 
     def on_ack(_: Any, name: str, msg: Any) -> None:
-        if last_requested[0] == len(commands):  # the ACK of this upload, not of the clear
+        if getattr(msg, "mission_type", _MISSION) == _MISSION:
             acks.append(msg.type)
 
+    def send_count() -> None:
+        vehicle.send_mavlink(factory.mission_count_encode(0, 0, len(commands)))
+
     deadline = time.monotonic() + timeout_s
-    cmds = vehicle.commands
-    try:
-        # Download first so item 0 holds the vehicle's home, which clear() keeps.
-        cmds.download()
-        cmds.wait_ready(timeout=timeout_s)
-        cmds.clear()
-        for command in commands:
-            cmds.add(command)
-        with _listening(
-            vehicle,
-            {
-                "MISSION_REQUEST": on_request,
-                "MISSION_REQUEST_INT": on_request,
-                "MISSION_ACK": on_ack,
-            },
-        ):
-            cmds.upload(timeout=_remaining(deadline))
-            _wait(link, lambda: bool(acks), "mission upload acknowledgement", deadline)
-    except APIException as exc:  # DroneKit's timeouts
-        raise VehicleError(f"{link.address}: mission upload failed: {exc or 'timeout'}") from exc
+    listeners = {"MISSION_REQUEST": on_request, "MISSION_REQUEST_INT": on_request,
+                 "MISSION_ACK": on_ack}  # fmt: skip
+    with _listening(vehicle, listeners):
+        try:
+            send_count()
+            while not _wait(link, lambda: bool(acks), "the mission upload",
+                            min(deadline, time.monotonic() + RETRY_S), fail=False):  # fmt: skip
+                if time.monotonic() >= deadline:
+                    raise VehicleError(_upload_stalled(link, requested, len(commands), timeout_s))
+                if not requested:
+                    send_count()  # the count was lost: announce the upload again
+        except VehicleError:
+            vehicle.send_mavlink(
+                factory.mission_ack_encode(0, 0, mavlink.MAV_MISSION_OPERATION_CANCELLED)
+            )
+            raise
     if acks[0] != mavlink.MAV_MISSION_ACCEPTED:
         result = _enum_name("MAV_MISSION_RESULT", acks[0])
         raise VehicleError(f"{link.address}: vehicle rejected the mission ({result})")
+    if max(requested, default=-1) < len(commands) - 1:
+        raise VehicleError(
+            f"{link.address}: vehicle accepted the mission after {len(set(requested))} of "
+            f"{len(commands)} items"
+        )
     _verify(link, commands, download_mission(link, timeout_s=_remaining(deadline)))
+
+
+def _upload_stalled(link: VehicleLink, requested: list[int], count: int, timeout_s: float) -> str:
+    if not requested:
+        progress = "the vehicle never asked for an item"
+    elif max(requested) < count - 1:
+        progress = f"the vehicle asked for item {max(requested)} of {count - 1}, then stopped"
+    else:
+        progress = "all items were sent but the vehicle never acknowledged them"
+    silence = f"; no heartbeat for {link.silence_s:.1f} s" if link.silence_s > RETRY_S else ""
+    return f"{link.address}: mission upload timed out after {timeout_s:g} s: {progress}{silence}"
+
+
+def _item_int_message(factory: Any, command: CommandInt) -> Any:
+    return factory.mission_item_int_encode(
+        0, 0, command.seq, command.frame, command.command, command.current,
+        command.autocontinue, command.param1, command.param2, command.param3,
+        command.param4, command.x, command.y, command.z,
+    )  # fmt: skip
 
 
 def download_mission(link: VehicleLink, *, timeout_s: float = 30.0) -> list[Any]:
@@ -252,17 +374,27 @@ def download_mission(link: VehicleLink, *, timeout_s: float = 30.0) -> list[Any]
     return items
 
 
+# -- flying ------------------------------------------------------------------------------
+
+
 def fly_mission(
     link: VehicleLink,
     *,
     timeout_s: float,
     on_progress: Callable[[TelemetrySample], None] | None = None,
     sample_period_s: float = 0.2,
+    abort_event: threading.Event | None = None,
+    abort_when: Callable[[TelemetrySample], str | None] | None = None,
+    rtl_battery_pct: float = 25.0,
+    link_lost_s: float = LINK_LOST_S,
 ) -> FlightLog:
     """Fly the uploaded mission: GUIDED, arm, take off, AUTO, until landed and disarmed.
 
-    ``on_progress`` receives every telemetry sample; any step that does not happen within
-    ``timeout_s`` (counted from the start) raises ``VehicleError``.
+    The flight returns to launch early when ``abort_event`` is set, when ``abort_when``
+    returns a reason for a sample, or when the battery falls below ``rtl_battery_pct``; it
+    then still waits for the landing. ``on_progress`` receives every telemetry sample
+    (events included). Raises ``VehicleError`` when the link is silent for ``link_lost_s``
+    or the flight is not over within ``timeout_s`` (counted from the start).
     """
     vehicle = link.vehicle
     start_s = time.monotonic()
@@ -272,29 +404,143 @@ def fly_mission(
     if not takeoffs:
         raise VehicleError(f"{link.address}: the vehicle's mission has no take-off item")
     last_item = len(items) - 1
+    samples: list[TelemetrySample] = []
+
+    def record(event: str = "") -> TelemetrySample:
+        sample = _sample(vehicle, time.monotonic() - start_s, last_item, event)
+        samples.append(sample)
+        if on_progress is not None:
+            on_progress(sample)
+        return sample
+
+    def abort_requested() -> bool:
+        return abort_event is not None and abort_event.is_set()
 
     _set_mode(link, "GUIDED", deadline)
     _until(link, lambda: setattr(vehicle, "armed", True), lambda: vehicle.armed, "arming",
            deadline)  # fmt: skip
+    record("armed: taking off")
     vehicle.simple_takeoff(takeoffs[0])
-    _wait(link, lambda: _altitude_m(vehicle) >= 0.95 * takeoffs[0], "take-off", deadline)
-    _set_mode(link, "AUTO", deadline)
+    _wait(link, lambda: _altitude_m(vehicle) >= 0.95 * takeoffs[0] or abort_requested(),
+          "take-off", deadline)  # fmt: skip
+    if not abort_requested():
+        _set_mode(link, "AUTO", deadline)
+        record("mission started")
 
-    samples: list[TelemetrySample] = []
-    while not (not vehicle.armed and vehicle.commands.next >= last_item):
-        _check_link(link)
-        if time.monotonic() > deadline:
+    reason = ""
+    while vehicle.armed:
+        if link.silence_s > link_lost_s:
+            message = f"link lost: no heartbeat for {link.silence_s:.1f} s"
+            record(message)
             raise VehicleError(
-                f"{link.address}: mission not finished within {timeout_s:g} s "
+                f"{link.address}: {message} (last seen at mission item "
+                f"{vehicle.commands.next}/{last_item}, mode {vehicle.mode.name})"
+            )
+        if time.monotonic() > deadline:
+            record("flight timeout")
+            raise VehicleError(
+                f"{link.address}: flight not over within {timeout_s:g} s "
                 f"(item {vehicle.commands.next}/{last_item}, mode {vehicle.mode.name})"
             )
-        sample = _sample(vehicle, time.monotonic() - start_s, last_item)
+        sample = record()
+        if not reason:
+            reason = _abort_reason(sample, abort_requested(), abort_when, rtl_battery_pct)
+            if reason:
+                abort(link, timeout_s=_remaining(deadline))
+                record(f"abort: {reason}: returning to launch")
+        time.sleep(sample_period_s)
+    record("landed")
+    if reason:
+        outcome = f"aborted: {reason}"
+    elif vehicle.commands.next >= last_item:
+        outcome = "completed"
+    else:
+        outcome = f"aborted: the vehicle landed at mission item {vehicle.commands.next}"
+    return FlightLog(tuple(samples), time.monotonic() - start_s, outcome)
+
+
+def _abort_reason(
+    sample: TelemetrySample,
+    requested: bool,
+    abort_when: Callable[[TelemetrySample], str | None] | None,
+    rtl_battery_pct: float,
+) -> str:
+    if requested:
+        return "requested by the operator"
+    if abort_when is not None and (reason := abort_when(sample)):
+        return reason
+    if sample.battery_pct < rtl_battery_pct:
+        return f"battery at {sample.battery_pct:g} %, below {rtl_battery_pct:g} %"
+    return ""
+
+
+def abort(link: VehicleLink, *, timeout_s: float = 10.0) -> None:
+    """Return to launch now (mode RTL): the vehicle flies home and lands."""
+    _set_mode(link, "RTL", time.monotonic() + timeout_s)
+
+
+def fly_plan(
+    address: str,
+    items: Sequence[MissionItem],
+    *,
+    log_path: str | Path,
+    timeout_s: float = 30.0,
+    flight_timeout_s: float = 3600.0,
+    limits: PreflightLimits = PreflightLimits(),
+    rtl_battery_pct: float = 25.0,
+    abort_event: threading.Event | None = None,
+    on_progress: Callable[[TelemetrySample], None] | None = None,
+    link_lost_s: float = LINK_LOST_S,
+    crs: str = DEFAULT_CRS,
+) -> FlightLog:
+    """Connect, check, upload ``items`` (item 0 is the plan's home), verify, fly, and write
+    the flight log to ``log_path`` (GeoPackage; written even when the flight fails).
+
+    ``timeout_s`` bounds each link step (connect, upload), ``flight_timeout_s`` the flight.
+    The link is always closed.
+    """
+    _check_plan(items)
+    home = items[0]
+    planned_home = (home.lat, home.lon) if home.lat and home.lon else None
+    samples: list[TelemetrySample] = []
+
+    def record(sample: TelemetrySample) -> None:
         samples.append(sample)
         if on_progress is not None:
             on_progress(sample)
-        time.sleep(sample_period_s)
-    samples.append(_sample(vehicle, time.monotonic() - start_s, last_item))
-    return FlightLog(tuple(samples), time.monotonic() - start_s)
+
+    with connect_vehicle(address, timeout_s=timeout_s) as link:
+        preflight(link, limits, planned_home_latlon=planned_home,
+                  timeout_s=min(timeout_s, PREFLIGHT_WAIT_S))  # fmt: skip
+        upload_items(link, items, timeout_s=timeout_s)
+        start_s = time.monotonic()
+        try:
+            log = fly_mission(
+                link,
+                timeout_s=flight_timeout_s,
+                on_progress=record,
+                abort_event=abort_event,
+                rtl_battery_pct=rtl_battery_pct,
+                link_lost_s=link_lost_s,
+            )
+        except BaseException as exc:  # the log of a failed flight matters most
+            failed = FlightLog(
+                tuple(samples), time.monotonic() - start_s, f"failed: {type(exc).__name__}: {exc}"
+            )
+            failed.write_gpkg(log_path, crs)
+            raise
+    log.write_gpkg(log_path, crs)
+    return log
+
+
+def _check_plan(items: Sequence[MissionItem]) -> None:
+    if len(items) < 2:
+        raise PlanError("the plan has no mission items after home: nothing to fly")
+    if not any(item.command == mavlink.MAV_CMD_NAV_TAKEOFF for item in items[1:]):
+        raise PlanError(
+            "the plan has no take-off item (MAV_CMD_NAV_TAKEOFF): ArduCopter needs one to "
+            "start a mission from the ground; add one after home"
+        )
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -320,18 +566,16 @@ def _remaining(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.1)
 
 
-def _check_link(link: VehicleLink) -> None:
-    since_s = link.vehicle.last_heartbeat
-    if since_s is not None and since_s > LINK_LOST_S:
-        raise VehicleError(f"{link.address}: no heartbeat for {since_s:.0f} s")
-
-
 def _wait(
     link: VehicleLink, condition: Callable[[], bool], what: str, until: float, *, fail: bool = True
 ) -> bool:
     """Poll ``condition`` until the monotonic time ``until``; raise (or return False) on a miss."""
     while not condition():
-        _check_link(link)
+        if link.silence_s > LINK_LOST_S:
+            raise VehicleError(
+                f"{link.address}: link lost while waiting for {what}: "
+                f"no heartbeat for {link.silence_s:.1f} s"
+            )
         if time.monotonic() >= until:
             if fail:
                 raise VehicleError(f"{link.address}: timed out waiting for {what}")
@@ -367,7 +611,7 @@ def _altitude_m(vehicle: Vehicle) -> float:
     return vehicle.location.global_relative_frame.alt or 0.0
 
 
-def _sample(vehicle: Vehicle, time_s: float, last_item: int) -> TelemetrySample:
+def _sample(vehicle: Vehicle, time_s: float, last_item: int, event: str) -> TelemetrySample:
     position = vehicle.location.global_relative_frame
     battery = vehicle.battery
     return TelemetrySample(
@@ -382,6 +626,8 @@ def _sample(vehicle: Vehicle, time_s: float, last_item: int) -> TelemetrySample:
         armed=vehicle.armed,
         mission_item=vehicle.commands.next,
         mission_items=last_item,
+        captured_at=datetime.now(UTC),
+        event=event,
     )
 
 
@@ -391,17 +637,18 @@ def _enum_name(enum: str, value: int) -> str:
 
 
 def _verify(link: VehicleLink, sent: list[CommandInt], received: list[Any]) -> None:
-    """Raise ``VehicleError`` naming the first item that differs between upload and vehicle."""
-    if len(received) != len(sent) + 1:
+    """Raise ``VehicleError`` naming the first item after home that the vehicle holds
+    differently from what was sent."""
+    if len(received) != len(sent):
         raise VehicleError(
-            f"{link.address}: vehicle holds {len(received) - 1} mission items, sent {len(sent)}"
+            f"{link.address}: vehicle holds {len(received) - 1} mission items, sent {len(sent) - 1}"
         )
-    for seq, (ours, theirs) in enumerate(zip(sent, received[1:], strict=True), start=1):
+    for ours, theirs in zip(sent[1:], received[1:], strict=True):
         checks = {
             "command": ours.command == theirs.command,
             "lat": abs(ours.x - theirs.x) <= LAT_LON_TOLERANCE_E7,
             "lon": abs(ours.y - theirs.y) <= LAT_LON_TOLERANCE_E7,
-            "alt": abs(ours.z - theirs.z) <= ALTITUDE_TOLERANCE_M,
+            "alt": _same(ours.z, theirs.z, ALTITUDE_TOLERANCE_M),
             **{
                 f"param{i}": _same(getattr(ours, f"param{i}"), getattr(theirs, f"param{i}"))
                 for i in range(1, 5)
@@ -415,16 +662,16 @@ def _verify(link: VehicleLink, sent: list[CommandInt], received: list[Any]) -> N
             if not same:
                 command = _enum_name("MAV_CMD", ours.command)
                 raise VehicleError(
-                    f"{link.address}: mission item {seq} ({command}) {field_name} differs: "
+                    f"{link.address}: mission item {ours.seq} ({command}) {field_name} differs: "
                     f"sent {_field(ours, field_name)}, vehicle has {_field(theirs, field_name)}"
                 )
 
 
-def _same(ours: float, theirs: float) -> bool:
+def _same(ours: float, theirs: float, abs_tol: float = 1e-4) -> bool:
     """Equal as float32 parameters, NaN (unset) matching NaN."""
     if math.isnan(ours) or math.isnan(theirs):
         return math.isnan(ours) and math.isnan(theirs)
-    return math.isclose(ours, theirs, rel_tol=1e-6, abs_tol=1e-4)
+    return math.isclose(ours, theirs, rel_tol=1e-6, abs_tol=abs_tol)
 
 
 def _field(item: Any, name: str) -> object:

@@ -5,6 +5,10 @@ does), so DroneKit connects with ``udpin:127.0.0.1:PORT``. It answers parameters
 upload/download, arming, mode changes and take-off; in AUTO it flies the mission, fires the
 camera every ``DO_SET_CAM_TRIGG_DIST`` metres (rendering a frame at the TRUE pose while the
 EXIF carries the GNSS pose) and lands at the end.
+
+Faults for testing a ground station: :class:`Health` sets the GPS fix, satellites, battery,
+EKF and home position the vehicle reports (and its pre-arm checks refuse on), and the radio
+link can go silent mid-upload (``drop_link_after_items``) or at any time (:meth:`go_silent`).
 """
 
 from __future__ import annotations
@@ -138,6 +142,32 @@ class Trigger:
     exif: FrameExif
 
 
+@dataclass(frozen=True)
+class Health:
+    """What the vehicle reports about its sensors and battery before and during a flight."""
+
+    gps_fix_type: int = mavlink.GPS_FIX_TYPE_3D_FIX
+    satellites: int = 19
+    hdop: float = 0.7
+    battery_pct: float = 100.0
+    """Charge at take-off; it drains linearly over ``battery_endurance_s`` of flight."""
+    battery_endurance_s: float = BATTERY_ENDURANCE_S
+    ekf_healthy: bool = True
+    home_known: bool = True
+
+
+class _Radio:
+    """The autopilot's side of the link: writes pass through until it is muted."""
+
+    def __init__(self, conn: mavutil.mavfile) -> None:
+        self._conn = conn
+        self.muted = threading.Event()
+
+    def write(self, buf: bytes) -> None:
+        if not self.muted.is_set():
+            self._conn.write(buf)
+
+
 @dataclass
 class _Leg:
     """A straight 3-D move to a point (altitude above home), with speed limits."""
@@ -219,8 +249,12 @@ class SimVehicle:
         seed: int = 0,
         crs: str = "EPSG:32630",
         on_trigger: Callable[[Trigger], None] | None = None,
+        health: Health | None = None,
+        drop_link_after_items: int | None = None,
     ) -> None:
         self.port = port or free_udp_port()
+        self.health = health or Health()
+        self.drop_link_after_items = drop_link_after_items
         self.home_lonlat = home_lonlat
         self.ground_elevation_m = ground_elevation_m
         self.speedup = speedup
@@ -259,6 +293,7 @@ class SimVehicle:
         self._running = threading.Event()
         self._threads: list[threading.Thread] = []
         self._conn: mavutil.mavfile | None = None
+        self._radio: _Radio | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -274,6 +309,8 @@ class SimVehicle:
         self._conn = mavutil.mavlink_connection(
             f"udpout:127.0.0.1:{self.port}", source_system=1, source_component=1
         )
+        self._radio = _Radio(self._conn)
+        self._conn.mav.file = self._radio
         self._running.set()
         self._threads = [
             threading.Thread(target=self._autopilot_loop, name="sim-autopilot", daemon=True),
@@ -304,6 +341,16 @@ class SimVehicle:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def go_silent(self) -> None:
+        """Lose the radio link: from now on the vehicle neither sends nor hears anything
+        (it keeps flying what it was flying, as a real autopilot does)."""
+        if self._radio is not None:
+            self._radio.muted.set()
+
+    @property
+    def silent(self) -> bool:
+        return self._radio is not None and self._radio.muted.is_set()
 
     def wait_for_frames(self, timeout_s: float = 60.0) -> None:
         """Block until every trigger so far has been rendered (or handled by ``on_trigger``)."""
@@ -365,6 +412,8 @@ class SimVehicle:
     def _receive(self) -> None:
         assert self._conn is not None
         while (msg := self._conn.recv_match(blocking=False)) is not None:
+            if self.silent:
+                continue
             handler = getattr(self, f"_on_{msg.get_type().lower()}", None)
             target = getattr(msg, "target_system", 0)
             if handler is not None and target in (0, self._sysid):
@@ -446,6 +495,8 @@ class SimVehicle:
             y,
             msg.z,  # type: ignore[attr-defined]
         )
+        if self.drop_link_after_items == expected + 1:
+            self.go_silent()
         if None in self._upload:
             self._request_item(expected + 1)
             return
@@ -480,8 +531,8 @@ class SimVehicle:
             return
         if seq > 0:
             item = self.mission[seq]
-        else:  # ArduPilot answers item 0 with its current home
-            lon, lat = self.home_lonlat
+        else:  # ArduPilot answers item 0 with its current home (zeros before it has one)
+            lon, lat = self.home_lonlat if self.health.home_known else (0.0, 0.0)
             item = MissionItem(
                 0,
                 mavlink.MAV_FRAME_GLOBAL,
@@ -549,6 +600,8 @@ class SimVehicle:
         if command == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
             return self._set_mode(COPTER_MODES["RTL"])
         if command == mavlink.MAV_CMD_GET_HOME_POSITION:
+            if not self.health.home_known:
+                return mavlink.MAV_RESULT_FAILED
             self._send_home()
             return mavlink.MAV_RESULT_ACCEPTED
         if command == mavlink.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES:
@@ -561,9 +614,25 @@ class SimVehicle:
         if state.mode not in ARMABLE_MODES:
             self._status(mavlink.MAV_SEVERITY_CRITICAL, f"Arm: Mode not armable ({state.mode})")
             return mavlink.MAV_RESULT_DENIED
+        if failure := self._prearm_failure():
+            self._status(mavlink.MAV_SEVERITY_CRITICAL, f"PreArm: {failure}")
+            return mavlink.MAV_RESULT_DENIED
         state.armed = True
         self._send_heartbeat()
         return mavlink.MAV_RESULT_ACCEPTED
+
+    def _prearm_failure(self) -> str:
+        """ArduCopter's pre-arm checks on what the simulated sensors report ("" when fine)."""
+        health = self.health
+        if health.gps_fix_type < mavlink.GPS_FIX_TYPE_3D_FIX:
+            return "GPS 1: Bad fix"
+        if not health.ekf_healthy:
+            return "EKF3 waiting for GPS config data"
+        if not health.home_known:
+            return "Need Position Estimate"
+        if self.battery_fraction * 100 < 20:
+            return "Battery 1 low capacity"
+        return ""
 
     def _disarm(self, *, force: bool) -> int:
         if self._state.altitude_m > 0.1 and not force:
@@ -592,6 +661,13 @@ class SimVehicle:
         return mavlink.MAV_RESULT_ACCEPTED
 
     # -- flight ------------------------------------------------------------------------
+
+    @property
+    def battery_fraction(self) -> float:
+        """Charge left (0-1): the take-off charge less what the flight so far has used."""
+        health = self.health
+        used = self._state.flight_time_s / health.battery_endurance_s
+        return max(0.0, health.battery_pct / 100.0 - used)
 
     @property
     def _speed_m_s(self) -> float:
@@ -815,6 +891,8 @@ class SimVehicle:
         self._send_home()
 
     def _send_home(self) -> None:
+        if not self.health.home_known:
+            return
         lon, lat = self.home_lonlat
         self._mav.home_position_send(
             round(lat * 1e7),
@@ -853,17 +931,18 @@ class SimVehicle:
             round(-v_up * 100),
             heading_cdeg,
         )
+        health = self.health
         mav.gps_raw_int_send(
             boot_ms * 1000,
-            mavlink.GPS_FIX_TYPE_3D_FIX,
+            health.gps_fix_type,
             lat_e7,
             lon_e7,
             msl_mm,
-            70,
-            110,
+            round(health.hdop * 100),
+            round(health.hdop * 160),
             round(speed_m_s * 100),
             heading_cdeg,
-            19,
+            health.satellites,
         )
         yaw_rad = math.radians((state.heading_deg + 180.0) % 360.0 - 180.0)
         mav.attitude_send(boot_ms, 0.0, 0.0, yaw_rad, 0.0, 0.0, 0.0)
@@ -875,7 +954,7 @@ class SimVehicle:
             self.ground_elevation_m + state.altitude_m,
             v_up,
         )
-        remaining = max(0.0, 1.0 - state.flight_time_s / BATTERY_ENDURANCE_S)
+        remaining = self.battery_fraction
         sensors = (
             mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO
             | mavlink.MAV_SYS_STATUS_SENSOR_3D_ACCEL
@@ -897,8 +976,8 @@ class SimVehicle:
             0,
             0,
         )
-        good = (
-            mavlink.EKF_ATTITUDE
+        good = mavlink.EKF_ATTITUDE | (
+            mavlink.EKF_VELOCITY_HORIZ
             | mavlink.EKF_VELOCITY_HORIZ
             | mavlink.EKF_VELOCITY_VERT
             | mavlink.EKF_POS_HORIZ_REL
@@ -906,6 +985,8 @@ class SimVehicle:
             | mavlink.EKF_POS_VERT_ABS
             | mavlink.EKF_PRED_POS_HORIZ_REL
             | mavlink.EKF_PRED_POS_HORIZ_ABS
+            if health.ekf_healthy
+            else 0
         )
         mav.ekf_status_report_send(good, 0.02, 0.03, 0.02, 0.01, 0.0)
         self._send_mission_current()

@@ -40,14 +40,14 @@ def test_footprints_cover_the_aoi(mission) -> None:
     assert area.difference(covered).area / area.area < 1e-6
 
 
-def test_no_photos_on_transit_legs(mission) -> None:
-    waypoints = list(mission.waypoints)
-    waypoints[1:] = [replace(w, photos=False) for w in waypoints[1:]]
-    transit = replace(mission, waypoints=tuple(waypoints))
-    layers = mission_layers(transit, UTM)
-    first_leg = layers["flight_lines"].geometry.iloc[0]
-    assert len(layers["photo_centres"]) == int(first_leg.length // mission.trigger_distance_m) + 1
-    assert layers["flight_lines"]["photos"].tolist().count(True) == 1
+def test_photos_only_on_photo_legs(mission) -> None:
+    lines = mission_layers(mission, UTM)["flight_lines"]
+    longest = int(lines.length.idxmax())
+    waypoints = [replace(w, photos=k == longest) for k, w in enumerate(mission.waypoints)]
+    one_leg = mission_layers(replace(mission, waypoints=tuple(waypoints)), UTM)
+    leg_m = one_leg["flight_lines"].geometry.iloc[longest].length
+    assert len(one_leg["photo_centres"]) == int(leg_m // mission.trigger_distance_m) + 1
+    assert one_leg["flight_lines"]["photos"].tolist().count(True) == 1
 
 
 def test_preview_is_a_geopackage_1_3_for_qgis(mission, tmp_path) -> None:

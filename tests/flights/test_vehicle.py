@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,16 +18,25 @@ import rasterio
 from affine import Affine
 from pymavlink import mavutil
 from pyproj import Transformer
+from vehicle_scene import (
+    CAMERA,
+    GROUND_ELEVATION_M,
+    LEFT_M,
+    TOP_M,
+    quiet_sim,
+    two_line_mission,
+)
 
 from core.errors import VehicleError
-from core.types import Mission, SurveySpec, Waypoint
-from flights.camera import get_camera, preview
+from flights.export import read_mission_file
+from flights.items import mission_items
 from flights.vehicle import (
     VehicleLink,
+    commands_int,
     connect_vehicle,
     download_mission,
     fly_mission,
-    mission_commands,
+    upload_items,
     upload_mission,
 )
 from sim.vehicle import SimVehicle, free_udp_port
@@ -34,10 +44,7 @@ from sim.vehicle import SimVehicle, free_udp_port
 mavlink = mavutil.mavlink
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
-LEFT_M, TOP_M, RES_M = 560_000.0, 3_862_000.0, 0.1
-GROUND_ELEVATION_M = 12.0
-CAMERA = preview(get_camera("dji_mavic_3e"), 4)
-TO_LONLAT = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True)
+RES_M = 0.1
 TO_UTM = Transformer.from_crs("EPSG:4326", "EPSG:32630", always_xy=True)
 
 
@@ -51,28 +58,6 @@ def write_ortho(path: Path, size_px: int = 3000, seed: int = 0) -> Path:
     with rasterio.open(path, "w", **profile) as ortho:
         ortho.write(pixels)
     return path
-
-
-def two_line_mission(line_m: float = 100.0, spacing_m: float = 40.0) -> Mission:
-    """Two parallel east-west survey lines at 10 cm GSD, home 200 m south-west of them."""
-    spec = SurveySpec(CAMERA, gsd_cm=10.0, speed_m_s=8.0)
-    east, north = LEFT_M + 100.0, TOP_M - 100.0
-    corners = [(east, north), (east + line_m, north), (east + line_m, north - spacing_m),
-               (east, north - spacing_m)]  # fmt: skip
-    waypoints = []
-    for xy in corners:
-        lon, lat = TO_LONLAT.transform(*xy)
-        waypoints.append(Waypoint(lat, lon, spec.altitude_m))
-    home_lon, home_lat = TO_LONLAT.transform(LEFT_M + 20.0, TOP_M - 280.0)
-    return Mission(
-        name="two lines",
-        spec=spec,
-        home=Waypoint(home_lat, home_lon, 0.0),
-        waypoints=tuple(waypoints),
-        distance_m=2 * line_m + spacing_m,
-        estimated_time_s=60.0,
-        photo_count=10,
-    )
 
 
 @pytest.fixture
@@ -106,16 +91,15 @@ def test_connect_waits_for_parameters_gps_and_mode(link: VehicleLink) -> None:
     assert not vehicle.armed
 
 
-def test_mission_items_switch_the_camera_on_after_the_first_waypoint() -> None:
-    commands = [c.command for c in mission_commands(two_line_mission())]
-    assert commands == [
-        mavlink.MAV_CMD_NAV_TAKEOFF,
-        mavlink.MAV_CMD_NAV_WAYPOINT,
-        mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST,
-        *[mavlink.MAV_CMD_NAV_WAYPOINT] * 3,
-        mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST,
-        mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH,
-    ]
+def test_commands_carry_lat_lon_as_integer_1e7_degrees_and_unset_values_as_nan() -> None:
+    items = mission_items(two_line_mission())
+    commands = commands_int(items)
+    assert [c.seq for c in commands] == list(range(len(items)))
+    waypoint = next(i for i in items[2:] if i.command == mavlink.MAV_CMD_NAV_WAYPOINT)
+    sent = commands[waypoint.seq]
+    assert (sent.x, sent.y) == (round(waypoint.lat * 1e7), round(waypoint.lon * 1e7))
+    assert math.isnan(sent.param4)  # yaw unset: the autopilot chooses
+    assert commands[0].current == 1 and commands[1].current == 0
 
 
 def test_uploaded_mission_reads_back_with_exact_integer_lat_lon(
@@ -186,12 +170,53 @@ def _degrees(dms: str, ref: str) -> float:
     return (d + m / 60 + s / 3600) * (-1 if ref in ("S", "W") else 1)
 
 
-def test_connect_to_a_silent_port_fails_within_the_timeout() -> None:
-    address = f"udpin:127.0.0.1:{free_udp_port()}"
+def _link_threads() -> set[threading.Thread]:
+    """Threads of DroneKit links (its MAVLink reader and writer) and of our connect watchdog."""
+    return {
+        t for t in threading.enumerate()
+        if "mavlink_thread" in t.name or t.name.startswith("connect ")
+    }  # fmt: skip
+
+
+def test_connect_to_a_silent_port_fails_within_the_timeout_and_cleans_up() -> None:
+    before = _link_threads()
+    port = free_udp_port()
+    address = f"udpin:127.0.0.1:{port}"
     start = time.monotonic()
     with pytest.raises(VehicleError, match=address):
-        connect_vehicle(address, timeout_s=2.0)
-    assert time.monotonic() - start < 4.0
+        connect_vehicle(address, timeout_s=3.0)
+    assert time.monotonic() - start < 3.0 + 2.0
+    deadline = time.monotonic() + 2.0
+    while _link_threads() - before:
+        assert time.monotonic() < deadline, f"still running: {_link_threads() - before}"
+        time.sleep(0.05)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind(("127.0.0.1", port))  # the link's socket is closed
+
+
+def test_upload_fails_within_its_timeout_when_the_link_drops_mid_upload() -> None:
+    items = mission_items(two_line_mission())
+    with quiet_sim(drop_link_after_items=3) as sim, connect_vehicle(sim.address, 10.0) as link:
+        start = time.monotonic()
+        with pytest.raises(VehicleError, match=r"asked for item 2 of \d+, then stopped"):
+            upload_items(link, items, timeout_s=3.0)
+        assert time.monotonic() - start < 3.0 + 1.0
+        assert sim.silent and sim.mission == []  # the vehicle kept no half mission
+
+
+@pytest.mark.parametrize(
+    "name", ["ardupilot/copter_AVC2013_mission.txt", "ardupilot/copter_CANGPS_mission.txt",
+             "mavsdk/qgroundcontrol_sample.plan"]
+)  # fmt: skip
+def test_items_of_real_mission_files_upload_and_read_back_identical(
+    shared_data: Path, name: str
+) -> None:
+    items = read_mission_file(shared_data / "missions" / name).items
+    with quiet_sim() as sim, connect_vehicle(sim.address, 10.0) as link:
+        upload_items(link, items, timeout_s=10.0)  # compares every item after home
+        assert [(i.command, i.x, i.y) for i in sim.mission[1:]] == [
+            (c.command, c.x, c.y) for c in commands_int(items)[1:]
+        ]
 
 
 def test_connect_to_a_vehicle_that_never_sends_parameters_fails_within_the_timeout() -> None:

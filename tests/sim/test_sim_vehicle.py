@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from pymavlink import mavutil
 
-from sim.vehicle import COPTER_MODES, DEFAULT_PARAMETERS, GnssError, SimVehicle
+from sim.vehicle import COPTER_MODES, DEFAULT_PARAMETERS, GnssError, Health, SimVehicle
 
 mavlink = mavutil.mavlink
 HOME_LONLAT = (-2.3431, 34.8961)  # Triffa plain, near Berkane
@@ -95,3 +96,97 @@ def test_gnss_bias_random_walks_within_one_to_three_metres() -> None:
         magnitudes.append(float(np.hypot(*error.bias_m)))
     assert 1.0 <= min(magnitudes) and max(magnitudes) <= 3.0
     assert max(magnitudes) - min(magnitudes) > 0.1  # it does wander
+
+
+def test_health_faults_are_reported_and_refuse_arming() -> None:
+    health = Health(gps_fix_type=1, satellites=4, hdop=3.5, battery_pct=40.0, ekf_healthy=False)
+    with SimVehicle(home_lonlat=HOME_LONLAT, ground_elevation_m=12.0, health=health) as sim:
+        station = mavutil.mavlink_connection(sim.address, source_system=255)
+        try:
+            assert station.wait_heartbeat(timeout=5) is not None
+            gps = station.recv_match(type="GPS_RAW_INT", blocking=True, timeout=5)
+            assert (gps.fix_type, gps.satellites_visible, gps.eph) == (1, 4, 350)
+            status = station.recv_match(type="SYS_STATUS", blocking=True, timeout=5)
+            assert status.battery_remaining == 40
+            ekf = station.recv_match(type="EKF_STATUS_REPORT", blocking=True, timeout=5)
+            assert not ekf.flags & mavlink.EKF_PRED_POS_HORIZ_ABS
+            set_mode = mavlink.MAV_CMD_DO_SET_MODE
+            command(station, set_mode, mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED,
+                    COPTER_MODES["GUIDED"])  # fmt: skip
+            assert command(station, mavlink.MAV_CMD_COMPONENT_ARM_DISARM, 1) == (
+                mavlink.MAV_RESULT_DENIED
+            )
+            # sent just before the COMMAND_ACK; the connection keeps the last of each type
+            assert station.messages["STATUSTEXT"].text.startswith("PreArm: GPS")
+        finally:
+            station.close()
+
+
+def test_without_home_the_vehicle_sends_no_home_position() -> None:
+    health = Health(home_known=False)
+    with SimVehicle(home_lonlat=HOME_LONLAT, ground_elevation_m=12.0, health=health) as sim:
+        station = mavutil.mavlink_connection(sim.address, source_system=255)
+        try:
+            assert station.wait_heartbeat(timeout=5) is not None
+            get_home = mavlink.MAV_CMD_GET_HOME_POSITION
+            assert command(station, get_home) == mavlink.MAV_RESULT_FAILED
+            assert station.recv_match(type="HOME_POSITION", blocking=True, timeout=1.5) is None
+        finally:
+            station.close()
+
+
+def test_battery_drains_over_the_rated_endurance_in_flight(
+    sim: SimVehicle, gcs: mavutil.mavfile
+) -> None:
+    sim.health = Health(battery_pct=80.0, battery_endurance_s=100.0)  # 1 % per second
+
+    def latest() -> tuple[float, int]:
+        """Simulated time (s) and battery (%) of the last telemetry sent."""
+        while gcs.recv_match(blocking=False) is not None:
+            pass
+        return gcs.messages["GLOBAL_POSITION_INT"].time_boot_ms / 1000, gcs.messages[
+            "SYS_STATUS"
+        ].battery_remaining
+
+    command(gcs, mavlink.MAV_CMD_DO_SET_MODE, mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED,
+            COPTER_MODES["GUIDED"])  # fmt: skip
+    assert command(gcs, mavlink.MAV_CMD_COMPONENT_ARM_DISARM, 1) == mavlink.MAV_RESULT_ACCEPTED
+    time.sleep(0.2)
+    start_s, start_pct = latest()
+    time.sleep(0.5)  # about 25 s of flight at 50x
+    end_s, end_pct = latest()
+    assert end_s - start_s > 10.0
+    assert start_pct - end_pct == pytest.approx(end_s - start_s, abs=2.0)
+
+
+def test_a_silent_vehicle_sends_nothing_and_ignores_commands(
+    sim: SimVehicle, gcs: mavutil.mavfile
+) -> None:
+    sim.go_silent()
+    time.sleep(0.2)
+    while gcs.recv_match(blocking=False) is not None:
+        pass  # what was already on its way
+    gcs.mav.param_request_list_send(1, 1)
+    assert gcs.recv_match(blocking=True, timeout=1.5) is None
+
+
+def test_the_link_drops_after_the_given_number_of_uploaded_items() -> None:
+    with SimVehicle(home_lonlat=HOME_LONLAT, ground_elevation_m=12.0,
+                    drop_link_after_items=2) as sim:  # fmt: skip
+        station = mavutil.mavlink_connection(sim.address, source_system=255)
+        try:
+            assert station.wait_heartbeat(timeout=5) is not None
+            station.mav.mission_count_send(1, 1, 5)
+            requested = []
+            kinds = ["MISSION_REQUEST", "MISSION_REQUEST_INT"]
+            while (
+                request := station.recv_match(type=kinds, blocking=True, timeout=1.5)
+            ) is not None:
+                requested.append(request.seq)
+                station.mav.mission_item_int_send(
+                    1, 1, request.seq, 3, mavlink.MAV_CMD_NAV_WAYPOINT, 0, 1, 0, 0, 0, 0,
+                    349_000_000, -23_000_000, 30.0,
+                )  # fmt: skip
+            assert requested == [0, 1] and sim.silent and sim.mission == []
+        finally:
+            station.close()
