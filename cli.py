@@ -63,35 +63,263 @@ def world_generate(
     out.print(f"world written to {world.root} ({width_m:.0f} x {height_m:.0f} m, seed {seed})")
 
 
+def _overlaps(text: str) -> tuple[float, float]:
+    """``"80/70"`` (percent, front/side) as shares; the planner validates the range."""
+    from core.errors import InputError
+
+    try:
+        front, side = (float(part) / 100.0 for part in text.split("/"))
+    except ValueError as exc:
+        raise InputError("--overlap", f"{text!r} is not FRONT/SIDE in percent, e.g. 80/70") from exc
+    return front, side
+
+
+def _latlon(text: str, option: str) -> tuple[float, float]:
+    from core.errors import InputError
+
+    try:
+        lat, lon = (float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise InputError(option, f"{text!r} is not LAT,LON in degrees, e.g. 34.93,-2.30") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InputError(option, f"{text!r} is outside lat -90..90, lon -180..180")
+    return lat, lon
+
+
+def _spec(
+    camera: str,
+    camera_file: Path | None,
+    gsd_cm: float | None,
+    altitude_m: float | None,
+    overlap: str,
+    speed_m_s: float,
+    **fields: object,
+):
+    """The survey spec the options describe; ``--altitude`` sets the GSD it gives."""
+    from core.types import SurveySpec
+    from flights.camera import get_camera
+
+    found = get_camera(camera, camera_file)
+    if altitude_m is not None:
+        gsd_cm = found.gsd_cm(altitude_m)
+    front, side = _overlaps(overlap)
+    return SurveySpec(
+        camera=found,
+        gsd_cm=3.0 if gsd_cm is None else gsd_cm,
+        front_overlap=front,
+        side_overlap=side,
+        speed_m_s=speed_m_s,
+        **fields,
+    )
+
+
+CameraOption = Annotated[
+    str, typer.Option(help="Camera key or alias (flights/cameras.toml, or --camera-file).")
+]
+CameraFileOption = Annotated[
+    Path | None, typer.Option(help="TOML of extra cameras (default: the camera_file setting).")
+]
+GsdOption = Annotated[float | None, typer.Option("--gsd", help="Ground sampling distance, cm/px.")]
+AltitudeOption = Annotated[
+    float | None, typer.Option("--altitude", help="Height above ground (m), instead of --gsd.")
+]
+OverlapOption = Annotated[str, typer.Option(help="Front/side overlap in percent.")]
+SpeedOption = Annotated[float, typer.Option("--speed", help="Survey speed, m/s.")]
+
+
 @app.command()
 def plan(
     aoi: Annotated[Path, typer.Argument(help="AOI polygon: GeoJSON, GeoPackage or KML.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="QGroundControl .plan")],
-    gsd_cm: Annotated[float, typer.Option(help="Ground sampling distance (cm/px).")] = 3.0,
-    camera: Annotated[str, typer.Option(help="Camera key in flights/cameras.toml.")] = (
-        "dji_mavic_3e"
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    camera: CameraOption = "mavic3e",
+    camera_file: CameraFileOption = None,
+    gsd_cm: GsdOption = None,
+    altitude_m: AltitudeOption = None,
+    overlap: OverlapOption = "75/65",
+    speed_m_s: SpeedOption = 8.0,
+    angle: Annotated[
+        str, typer.Option(help="Grid angle (deg clockwise from north), or 'auto': fastest.")
+    ] = "auto",
+    crosshatch: Annotated[bool, typer.Option(help="Fly a second grid at +90°.")] = False,
+    entry: Annotated[str, typer.Option(help="Entry corner: nearest, sw, se, nw, ne.")] = (
+        "nearest"
     ),
-    front_overlap: float = 0.75,
-    side_overlap: float = 0.65,
-    speed_m_s: float = 8.0,
+    turnaround_m: Annotated[
+        float, typer.Option("--turnaround", help="Run-in/out beyond the AOI, m.")
+    ] = 10.0,
+    home: Annotated[
+        str | None, typer.Option(help="Take-off LAT,LON (default: the AOI's first vertex).")
+    ] = None,
+    dem: Annotated[
+        Path | None, typer.Option(help="DEM GeoTIFF for terrain following (else flat).")
+    ] = None,
+    wind_m_s: Annotated[
+        float | None, typer.Option("--wind", help="Forecast wind (m/s), checked.")
+    ] = None,
 ) -> None:
-    """Plan a lawnmower survey over an AOI and write it as a QGroundControl plan."""
+    """Plan a survey over an AOI: .plan, .waypoints, .kml, DJI .kmz and a GPKG preview."""
     import flows
+    from core.errors import InputError
+    from core.settings import load_settings
 
-    mission = flows.plan_mission_file(
+    settings = load_settings()
+    auto = angle.strip().lower() == "auto"
+    try:
+        angle_deg = 0.0 if auto else float(angle)
+    except ValueError as exc:
+        raise InputError("--angle", f"{angle!r} is neither 'auto' nor degrees") from exc
+    spec = _spec(
+        camera,
+        camera_file or settings.camera_file,
+        gsd_cm,
+        altitude_m,
+        overlap,
+        speed_m_s,
+        grid_angle_deg=angle_deg,
+        crosshatch=crosshatch,
+        entry_corner=entry,
+        turnaround_m=turnaround_m,
+    )
+    planned = flows.plan_mission_files(
         aoi,
         output,
-        gsd_cm=gsd_cm,
-        camera_key=camera,
-        front_overlap=front_overlap,
-        side_overlap=side_overlap,
-        speed_m_s=speed_m_s,
+        spec,
+        settings,
+        auto_angle=auto,
+        home_latlon=_latlon(home, "--home") if home else None,
+        dem_path=dem,
+        wind_m_s=wind_m_s,
     )
+    flows.print_planned_mission(planned, out)
+
+
+@app.command()
+def fly(
+    plan_file: Annotated[
+        Path, typer.Argument(metavar="PLAN", help=".plan, .waypoints, .kml or DJI .kmz")
+    ],
+    connect: Annotated[
+        str, typer.Option(help="MAVLink address; udp:HOST:PORT listens there.")
+    ] = "udp:127.0.0.1:14550",
+    log: Annotated[
+        Path | None, typer.Option(help="Flight log GeoPackage (default: PLAN.flight.gpkg).")
+    ] = None,
+    min_battery_pct: Annotated[
+        float, typer.Option("--min-battery", help="Refuse to take off below this charge, %.")
+    ] = 90.0,
+    rtl_battery_pct: Annotated[
+        float, typer.Option("--rtl-battery", help="Return to launch below this charge, %.")
+    ] = 25.0,
+) -> None:
+    """Upload a mission file to a vehicle, check it, fly it, log the flight (Ctrl-C: RTL)."""
+    import signal
+    import threading
+
+    from core.settings import load_settings
+    from flights.export import read_mission_file
+    from flights.vehicle import PreflightLimits, fly_plan
+
+    settings = load_settings()
+    document = read_mission_file(plan_file)
+    abort = threading.Event()
+    log_path = log or plan_file.with_suffix(".flight.gpkg")
+    previous = signal.signal(signal.SIGINT, lambda *_: abort.set())
+    try:
+        flight = fly_plan(
+            connect,
+            document.items,
+            log_path=log_path,
+            timeout_s=settings.vehicle_timeout_s,
+            limits=PreflightLimits(min_battery_pct=min_battery_pct),
+            rtl_battery_pct=rtl_battery_pct,
+            abort_event=abort,
+            crs=settings.crs,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     out.print(
-        f"{output}: {len(mission.waypoints)} waypoints, {mission.photo_count} photos, "
-        f"{mission.distance_m / 1000:.2f} km, ~{mission.estimated_time_s / 60:.1f} min "
-        f"at {mission.altitude_m:.0f} m AGL"
+        f"{plan_file}: {flight.outcome} in {flight.duration_s / 60:.1f} min, "
+        f"{len(flight.samples)} telemetry samples; log {log_path}"
     )
+
+
+@app.command()
+def campaign(
+    aois: Annotated[Path, typer.Argument(help="AOI layer (GeoPackage/GeoJSON) of a commune.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    start: Annotated[str, typer.Option(help="First flying day, YYYY-MM-DD.")],
+    camera: CameraOption = "mavic3e",
+    camera_file: CameraFileOption = None,
+    gsd_cm: GsdOption = None,
+    altitude_m: AltitudeOption = None,
+    overlap: OverlapOption = "75/65",
+    speed_m_s: SpeedOption = 8.0,
+    id_column: Annotated[str, typer.Option(help="Column with the AOI id.")] = "id",
+    category_column: Annotated[
+        str | None, typer.Option(help="Column to filter on, e.g. landuse.")
+    ] = None,
+    categories: Annotated[
+        str | None, typer.Option(help="Comma-separated values of it to keep.")
+    ] = None,
+    sites: Annotated[Path | None, typer.Option(help="Launch-site points layer.")] = None,
+    max_area_ha: Annotated[
+        float | None, typer.Option(help="Split AOIs larger than this into several missions.")
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option(help="Daily flying window HH:MM-HH:MM inside daylight.")
+    ] = None,
+) -> None:
+    """Plan a campaign: every AOI of a layer as battery sorties packed into flying days."""
+    from datetime import time
+
+    from core.errors import InputError
+    from core.settings import load_settings
+    from flights.aoi_layer import load_aois, load_launch_sites
+    from flights.campaign import CampaignOptions, plan_campaign, write_campaign
+
+    settings = load_settings()
+    try:
+        first_day = date.fromisoformat(start)
+        earliest, latest = (
+            (time.fromisoformat(t) for t in window.split("-")) if window else (None, None)
+        )
+    except ValueError as exc:
+        raise InputError("--start/--window", f"not a date / HH:MM-HH:MM: {exc}") from exc
+    camera_db = camera_file or settings.camera_file
+    spec = _spec(camera, camera_db, gsd_cm, altitude_m, overlap, speed_m_s)
+    areas = load_aois(
+        aois,
+        id_column=id_column,
+        category_column=category_column,
+        categories=categories.split(",") if categories else None,
+        crs=settings.crs,
+    )
+    options = CampaignOptions(
+        reserve=settings.battery_reserve,
+        max_mission_area_ha=max_area_ha,
+        earliest=earliest,
+        latest=latest,
+    )
+    planned = plan_campaign(
+        areas,
+        spec,
+        first_day,
+        name=aois.stem,
+        launch_sites=load_launch_sites(sites, crs=settings.crs) if sites else None,
+        options=options,
+        crs=settings.crs,
+    )
+    gpkg, csv = output / f"{aois.stem}_campaign.gpkg", output / f"{aois.stem}_campaign.csv"
+    write_campaign(planned, gpkg, csv)
+    out.print(
+        f"{len(areas)} AOIs -> {len(planned.sorties)} missions over {len(planned.days)} days "
+        f"from {first_day}: {planned.flight_time_s / 3600:.1f} h flying, "
+        f"{planned.photo_count} photos, {planned.data_mb / 1000:.1f} GB, "
+        f"{planned.road_m / 1000:.1f} km by road"
+    )
+    for note in planned.warnings:
+        out.print(f"warning: {note}")
+    out.print(f"missions: {gpkg}\nsummary:  {csv}")
 
 
 @app.command()
@@ -175,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     except RaqibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # typer's way of finishing, also on success
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     return 0
 
 

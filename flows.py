@@ -14,7 +14,7 @@ import os
 import shutil
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -46,8 +46,12 @@ from core.types import (
 from flights import vehicle as flight_link
 from flights.aoi import load_aoi, reproject
 from flights.camera import get_camera, preview
-from flights.export import write_kml, write_qgc_plan, write_waypoints
+from flights.export import write_mission_files
+from flights.grid_angle import AngleChoice, best_grid_angle
 from flights.plan import plan_survey
+from flights.preview import write_preview
+from flights.safety import check_mission, load_no_fly_zones, with_geofence
+from flights.terrain import Dem, flat_terrain, follow_terrain
 from gis.flags import flag_new_buildings
 from gis.parcels import read_parcels, split_by_parcels
 from gis.publish import publish_geopackage
@@ -110,16 +114,15 @@ def plan_task(
     name: str,
     out_dir: Path,
     home_alt_amsl_m: float,
-    crs: str,
+    settings: Settings,
 ) -> tuple[Mission, Path]:
-    """Plan the survey and write it as .plan, .waypoints and .kml."""
+    """Plan the survey (grid at 0°, as the simulator renders it), check it is safe, and
+    write it as .plan, .waypoints, .kml and .kmz plus a GPKG preview."""
     spec = SurveySpec(camera=SURVEY_CAMERA, gsd_cm=SURVEY_GSD_CM)
-    mission = plan_survey(aoi_lonlat, spec, home, name=name, crs=crs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plan_path = write_qgc_plan(mission, out_dir / "mission.plan", home_alt_amsl_m=home_alt_amsl_m)
-    write_waypoints(mission, out_dir / "mission.waypoints", home_alt_amsl_m=home_alt_amsl_m)
-    write_kml(mission, out_dir / "mission.kml")
-    return mission, plan_path
+    mission, _ = checked_mission(aoi_lonlat, spec, home, settings, name=name, crs=settings.crs)
+    files = write_mission_files(mission, out_dir, "mission", home_alt_amsl_m=home_alt_amsl_m)
+    write_preview(mission, out_dir / "mission_preview.gpkg", settings.crs)
+    return mission, files["plan"]
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
@@ -331,7 +334,7 @@ def survey(world_dir: Path, epoch: str, settings: Settings) -> EpochResult:
         f"{world.root.name}-{epoch}",
         out_dir,
         world.ground_elevation_m,
-        settings.crs,
+        settings,
     )
     frames_dir = out_dir / "frames"
     fly_task(world, epoch, mission, frames_dir, settings)
@@ -472,31 +475,88 @@ def default_models(
     return models
 
 
-def plan_mission_file(
-    aoi_path: Path,
-    output: Path,
+@dataclass(frozen=True)
+class PlannedMission:
+    """A checked mission, the files written for it, and the grid angle it was planned at."""
+
+    mission: Mission
+    crs: str
+    files: dict[str, Path]
+    angle: AngleChoice | None
+
+
+def checked_mission(
+    aoi: Polygon,
+    spec: SurveySpec,
+    home: Waypoint,
+    settings: Settings,
     *,
-    gsd_cm: float,
-    camera_key: str,
-    front_overlap: float,
-    side_overlap: float,
-    speed_m_s: float,
-) -> Mission:
-    """Plan a survey over an AOI file and write it as a QGroundControl plan."""
-    aoi = load_aoi(aoi_path)
-    spec = SurveySpec(
-        camera=get_camera(camera_key),
-        gsd_cm=gsd_cm,
-        front_overlap=front_overlap,
-        side_overlap=side_overlap,
-        speed_m_s=speed_m_s,
+    name: str,
+    crs: str,
+    auto_angle: bool = False,
+    dem: Dem | None = None,
+    wind_m_s: float | None = None,
+) -> tuple[Mission, AngleChoice | None]:
+    """Plan over ``aoi`` (lon/lat), follow the terrain, fence it, and refuse it if unsafe.
+
+    ``auto_angle`` replaces ``spec.grid_angle_deg`` by the fastest angle; with no ``dem``
+    the mission assumes flat terrain and says so in its warnings.
+    """
+    choice = best_grid_angle(aoi, spec, home, crs=crs) if auto_angle else None
+    if choice is not None:
+        spec = replace(spec, grid_angle_deg=choice.angle_deg)
+    mission = plan_survey(aoi, spec, home, name=name, crs=crs)
+    mission = follow_terrain(mission, dem) if dem else flat_terrain(mission)
+    no_fly = load_no_fly_zones(settings.no_fly_zones)
+    mission = with_geofence(mission, settings.geofence_margin_m, no_fly=no_fly)
+    mission = check_mission(
+        mission,
+        no_fly=no_fly,
+        dem=dem,
+        reserve=settings.battery_reserve,
+        wind_m_s=wind_m_s,
+        max_wind_m_s=settings.max_wind_m_s,
     )
-    start = aoi.exterior.coords[0]
-    home = Waypoint(lat_deg=start[1], lon_deg=start[0], altitude_m=0.0)
-    utm = gpd.GeoSeries([aoi], crs="EPSG:4326").estimate_utm_crs()
-    mission = plan_survey(aoi, spec, home, name=aoi_path.stem, crs=utm.to_string())
-    write_qgc_plan(mission, output)
-    return mission
+    return mission, choice
+
+
+def plan_mission_files(
+    aoi_path: Path,
+    out_dir: Path,
+    spec: SurveySpec,
+    settings: Settings,
+    *,
+    auto_angle: bool = True,
+    home_latlon: tuple[float, float] | None = None,
+    dem_path: Path | None = None,
+    wind_m_s: float | None = None,
+) -> PlannedMission:
+    """Plan a survey over an AOI file; write .plan, .waypoints, .kml, .kmz and a GPKG preview.
+
+    Planned in the AOI's UTM zone; home defaults to the AOI's first vertex.
+    """
+    aoi = load_aoi(aoi_path)
+    lon, lat = aoi.exterior.coords[0]
+    if home_latlon is not None:
+        lat, lon = home_latlon
+    home = Waypoint(lat_deg=lat, lon_deg=lon, altitude_m=0.0)
+    crs = gpd.GeoSeries([aoi], crs="EPSG:4326").estimate_utm_crs().to_string()
+    dem = Dem(dem_path) if dem_path else None
+    mission, choice = checked_mission(
+        aoi,
+        spec,
+        home,
+        settings,
+        name=aoi_path.stem,
+        crs=crs,
+        auto_angle=auto_angle,
+        dem=dem,
+        wind_m_s=wind_m_s,
+    )
+    home_amsl_m = float(dem.heights_m([lon], [lat])[0]) if dem else None
+    files = write_mission_files(mission, out_dir, aoi_path.stem, home_alt_amsl_m=home_amsl_m)
+    files["preview"] = write_preview(mission, out_dir / f"{aoi_path.stem}.gpkg", crs)
+    return PlannedMission(mission=mission, crs=crs, files=files, angle=choice)
 
 
 # -- the demo ------------------------------------------------------------------------------
@@ -581,6 +641,27 @@ def print_epoch_result(result: EpochResult, console: Console) -> None:
     console.print(f"  mosaic:     {result.mosaic.path}")
     if result.mission_plan:
         console.print(f"  mission:    {result.mission_plan}")
+
+
+def print_planned_mission(planned: PlannedMission, console: Console) -> None:
+    """One summary line, the angle against QGroundControl's 0°, warnings, the files."""
+    mission = planned.mission
+    console.print(
+        f"{mission.name}: {len(mission.waypoints)} waypoints, {mission.photo_count} photos, "
+        f"{mission.distance_m / 1000:.2f} km, ~{mission.estimated_time_s / 60:.1f} min "
+        f"at {mission.altitude_m:.0f} m AGL ({mission.spec.gsd_cm:.2f} cm/px), "
+        f"grid {mission.spec.grid_angle_deg:.0f}°"
+    )
+    if planned.angle is not None:
+        zero = planned.angle.at_zero
+        console.print(
+            f"  at QGroundControl's default 0°: {zero.time_s / 60:.1f} min, "
+            f"{zero.distance_m / 1000:.2f} km ({planned.angle.time_ratio:.2f}x the time)"
+        )
+    for warning in mission.warnings:
+        console.print(f"  warning: {warning}")
+    for kind, path in planned.files.items():
+        console.print(f"  {kind + ':':10s} {path}")
 
 
 def print_demo_summary(summary: DemoSummary, console: Console) -> None:

@@ -31,7 +31,10 @@ def check_aoi(aoi: BaseGeometry) -> Polygon:
     if not isinstance(aoi, Polygon):
         raise PlanError(f"AOI must be a Polygon, got a {aoi.geom_type}")
     if not aoi.is_valid:
-        raise PlanError(f"AOI polygon is invalid: {explain_validity(aoi)}")
+        raise PlanError(
+            f"AOI polygon is invalid: {explain_validity(aoi)}; edges must not cross or touch "
+            "(QGIS: Vector > Geometry Tools > Fix Geometries)"
+        )
     if aoi.area <= 0.0:
         raise PlanError("AOI polygon has zero area")
     return aoi

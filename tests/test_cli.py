@@ -21,11 +21,11 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_plan_writes_a_qgroundcontrol_plan(shared_data: Path, tmp_path: Path) -> None:
     done = run_cli(
-        "plan", str(shared_data / "missions/qgc/PolygonGood.kml"), "-o", "survey.plan",
-        "--gsd-cm", "2.5", cwd=tmp_path,
+        "plan", str(shared_data / "missions/qgc/PolygonGood.kml"), "-o", "survey",
+        "--gsd", "2.5", cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    plan = json.loads((tmp_path / "survey.plan").read_text())
+    plan = json.loads((tmp_path / "survey/PolygonGood.plan").read_text())
     assert plan["fileType"] == "Plan"
     assert len(plan["mission"]["items"]) > 4
     assert "waypoints" in done.stdout

@@ -1,11 +1,13 @@
-"""Survey planning: lawnmower grids that cover the AOI, and refusals of unsafe surveys."""
+"""Survey planning: grids that cover the AOI (holes and notches too), and refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from itertools import pairwise
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from shapely import affinity
@@ -32,9 +34,14 @@ def aoi_lonlat(area_m: Polygon) -> Polygon:
     return reproject(affinity.translate(area_m, origin.x, origin.y), UTM, "EPSG:4326")
 
 
-def survey_spec(**overrides: float) -> SurveySpec:
+def in_utm(area_m: Polygon) -> Polygon:
+    origin = berkane_origin_m()
+    return affinity.translate(area_m, origin.x, origin.y)
+
+
+def survey_spec(**overrides: object) -> SurveySpec:
     fields = {"gsd_cm": 10.0, "speed_m_s": 8.0} | overrides
-    return SurveySpec(camera=preview(get_camera("dji_mavic_3e"), 4), **fields)
+    return SurveySpec(camera=preview(get_camera("dji_mavic_3e"), 4), **fields)  # type: ignore[arg-type]
 
 
 def path_m(mission: Mission) -> list[Point]:
@@ -42,50 +49,72 @@ def path_m(mission: Mission) -> list[Point]:
     return [Point(xy) for xy in reproject(line, "EPSG:4326", UTM).coords]
 
 
-def photo_footprints(points: list[Point], spec: SurveySpec) -> list[Polygon]:
-    """Nadir footprints of a camera fired every trigger distance along ``points``."""
+def photo_legs(mission: Mission) -> list[LineString]:
+    """The legs on which the camera fires, in metres."""
+    points = path_m(mission)
+    return [
+        LineString([a, b])
+        for (a, b), w in zip(pairwise(points), mission.waypoints, strict=False)
+        if w.photos
+    ]
+
+
+def photo_footprints(mission: Mission) -> list[Polygon]:
+    """Nadir footprints of photos taken at each photo leg's start, then every trigger distance."""
+    spec = mission.spec
     across_m, along_m = spec.camera.footprint_m(spec.altitude_m)
-    footprints, start_m = [], 0.0
-    for a, b in pairwise(points):
-        length_m = a.distance(b)
-        heading_deg = math.degrees(math.atan2(b.x - a.x, b.y - a.y))
-        offset_m = start_m
-        while offset_m <= length_m:
-            centre = LineString([a, b]).interpolate(offset_m)
-            frame = box(-across_m / 2, -along_m / 2, across_m / 2, along_m / 2)
-            frame = affinity.rotate(frame, -heading_deg, origin=(0, 0))
+    footprints = []
+    for leg in photo_legs(mission):  # every photo leg is a run of its own here
+        (ax, ay), (bx, by) = leg.coords
+        heading_deg = math.degrees(math.atan2(bx - ax, by - ay))
+        frame = affinity.rotate(
+            box(-across_m / 2, -along_m / 2, across_m / 2, along_m / 2), -heading_deg, (0, 0)
+        )
+        for offset_m in np.arange(0.0, leg.length + 1e-9, spec.trigger_distance_m):
+            centre = leg.interpolate(offset_m)
             footprints.append(affinity.translate(frame, centre.x, centre.y))
-            offset_m += spec.trigger_distance_m
-        start_m = offset_m - length_m
     return footprints
 
 
-def line_directions(points: list[Point]) -> list[tuple[float, float]]:
-    """Unit vectors of the flight lines (waypoints 0-1, 2-3, ...)."""
-    vectors = [(b.x - a.x, b.y - a.y) for a, b in zip(points[::2], points[1::2], strict=True)]
-    return [(dx / math.hypot(dx, dy), dy / math.hypot(dx, dy)) for dx, dy in vectors]
+def headings_deg(legs: list[LineString]) -> list[float]:
+    return [
+        math.degrees(math.atan2(b[0] - a[0], b[1] - a[1])) % 360.0
+        for a, b in (leg.coords for leg in legs)
+    ]
+
+
+def covers(mission: Mission, area_m: Polygon) -> bool:
+    covered = shapely.union_all(photo_footprints(mission))
+    return area_m.difference(covered).area < 1e-6 * area_m.area
 
 
 RECTANGLE = box(0, 0, 300, 200)
 L_SHAPE = Polygon([(0, 0), (400, 0), (400, 120), (150, 120), (150, 350), (0, 350)])
+U_SHAPE = Polygon(
+    [(0, 0), (400, 0), (400, 400), (300, 400), (300, 100), (100, 100), (100, 400), (0, 400)]
+)
+FARMHOUSE = box(180, 160, 240, 220)
+FIELD_WITH_HOUSE = Polygon(box(0, 0, 420, 380).exterior.coords, [FARMHOUSE.exterior.coords])
+
+
+# -- lines, photos and coverage ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("grid_angle_deg", [0.0, 30.0, 90.0])
-def test_photos_along_the_lines_cover_the_whole_rectangle(grid_angle_deg: float) -> None:
+def test_photos_on_the_photo_legs_cover_the_whole_rectangle(grid_angle_deg: float) -> None:
     spec = survey_spec(grid_angle_deg=grid_angle_deg)
     mission = plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="rectangle")
-    covered = shapely.union_all(photo_footprints(path_m(mission), spec))
-    aoi_m = reproject(aoi_lonlat(RECTANGLE), "EPSG:4326", UTM)
-    assert covered.contains(aoi_m)
+    assert covers(mission, reproject(aoi_lonlat(RECTANGLE), "EPSG:4326", UTM))
 
 
 @pytest.mark.parametrize("grid_angle_deg", [0.0, 30.0])
 def test_lines_are_spaced_as_the_spec_says(grid_angle_deg: float) -> None:
     spec = survey_spec(grid_angle_deg=grid_angle_deg)
-    points = path_m(plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="spacing"))
-    starts = points[::2]
+    legs = photo_legs(plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="spacing"))
     across = math.radians(grid_angle_deg + 90.0)  # unit vector across the lines
-    offsets = sorted(p.x * math.sin(across) + p.y * math.cos(across) for p in starts)
+    offsets = sorted(
+        leg.coords[0][0] * math.sin(across) + leg.coords[0][1] * math.cos(across) for leg in legs
+    )
     gaps = [b - a for a, b in pairwise(offsets)]
     assert len(gaps) >= 4
     assert all(gap == pytest.approx(spec.line_spacing_m, rel=0.01) for gap in gaps)
@@ -93,12 +122,27 @@ def test_lines_are_spaced_as_the_spec_says(grid_angle_deg: float) -> None:
 
 def test_lines_follow_the_grid_angle_and_alternate_direction() -> None:
     spec = survey_spec(grid_angle_deg=30.0)
-    points = path_m(plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="boustrophedon"))
-    directions = line_directions(points)
-    heading_deg = math.degrees(math.atan2(*directions[0])) % 180.0
-    assert heading_deg == pytest.approx(30.0, abs=1.0)  # grid north is within 1° of true here
-    for (ax, ay), (bx, by) in pairwise(directions):
-        assert ax * bx + ay * by == pytest.approx(-1.0, abs=1e-3)
+    legs = photo_legs(plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="boustrophedon"))
+    headings = headings_deg(legs)
+    assert headings[0] % 180.0 == pytest.approx(30.0, abs=1.0)  # grid north ~ true north here
+    for a, b in pairwise(headings):
+        assert abs((a - b) % 360.0 - 180.0) < 0.1
+
+
+def test_camera_is_off_on_turnarounds_and_turns() -> None:
+    spec = survey_spec(turnaround_m=15.0)
+    mission = plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="turns")
+    points = path_m(mission)
+    _, along_m = spec.camera.footprint_m(spec.altitude_m)
+    waypoints = mission.waypoints
+    assert not waypoints[-1].photos
+    for k, (a, b) in enumerate(pairwise(points)):
+        length_m = a.distance(b)
+        if waypoints[k].photos:  # lines: the AOI's height plus half a frame at each end
+            assert length_m == pytest.approx(200.0 + along_m, abs=0.5)
+        elif k > 0 and waypoints[k - 1].photos:  # the run-out after a line, then the turn
+            assert length_m == pytest.approx(15.0, abs=0.01)
+    assert sum(w.photos for w in waypoints) == len(waypoints) // 4
 
 
 def test_waypoints_fly_at_the_altitude_of_the_gsd() -> None:
@@ -118,14 +162,27 @@ def test_photo_count_approaches_the_area_estimate_on_a_large_field() -> None:
     assert area_estimate <= mission.photo_count <= 1.15 * area_estimate
 
 
-def test_distance_and_time_add_up() -> None:
+def test_distance_time_and_photos_add_up() -> None:
     spec = survey_spec()
     mission = plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="budget")
     points = path_m(mission)
-    lines_m = sum(a.distance(b) for a, b in pairwise(points))
-    assert mission.distance_m > lines_m + 2 * spec.altitude_m
-    assert mission.photo_count == math.floor(lines_m / spec.trigger_distance_m) + 1
-    assert mission.estimated_time_s > mission.distance_m / spec.speed_m_s
+    home_m = reproject(Point(HOME.lon_deg, HOME.lat_deg), "EPSG:4326", UTM)
+    horizontal_m = LineString([home_m, *points, home_m]).length
+    assert mission.distance_m == pytest.approx(horizontal_m + 2 * spec.altitude_m, rel=1e-6)
+    assert mission.photo_count == len(photo_footprints(mission))
+    cruise_s = horizontal_m / spec.speed_m_s
+    climb_and_descent_s = spec.altitude_m / 2.5 + spec.altitude_m / 1.5
+    # Every line ends in two quarter turns: one stop-and-go (speed / 2.5 m/s²) per line.
+    lines = sum(w.photos for w in mission.waypoints)
+    turns_s = (lines - 1) * spec.speed_m_s / 2.5
+    assert mission.estimated_time_s > cruise_s + climb_and_descent_s + turns_s
+    assert (
+        mission.estimated_time_s
+        < cruise_s + climb_and_descent_s + turns_s + 4 * spec.speed_m_s / 2.5
+    )
+
+
+# -- where the survey starts ---------------------------------------------------------------
 
 
 def test_survey_starts_at_the_corner_nearest_home() -> None:
@@ -139,27 +196,122 @@ def test_survey_starts_at_the_corner_nearest_home() -> None:
         assert start_m.distance(home_m) < spec.line_spacing_m + 100.0
 
 
+@pytest.mark.parametrize(
+    ("grid_angle_deg", "entry_corner", "world_corner", "first_heading_deg"),
+    [
+        (0.0, "sw", (0, 0), 0.0),
+        (0.0, "ne", (300, 200), 180.0),
+        (0.0, "se", (300, 0), 0.0),
+        (90.0, "sw", (0, 200), 90.0),  # lines head east: the grid's south-west is the north-west
+        (90.0, "nw", (300, 200), 270.0),
+    ],
+)
+def test_entry_corner_picks_the_corner_of_the_grid(
+    grid_angle_deg: float,
+    entry_corner: str,
+    world_corner: tuple[float, float],
+    first_heading_deg: float,
+) -> None:
+    spec = survey_spec(grid_angle_deg=grid_angle_deg, entry_corner=entry_corner)
+    mission = plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="entry")
+    start = path_m(mission)[0]
+    corner = in_utm(Point(world_corner))
+    _, along_m = spec.camera.footprint_m(spec.altitude_m)
+    assert (
+        start.distance(corner)
+        < math.hypot(spec.line_spacing_m, along_m / 2 + spec.turnaround_m) + 2
+    )
+    turn_deg = (headings_deg(photo_legs(mission))[0] - first_heading_deg + 180.0) % 360.0 - 180.0
+    assert turn_deg == pytest.approx(0.0, abs=1.0)
+
+
+def test_unknown_entry_corner_is_refused() -> None:
+    with pytest.raises(
+        PlanError, match=r"entry_corner must be one of nearest, sw, se, nw, ne.*'south'"
+    ):
+        plan_survey(aoi_lonlat(RECTANGLE), survey_spec(entry_corner="south"), HOME, name="bad")
+
+
+# -- concave shapes and holes ---------------------------------------------------------------
+
+
 def test_concave_aoi_is_covered_and_the_path_stays_near_it() -> None:
     spec = survey_spec()
     mission = plan_survey(aoi_lonlat(L_SHAPE), spec, HOME, name="L")
-    points = path_m(mission)
-    aoi_m = reproject(aoi_lonlat(L_SHAPE), "EPSG:4326", UTM)
+    aoi_m = in_utm(L_SHAPE)
     _, along_m = spec.camera.footprint_m(spec.altitude_m)
     # Lines reach half a spacing sideways (their swath), then half a frame and the turnaround.
     reach_m = math.hypot(spec.line_spacing_m / 2, along_m / 2 + spec.turnaround_m) + 0.5
-    for a, b in pairwise(points):
+    for a, b in pairwise(path_m(mission)):
         assert aoi_m.buffer(reach_m).contains(LineString([a, b]))
-    assert shapely.union_all(photo_footprints(points, spec)).contains(aoi_m)
+    assert covers(mission, aoi_m)
 
 
 def test_concave_aoi_wastes_no_line_over_the_notch() -> None:
     spec = survey_spec(grid_angle_deg=90.0)  # east-west lines across the L's notch
-    points = path_m(plan_survey(aoi_lonlat(L_SHAPE), spec, HOME, name="L"))
-    origin = berkane_origin_m()
-    notch = affinity.translate(box(150, 120, 400, 350), origin.x, origin.y)
+    mission = plan_survey(aoi_lonlat(L_SHAPE), spec, HOME, name="L")
+    notch = in_utm(box(150, 120, 400, 350))
     _, along_m = spec.camera.footprint_m(spec.altitude_m)
     deep_in_notch = notch.buffer(-(along_m / 2 + spec.turnaround_m + spec.line_spacing_m))
-    assert not any(LineString([a, b]).intersects(deep_in_notch) for a, b in pairwise(points))
+    assert not any(leg.intersects(deep_in_notch) for leg in photo_legs(mission))
+
+
+@pytest.mark.parametrize("grid_angle_deg", [0.0, 90.0])
+def test_u_shape_is_flown_arm_by_arm_without_photos_over_the_gap(grid_angle_deg: float) -> None:
+    spec = survey_spec(grid_angle_deg=grid_angle_deg)
+    mission = plan_survey(aoi_lonlat(U_SHAPE), spec, HOME, name="U")
+    gap = in_utm(box(100, 100, 300, 400))
+    _, along_m = spec.camera.footprint_m(spec.altitude_m)
+    deep_in_gap = gap.buffer(-(along_m / 2 + spec.line_spacing_m))
+    assert not any(leg.intersects(deep_in_gap) for leg in photo_legs(mission))
+    assert covers(mission, in_utm(U_SHAPE))
+    # Lines across the arms (90°) stop at the gap: each arm is a cell of its own.
+    arm_legs = [leg for leg in photo_legs(mission) if min(leg.xy[1]) > gap.bounds[1] + 5.0]
+    assert all(leg.length < 100.0 + along_m + 1.0 for leg in arm_legs)
+    assert len(arm_legs) >= (10 if grid_angle_deg == 90.0 else 0)
+
+
+@pytest.mark.parametrize("grid_angle_deg", [0.0, 35.0])
+def test_no_photo_line_crosses_a_hole_and_its_surroundings_are_covered(
+    grid_angle_deg: float,
+) -> None:
+    spec = survey_spec(grid_angle_deg=grid_angle_deg)
+    mission = plan_survey(aoi_lonlat(FIELD_WITH_HOUSE), spec, HOME, name="farm")
+    house_m = in_utm(FARMHOUSE)
+    legs = photo_legs(mission)
+    assert not any(leg.intersects(house_m.buffer(-0.01)) for leg in legs)
+    assert sum(leg.distance(house_m) < 0.01 for leg in legs) >= 2  # lines stop at its edge
+    rng = np.random.default_rng(4)
+    field_m = in_utm(FIELD_WITH_HOUSE)
+    minx, miny, maxx, maxy = field_m.bounds
+    samples = shapely.points(rng.uniform((minx, miny), (maxx, maxy), size=(4000, 2)))
+    samples = samples[shapely.contains(field_m, samples)]
+    covered = shapely.union_all(photo_footprints(mission))
+    assert len(samples) > 3000
+    assert shapely.contains(covered, samples).all()
+    assert not mission.warnings
+
+
+def test_low_overlap_around_a_hole_is_warned() -> None:
+    spec = survey_spec(front_overlap=0.4)
+    mission = plan_survey(aoi_lonlat(FIELD_WITH_HOUSE), spec, HOME, name="farm")
+    assert any("gaps" in warning and "40%" in warning for warning in mission.warnings)
+
+
+def test_crosshatch_flies_the_lines_again_at_90_degrees() -> None:
+    single = plan_survey(aoi_lonlat(RECTANGLE), survey_spec(grid_angle_deg=20.0), HOME, name="x")
+    spec = survey_spec(grid_angle_deg=20.0, crosshatch=True)
+    double = plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="xx")
+    axes = [round(h % 180.0) for h in headings_deg(photo_legs(double))]
+    assert set(axes) == {20, 110}
+    assert axes.count(20) == len(photo_legs(single))
+    assert axes[: axes.count(20)] == [20] * axes.count(20)  # one pass, then the other
+    assert double.photo_count > 1.8 * single.photo_count
+    assert double.estimated_time_s > 1.5 * single.estimated_time_s
+    assert covers(double, in_utm(RECTANGLE))
+
+
+# -- refusals -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -191,13 +343,20 @@ def test_altitude_above_the_cap_is_refused() -> None:
         plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="high")
 
 
+def test_a_gsd_that_needs_300_m_is_refused() -> None:
+    camera = get_camera("dji_mavic_3e")
+    spec = SurveySpec(camera=camera, gsd_cm=camera.gsd_cm(300.0))
+    with pytest.raises(PlanError, match=r"needs 300 m above ground, over the 120 m cap"):
+        plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="high")
+
+
 def test_too_fast_for_the_camera_names_it_and_a_feasible_speed() -> None:
     camera = get_camera("dji_phantom_4_rtk")  # 2 s between photos
     spec = SurveySpec(camera=camera, gsd_cm=1.5, front_overlap=0.8, speed_m_s=10.0)
     with pytest.raises(PlanError, match=r"DJI Phantom 4 RTK needs 2.0 s .* fly at ([\d.]+) m/s"):
         plan_survey(aoi_lonlat(RECTANGLE), spec, HOME, name="fast")
     feasible_m_s = spec.trigger_distance_m / camera.min_trigger_interval_s
-    slower = SurveySpec(camera=camera, gsd_cm=1.5, front_overlap=0.8, speed_m_s=feasible_m_s)
+    slower = dataclasses.replace(spec, speed_m_s=feasible_m_s)
     assert plan_survey(aoi_lonlat(RECTANGLE), slower, HOME, name="ok").photo_count > 0
 
 
@@ -208,11 +367,16 @@ def test_too_fast_for_the_camera_names_it_and_a_feasible_speed() -> None:
         ({"side_overlap": -0.1}, "side_overlap must be within"),
         ({"gsd_cm": 0.0}, "gsd_cm must be > 0"),
         ({"speed_m_s": 0.0}, "speed_m_s must be > 0"),
+        ({"turnaround_m": -1.0}, "turnaround_m must be >= 0"),
+        ({"grid_angle_deg": math.nan}, "grid_angle_deg must be a number"),
     ],
 )
 def test_impossible_spec_is_refused(overrides: dict[str, float], message: str) -> None:
     with pytest.raises(PlanError, match=message):
         plan_survey(aoi_lonlat(RECTANGLE), survey_spec(**overrides), HOME, name="bad")
+
+
+# -- AOI files ------------------------------------------------------------------------------
 
 
 def test_load_aoi_reads_a_google_earth_kml(shared_data) -> None:
@@ -230,10 +394,10 @@ def test_load_aoi_reads_berkane_province_and_drops_its_sliver(shared_data) -> No
 
 
 def test_load_aoi_reprojects_to_lonlat(tmp_path) -> None:
-    origin = berkane_origin_m()
     path = tmp_path / "aoi.gpkg"
-    area_m = affinity.translate(RECTANGLE, origin.x, origin.y)
-    gpd.GeoDataFrame({"name": ["field"]}, geometry=[area_m], crs=UTM).to_file(path, layer="aoi")
+    gpd.GeoDataFrame({"name": ["field"]}, geometry=[in_utm(RECTANGLE)], crs=UTM).to_file(
+        path, layer="aoi"
+    )
     aoi = load_aoi(path)
     assert aoi.equals_exact(aoi_lonlat(RECTANGLE), tolerance=1e-9)
 
