@@ -16,6 +16,10 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 """The mode a plainly created file gets (``mkstemp`` files are owner-only)."""
 
+GPKG_VERSION = "1.3"
+"""GeoPackage version every layer is written in: QGIS 3.22 warns that 1.4 (pyogrio's
+default) 'may only be partially supported'."""
+
 _SIDECARS = ("-journal", "-wal", "-shm", ".aux.xml")
 """Files some writers (SQLite/GeoPackage, GDAL) leave beside the one they write."""
 

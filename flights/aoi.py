@@ -50,7 +50,7 @@ def reproject(geom: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:
     return shapely.transform(geom, _transform)
 
 
-def _check_units(path: Path, crs: pyproj.CRS, bounds: np.ndarray) -> None:
+def check_units(path: str | Path, crs: pyproj.CRS, bounds: np.ndarray) -> None:
     """Refuse metres labelled as degrees and degrees labelled as metres (a common mix-up)."""
     minx, miny, maxx, maxy = (float(v) for v in bounds)
     looks_like_degrees = -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
@@ -89,7 +89,7 @@ def load_aoi(
     geoms = geoms[~geoms.is_empty]
     if geoms.empty:
         raise InputError(path, "AOI layer has no geometry")
-    _check_units(path, frame.crs, geoms.total_bounds)
+    check_units(path, frame.crs, geoms.total_bounds)
     merged = shapely.force_2d(geoms.to_crs(LONLAT).union_all())
     parts = [g for g in getattr(merged, "geoms", [merged]) if isinstance(g, Polygon)]
     if not parts:

@@ -31,11 +31,11 @@ from shapely.validation import explain_validity
 
 from core.errors import InputError, PlanError
 from core.types import FenceZone, Mission, Waypoint
+from flights.aoi import LONLAT
 from flights.plan import MAX_ALTITUDE_M
 from flights.terrain import Dem, local_metric_crs
 
 DEFAULT_NO_FLY = Path(__file__).with_name("no_fly_zones.geojson")
-LONLAT = "EPSG:4326"
 ZONE_COLUMNS = ["name", "icao", "reason", "source"]
 
 GEOFENCE_MARGIN_M = 50.0

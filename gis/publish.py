@@ -13,11 +13,10 @@ import pandas as pd
 import pyogrio
 
 from core.errors import ProcessingError
-from core.io import atomic_path
+from core.io import GPKG_VERSION, atomic_path
 
 log = logging.getLogger(__name__)
 
-GPKG_VERSION = "1.3"
 GEOMETRY_COLUMN = "geom"
 STYLES_TABLE = "layer_styles"
 STRESSED_PCT = "stressed_pct"

@@ -34,3 +34,15 @@ def test_metres_in_their_own_crs_are_read(tmp_path) -> None:
     aoi = load_aoi(path)
     assert aoi.bounds[0] == pytest.approx(-3.0, abs=0.01)
     assert aoi.bounds[1] == pytest.approx(34.92, abs=0.01)
+
+
+def test_a_campaign_layer_in_metres_labelled_as_degrees_is_refused(tmp_path) -> None:
+    from flights.aoi_layer import load_aois
+
+    path = tmp_path / "commune.gpkg"
+    gpd.GeoDataFrame(
+        {"id": ["A"]}, geometry=[box(500_000, 3_865_000, 500_300, 3_865_200)], crs="EPSG:4326"
+    ).to_file(path)
+    with pytest.raises(InputError, match="not degrees") as error:
+        load_aois(path)
+    assert "commune.gpkg" in str(error.value)
