@@ -216,11 +216,11 @@ def fly(
     import threading
 
     from core.settings import load_settings
-    from flights.export import read_mission_file
+    from flights.export import read_flyable_mission
     from flights.vehicle import PreflightLimits, fly_plan
 
     settings = load_settings()
-    document = read_mission_file(plan_file)
+    document = read_flyable_mission(plan_file)
     abort = threading.Event()
     log_path = log or plan_file.with_suffix(".flight.gpkg")
     previous = signal.signal(signal.SIGINT, lambda *_: abort.set())

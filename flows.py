@@ -122,7 +122,7 @@ def plan_task(
     mission, _ = checked_mission(aoi_lonlat, spec, home, settings, name=name, crs=settings.crs)
     files = write_mission_files(mission, out_dir, "mission", home_alt_amsl_m=home_alt_amsl_m)
     write_preview(mission, out_dir / "mission_preview.gpkg", settings.crs)
-    return mission, files["plan"]
+    return mission, files.paths["plan"]
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
@@ -483,6 +483,8 @@ class PlannedMission:
     crs: str
     files: dict[str, Path]
     angle: AngleChoice | None
+    notes: tuple[str, ...] = ()
+    """What the mission files could not hold (formats left out, unknown heights)."""
 
 
 def checked_mission(
@@ -554,9 +556,12 @@ def plan_mission_files(
         wind_m_s=wind_m_s,
     )
     home_amsl_m = float(dem.heights_m([lon], [lat])[0]) if dem else None
-    files = write_mission_files(mission, out_dir, aoi_path.stem, home_alt_amsl_m=home_amsl_m)
-    files["preview"] = write_preview(mission, out_dir / f"{aoi_path.stem}.gpkg", crs)
-    return PlannedMission(mission=mission, crs=crs, files=files, angle=choice)
+    written = write_mission_files(mission, out_dir, aoi_path.stem, home_alt_amsl_m=home_amsl_m)
+    files = {
+        **written.paths,
+        "preview": write_preview(mission, out_dir / f"{aoi_path.stem}.gpkg", crs),
+    }
+    return PlannedMission(mission, crs, files, choice, notes=written.notes)
 
 
 # -- the demo ------------------------------------------------------------------------------
@@ -660,6 +665,8 @@ def print_planned_mission(planned: PlannedMission, console: Console) -> None:
         )
     for warning in mission.warnings:
         console.print(f"  warning: {warning}")
+    for note in planned.notes:
+        console.print(f"  note: {note}")
     for kind, path in planned.files.items():
         console.print(f"  {kind + ':':10s} {path}")
 

@@ -19,10 +19,8 @@ import pyogrio
 import shapely
 from pyproj import Transformer
 
-from core.io import atomic_path
+from core.io import GPKG_VERSION, atomic_path
 
-GPKG_VERSION = "1.3"
-"""QGIS 3.22 warns that GeoPackage 1.4 'may only be partially supported'."""
 DEFAULT_CRS = "EPSG:32630"
 
 

@@ -1,9 +1,14 @@
 """KML: the flight path and the surveyed area, for Google Earth and QGIS.
 
-The path is home (at 0 m), every positioned navigation item at its altitude above home, and
-home again when the mission returns to launch. KML keeps no commands: a path read back is
-home, one waypoint per vertex and a return to launch, equal to the written path to the
-written precision (1e-8 degree, about 1 mm; altitudes to the centimetre).
+The path is home, every positioned navigation item, and home again when the mission
+returns to launch. When the ground height at home is known the path is ``absolute``
+(heights above mean sea level: home's plus each item's height above home), so it is drawn
+right over slopes; when it is not, the path is ``relativeToGround`` with the heights above
+home, which is right only over flat ground, and the placemark's description says so.
+
+KML keeps no commands: a path read back is home, one waypoint per vertex and a return to
+launch, equal to the written path to the written precision (1e-8 degree, about 1 mm;
+altitudes to the centimetre). It cannot be flown (see :func:`flights.export.read_flyable_mission`).
 """
 
 from __future__ import annotations
@@ -18,24 +23,33 @@ from shapely.geometry import Polygon
 from core.errors import InputError
 from core.io import atomic_path
 from flights.items import (
-    FRAME_GLOBAL,
     FRAME_MISSION,
-    FRAME_RELATIVE,
     MissionItem,
     MissionSource,
     PlanDocument,
     as_document,
+    home_item,
+    numbered,
+    return_item,
+    waypoint_item,
 )
 
 KML_NS = "http://www.opengis.net/kml/2.2"
 FLIGHT_PATH_NAME = "flight path"
 AOI_NAME = "AOI"
+ABSOLUTE = "absolute"
+RELATIVE_TO_GROUND = "relativeToGround"
 MAV = mavutil.mavlink
+ABSOLUTE_FRAMES = (MAV.MAV_FRAME_GLOBAL, MAV.MAV_FRAME_GLOBAL_INT)
 LonLatAlt = tuple[float, float, float]
 
 
 def flight_path(items: tuple[MissionItem, ...] | list[MissionItem]) -> list[LonLatAlt]:
-    """(lon, lat, alt above home) of home, each positioned nav item, and home on return."""
+    """(lon, lat, height above home) of home, each positioned nav item, and home on return.
+
+    Items in an absolute frame are taken relative to home's altitude; terrain frames are
+    drawn as if the ground were as high as home.
+    """
     if not items:
         return []
     home = items[0]
@@ -43,7 +57,10 @@ def flight_path(items: tuple[MissionItem, ...] | list[MissionItem]) -> list[LonL
     path = [start]
     for item in items[1:]:
         if _on_path(item):
-            path.append((item.lon, item.lat, item.alt or 0.0))  # type: ignore[arg-type]
+            height_m = (item.alt or 0.0) - (
+                (home.alt or 0.0) if item.frame in ABSOLUTE_FRAMES else 0.0
+            )
+            path.append((item.lon, item.lat, height_m))  # type: ignore[arg-type]
         elif item.command == MAV.MAV_CMD_NAV_RETURN_TO_LAUNCH:
             path.append(start)
     return path
@@ -60,9 +77,11 @@ def _on_path(item: MissionItem) -> bool:
     )
 
 
-def write_kml(source: MissionSource, path: str | Path) -> Path:
+def write_kml(
+    source: MissionSource, path: str | Path, *, home_alt_amsl_m: float | None = None
+) -> Path:
     """The flight path (if any items) and the AOI polygon (if known) as a KML document."""
-    document = as_document(source)
+    document = as_document(source, home_alt_amsl_m)
     path = Path(path)
     ET.register_namespace("", KML_NS)
     root = ET.Element(f"{{{KML_NS}}}kml")
@@ -72,10 +91,13 @@ def write_kml(source: MissionSource, path: str | Path) -> Path:
     if document.items:
         flight = _sub(folder, "Placemark")
         _sub(flight, "name", FLIGHT_PATH_NAME)
+        home_alt_m = (document.items[0].alt or 0.0) if document.home_alt_known else 0.0
+        _sub(flight, "description", _heights_note(document.home_alt_known, home_alt_m))
         line = _sub(flight, "LineString")
-        _sub(line, "altitudeMode", "relativeToGround")
+        _sub(line, "altitudeMode", ABSOLUTE if document.home_alt_known else RELATIVE_TO_GROUND)
         coordinates = " ".join(
-            f"{lon:.8f},{lat:.8f},{alt:.2f}" for lon, lat, alt in flight_path(document.items)
+            f"{lon:.8f},{lat:.8f},{home_alt_m + alt:.2f}"
+            for lon, lat, alt in flight_path(document.items)
         )
         _sub(line, "coordinates", coordinates)
 
@@ -95,6 +117,16 @@ def write_kml(source: MissionSource, path: str | Path) -> Path:
     return path
 
 
+def _heights_note(home_alt_known: bool, home_alt_m: float) -> str:
+    if home_alt_known:
+        return f"Heights above mean sea level; home (take-off) ground at {home_alt_m:.2f} m."
+    return (
+        "Heights are above the take-off point, drawn above the ground under each point: "
+        "right only where the ground is as high as at take-off. The ground height at home "
+        "was unknown; plan with a DEM for a path drawn true over slopes."
+    )
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     element = ET.SubElement(parent, f"{{{KML_NS}}}{tag}")
     element.text = text
@@ -106,55 +138,42 @@ def read_kml(path: str | Path) -> PlanDocument:
 
     The path is the LineString placemark named ``flight path`` (else the first LineString);
     the AOI is the first Polygon (as in QGroundControl's polygon KML files). A file with
-    neither is refused.
+    neither is refused. An ``absolute`` path starts at home's ground height above sea level;
+    any other altitude mode gives heights above home and an unknown home height.
     """
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as exc:
         raise InputError(path, f"not a readable KML file: {exc}") from exc
-    placemarks = [e for e in root.iter() if _local(e.tag) == "Placemark"]
-    lines = [(_name(p), g) for p in placemarks for g in p.iter() if _local(g.tag) == "LineString"]
-    polygons = [g for p in placemarks for g in p.iter() if _local(g.tag) == "Polygon"]
+    placemarks = _descendants(root, "Placemark")
+    lines = [(_name(p), g) for p in placemarks for g in _descendants(p, "LineString")]
+    polygons = [g for p in placemarks for g in _descendants(p, "Polygon")]
     if not lines and not polygons:
         raise InputError(path, "KML has no LineString (flight path) and no Polygon (AOI)")
     items: tuple[MissionItem, ...] = ()
+    absolute = False
     if lines:
         named = [g for name, g in lines if name == FLIGHT_PATH_NAME]
         line = (named or [g for _, g in lines])[0]
-        items = _path_items(path, _coordinates(path, line, "LineString"))
+        modes = [(e.text or "").strip() for e in _descendants(line, "altitudeMode")]
+        absolute = modes[:1] == [ABSOLUTE]
+        items = _path_items(_coordinates(path, line, "LineString"), absolute)
     aoi = _polygon(path, polygons[0]).wkt if polygons else ""
-    return PlanDocument(items=items, aoi_wkt_lonlat=aoi)
+    return PlanDocument(items=items, aoi_wkt_lonlat=aoi, home_alt_known=absolute)
 
 
-def _path_items(path: Path, vertices: list[tuple[float, ...]]) -> tuple[MissionItem, ...]:
+def _path_items(vertices: list[tuple[float, ...]], absolute: bool) -> tuple[MissionItem, ...]:
+    """Home, a waypoint per vertex, and a return to launch if the path ends at home."""
     (home_lon, home_lat, home_alt), *rest = (_lon_lat_alt(v) for v in vertices)
+    home_alt_m = home_alt if absolute else 0.0
     returns = len(rest) > 0 and rest[-1][:2] == (home_lon, home_lat)
-    home = MissionItem(
-        0,
-        MAV.MAV_CMD_NAV_WAYPOINT,
-        FRAME_GLOBAL,
-        lat=home_lat,
-        lon=home_lon,
-        alt=home_alt,
-        current=True,
-    )
-    items = [home]
+    items = [home_item(home_lat, home_lon, home_alt_m)]
     for lon, lat, alt in rest[:-1] if returns else rest:
-        items.append(
-            MissionItem(
-                len(items),
-                MAV.MAV_CMD_NAV_WAYPOINT,
-                FRAME_RELATIVE,
-                p4=None,
-                lat=lat,
-                lon=lon,
-                alt=alt,
-            )
-        )
+        items.append(waypoint_item(lat, lon, alt - home_alt_m))
     if returns:
-        items.append(MissionItem(len(items), MAV.MAV_CMD_NAV_RETURN_TO_LAUNCH, FRAME_MISSION))
-    return tuple(items)
+        items.append(return_item())
+    return numbered(items)
 
 
 def _lon_lat_alt(vertex: tuple[float, ...]) -> LonLatAlt:
@@ -164,16 +183,16 @@ def _lon_lat_alt(vertex: tuple[float, ...]) -> LonLatAlt:
 def _polygon(path: Path, polygon: ET.Element) -> Polygon:
     rings: dict[str, list[list[tuple[float, ...]]]] = {"outerBoundaryIs": [], "innerBoundaryIs": []}
     for boundary in polygon:
-        if _local(boundary.tag) in rings:
-            coords = _coordinates(path, boundary, _local(boundary.tag))
-            rings[_local(boundary.tag)].append([v[:2] for v in coords])
+        if local_name(boundary.tag) in rings:
+            coords = _coordinates(path, boundary, local_name(boundary.tag))
+            rings[local_name(boundary.tag)].append([v[:2] for v in coords])
     if len(rings["outerBoundaryIs"]) != 1 or len(rings["outerBoundaryIs"][0]) < 4:
         raise InputError(path, "KML Polygon needs one outerBoundaryIs ring of at least 3 vertices")
     return Polygon(rings["outerBoundaryIs"][0], rings["innerBoundaryIs"])
 
 
 def _coordinates(path: Path, element: ET.Element, where: str) -> list[tuple[float, ...]]:
-    texts = [e.text or "" for e in element.iter() if _local(e.tag) == "coordinates"]
+    texts = [e.text or "" for e in _descendants(element, "coordinates")]
     if not texts:
         raise InputError(path, f"KML {where} has no <coordinates>")
     vertices = []
@@ -190,11 +209,16 @@ def _coordinates(path: Path, element: ET.Element, where: str) -> list[tuple[floa
     return vertices
 
 
+def _descendants(element: ET.Element, name: str) -> list[ET.Element]:
+    """``element`` and everything under it called ``name`` (in any namespace)."""
+    return [e for e in element.iter() if local_name(e.tag) == name]
+
+
 def _name(placemark: ET.Element) -> str:
-    names = [e.text or "" for e in placemark if _local(e.tag) == "name"]
+    names = [e.text or "" for e in placemark if local_name(e.tag) == "name"]
     return names[0].strip() if names else ""
 
 
-def _local(tag: str) -> str:
-    """An XML tag without its namespace (KML 2.2, Google's 2.1 or none)."""
+def local_name(tag: str) -> str:
+    """An XML tag without its namespace (KML 2.2, Google's 2.1, DJI WPML or none)."""
     return tag.rsplit("}", 1)[-1]

@@ -18,7 +18,14 @@ from pymavlink import mavutil
 from core.errors import InputError, PlanError
 from core.io import atomic_path
 from core.types import FenceZone, Waypoint
-from flights.items import FRAME_GLOBAL, MissionItem, MissionSource, PlanDocument, as_document
+from flights.items import (
+    FRAME_GLOBAL,
+    MissionItem,
+    MissionSource,
+    PlanDocument,
+    as_document,
+    home_item,
+)
 
 QGC_FIRMWARE_ARDUPILOT = 3
 QGC_VEHICLE_MULTIROTOR = 2
@@ -36,7 +43,11 @@ _ALTITUDE_MODES = {FRAME_GLOBAL: 2, 3: QGC_ALTITUDE_RELATIVE, 10: 4}
 def write_qgc_plan(
     source: MissionSource, path: str | Path, *, home_alt_amsl_m: float | None = None
 ) -> Path:
-    """A QGroundControl Plan (ArduPilot multirotor) with the geofence and rally points."""
+    """A QGroundControl Plan (ArduPilot multirotor) with the geofence and rally points.
+
+    ``plannedHomePosition`` is the home item: its altitude is 0 when the ground height at
+    home is unknown (QGroundControl shows the vehicle's home instead once connected).
+    """
     document = as_document(source, home_alt_amsl_m)
     if not document.items:
         raise PlanError(f"{path}: the plan has no mission items (not even home) to write")
@@ -191,15 +202,7 @@ def _home(reader: _Plan, mission: dict[str, Any]) -> MissionItem:
     where = "mission.plannedHomePosition"
     position = reader.get(mission, "plannedHomePosition", "mission", list)
     lat, lon, alt = reader.lat_lon(position, where, size=3)
-    return MissionItem(
-        0,
-        mavutil.mavlink.MAV_CMD_NAV_WAYPOINT,
-        FRAME_GLOBAL,
-        lat=lat,
-        lon=lon,
-        alt=alt,
-        current=True,
-    )
+    return home_item(lat, lon, alt)
 
 
 def _simple_items(reader: _Plan, entries: list[Any], where: str) -> list[tuple[str, Any]]:

@@ -3,8 +3,10 @@
 The only module that imports ``dronekit``. Every wait is bounded and fails with
 :class:`~core.errors.VehicleError`, a silent link included. Mission items travel as
 ``MISSION_ITEM_INT`` (lat/lon as int degrees * 1e7), the upload waits for the vehicle's
-``MISSION_ACK`` and is read back and compared item by item. :func:`fly_plan` does it all
-for the CLI: connect, pre-flight checks, upload, fly, and a GeoPackage flight log.
+``MISSION_ACK`` and is read back and compared item by item, on what ArduPilot keeps of each
+command (it zeroes the rest and stores altitudes in whole centimetres). :func:`fly_plan`
+does it all for the CLI: connect, pre-flight checks, upload, fly, and a GeoPackage flight
+log.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ from pyproj import Geod
 from core.errors import PlanError, VehicleError
 from core.types import Mission
 from flights.flight_log import DEFAULT_CRS, FlightLog, TelemetrySample
-from flights.items import MissionItem, mission_items
+from flights.items import MissionItem, mission_items, nan_if_unset
 
 mavlink = mavutil.mavlink
 
 RETRY_S = 1.0
 LINK_LOST_S = 5.0
 PREFLIGHT_WAIT_S = 5.0
-LAT_LON_TOLERANCE_E7 = 1  # 1e-7 deg, about 1 cm
-ALTITUDE_TOLERANCE_M = 0.01
+ALTITUDE_TOLERANCE_M = 0.02
+"""ArduPilot keeps altitudes in whole centimetres (truncated) and sends them as float32."""
 # The *_INT frames are deprecated aliases; autopilots may answer with either.
 _SAME_FRAME = {
     mavlink.MAV_FRAME_GLOBAL_INT: mavlink.MAV_FRAME_GLOBAL,
@@ -41,6 +43,36 @@ _SAME_FRAME = {
     mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT: mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT,
 }
 _MISSION = mavlink.MAV_MISSION_TYPE_MISSION
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What ArduPilot keeps of a mission command, hence what a read-back is compared on."""
+
+    params: tuple[int, ...] = ()
+    """Parameter numbers (1-4) it keeps; the others come back as 0."""
+    whole: tuple[int, ...] = ()
+    """Of those, the ones kept as integers (the fraction is dropped)."""
+    location: bool = True
+    """Latitude, longitude, altitude and frame are kept (else they come back as 0)."""
+
+
+# ArduCopter's mission storage: AP_Mission::mavlink_int_to_mission_cmd (upload),
+# AP_Mission::mission_cmd_to_mavlink_int (download) and AP_Mission::stored_in_location in
+# ArduPilot's libraries/AP_Mission/AP_Mission.cpp. Other commands: p1..p4 and the location
+# are compared (NaN matching 0).
+_KEPT = {
+    mavlink.MAV_CMD_NAV_WAYPOINT: _Kept((1,), whole=(1,)),  # hold s; yaw is dropped
+    mavlink.MAV_CMD_NAV_TAKEOFF: _Kept((1,), whole=(1,)),  # (plane's pitch); yaw dropped
+    mavlink.MAV_CMD_NAV_LAND: _Kept((1,), whole=(1,)),  # p4 comes back as a +-1 flag
+    mavlink.MAV_CMD_NAV_LOITER_TIME: _Kept((1,), whole=(1,)),  # p3, p4 come back as flags
+    mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH: _Kept(location=False),
+    mavlink.MAV_CMD_DO_CHANGE_SPEED: _Kept((1, 2, 3), whole=(1,), location=False),
+    mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST: _Kept((1, 3), whole=(3,), location=False),
+    mavlink.MAV_CMD_DO_JUMP: _Kept((1, 2), whole=(1, 2), location=False),
+    mavlink.MAV_CMD_CONDITION_YAW: _Kept((1, 2, 3, 4), whole=(3, 4), location=False),
+}
+_UNKNOWN = _Kept((1, 2, 3, 4))
 _WGS84 = Geod(ellps="WGS84")
 
 
@@ -219,8 +251,7 @@ def commands_int(items: Sequence[MissionItem]) -> list[CommandInt]:
 
 
 def _command_int(seq: int, item: MissionItem) -> CommandInt:
-    def value(v: float | None) -> float:
-        return math.nan if v is None else v
+    value = nan_if_unset
 
     def degrees_e7(v: float | None) -> int:
         return 0 if v is None else round(v * 1e7)
@@ -295,14 +326,29 @@ def upload_items(
             )
             raise
     if acks[0] != mavlink.MAV_MISSION_ACCEPTED:
-        result = _enum_name("MAV_MISSION_RESULT", acks[0])
-        raise VehicleError(f"{link.address}: vehicle rejected the mission ({result})")
+        raise VehicleError(_rejected(link, acks[0], requested, items))
     if max(requested, default=-1) < len(commands) - 1:
         raise VehicleError(
             f"{link.address}: vehicle accepted the mission after {len(set(requested))} of "
             f"{len(commands)} items"
         )
     _verify(link, commands, download_mission(link, timeout_s=_remaining(deadline)))
+
+
+def _rejected(
+    link: VehicleLink, result: int, requested: list[int], items: Sequence[MissionItem]
+) -> str:
+    """The vehicle refused the upload: name the item it refused (the last one it asked for)."""
+    reason = _enum_name("MAV_MISSION_RESULT", result)
+    if not requested:
+        return f"{link.address}: vehicle rejected the mission ({reason})"
+    seq = max(requested)
+    command = _enum_name("MAV_CMD", items[seq].command)
+    return (
+        f"{link.address}: vehicle rejected mission item {seq} ({command}): {reason}; "
+        "fix that item in the plan (ArduPilot refuses NaN parameters except a NAV "
+        "command's yaw, and commands or frames it does not support)"
+    )
 
 
 def _upload_stalled(link: VehicleLink, requested: list[int], count: int, timeout_s: float) -> str:
@@ -637,40 +683,48 @@ def _enum_name(enum: str, value: int) -> str:
 
 
 def _verify(link: VehicleLink, sent: list[CommandInt], received: list[Any]) -> None:
-    """Raise ``VehicleError`` naming the first item after home that the vehicle holds
-    differently from what was sent."""
+    """Raise ``VehicleError`` naming the first item after home, and its field, that the
+    vehicle holds differently from what was sent (on what ArduPilot keeps: see ``_KEPT``)."""
     if len(received) != len(sent):
         raise VehicleError(
             f"{link.address}: vehicle holds {len(received) - 1} mission items, sent {len(sent) - 1}"
         )
     for ours, theirs in zip(sent[1:], received[1:], strict=True):
-        checks = {
-            "command": ours.command == theirs.command,
-            "lat": abs(ours.x - theirs.x) <= LAT_LON_TOLERANCE_E7,
-            "lon": abs(ours.y - theirs.y) <= LAT_LON_TOLERANCE_E7,
-            "alt": _same(ours.z, theirs.z, ALTITUDE_TOLERANCE_M),
-            **{
-                f"param{i}": _same(getattr(ours, f"param{i}"), getattr(theirs, f"param{i}"))
-                for i in range(1, 5)
-            },
-        }
+        if differences := _differences(ours, theirs):
+            field_name = differences[0]
+            command = _enum_name("MAV_CMD", ours.command)
+            raise VehicleError(
+                f"{link.address}: mission item {ours.seq} ({command}) {field_name} differs: "
+                f"sent {_field(ours, field_name)}, vehicle has {_field(theirs, field_name)}"
+            )
+
+
+def _differences(ours: CommandInt, theirs: Any) -> list[str]:
+    """The fields of the sent item ``ours`` that the vehicle's copy ``theirs`` does not match."""
+    if ours.command != theirs.command:
+        return ["command"]
+    kept = _KEPT.get(ours.command, _UNKNOWN)
+    checks = {}
+    for number in kept.params:
+        name = f"param{number}"
+        expected = getattr(ours, name)
+        if number in kept.whole and math.isfinite(expected):
+            expected = float(math.trunc(expected))
+        checks[name] = _same(expected, getattr(theirs, name))
+    if kept.location:
+        checks["lat"] = ours.x == theirs.x
+        checks["lon"] = ours.y == theirs.y
+        checks["alt"] = _same(ours.z, theirs.z, ALTITUDE_TOLERANCE_M)
         if ours.command < mavlink.MAV_CMD_NAV_LAST:
             checks["frame"] = _SAME_FRAME.get(ours.frame, ours.frame) == _SAME_FRAME.get(
                 theirs.frame, theirs.frame
             )
-        for field_name, same in checks.items():
-            if not same:
-                command = _enum_name("MAV_CMD", ours.command)
-                raise VehicleError(
-                    f"{link.address}: mission item {ours.seq} ({command}) {field_name} differs: "
-                    f"sent {_field(ours, field_name)}, vehicle has {_field(theirs, field_name)}"
-                )
+    return [name for name, same in checks.items() if not same]
 
 
 def _same(ours: float, theirs: float, abs_tol: float = 1e-4) -> bool:
-    """Equal as float32 parameters, NaN (unset) matching NaN."""
-    if math.isnan(ours) or math.isnan(theirs):
-        return math.isnan(ours) and math.isnan(theirs)
+    """Equal as float32 parameters; an unset value (NaN) matches 0, as ArduPilot stores it."""
+    ours, theirs = (0.0 if math.isnan(v) else v for v in (ours, theirs))
     return math.isclose(ours, theirs, rel_tol=1e-6, abs_tol=abs_tol)
 
 

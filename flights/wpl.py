@@ -6,24 +6,22 @@ travel in the ``.plan``.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from pymavlink import mavutil, mavwp
 
 from core.errors import InputError
 from core.io import atomic_path
-from flights.items import MissionItem, MissionSource, PlanDocument, as_document
+from flights.items import (
+    MissionItem,
+    MissionSource,
+    PlanDocument,
+    as_document,
+    nan_if_unset,
+    unset_if_nan,
+)
 
 WPL_HEADER = "QGC WPL 110"
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
-def _none(value: float) -> float | None:
-    return None if math.isnan(value) else value
 
 
 class _WaypointFile(mavwp.MAVWPLoader):
@@ -45,7 +43,11 @@ class _WaypointFile(mavwp.MAVWPLoader):
 def write_waypoints(
     source: MissionSource, path: str | Path, *, home_alt_amsl_m: float | None = None
 ) -> Path:
-    """A ``QGC WPL 110`` waypoint file of the mission items (item 0 = home)."""
+    """A ``QGC WPL 110`` waypoint file of the mission items (item 0 = home).
+
+    An unset value is written ``nan``, as pymavlink writes it; the
+    items Raqib plans have none (see :func:`flights.items.waypoint_item`).
+    """
     loader = _WaypointFile()
     for item in as_document(source, home_alt_amsl_m).items:
         loader.add(
@@ -57,7 +59,7 @@ def write_waypoints(
                 item.command,
                 int(item.current),
                 int(item.autocontinue),
-                *(_nan(v) for v in item.params),
+                *(nan_if_unset(v) for v in item.params),
             )
         )
     with atomic_path(path) as tmp:
@@ -80,7 +82,7 @@ def read_waypoints(path: str | Path) -> PlanDocument:
             w.seq,
             w.command,
             w.frame,
-            *(_none(v) for v in (w.param1, w.param2, w.param3, w.param4, w.x, w.y, w.z)),
+            *(unset_if_nan(v) for v in (w.param1, w.param2, w.param3, w.param4, w.x, w.y, w.z)),
             current=bool(w.current),
             autocontinue=bool(w.autocontinue),
         )

@@ -9,6 +9,16 @@ group from its first to its last waypoint that takes a photo every trigger dista
 Of the MAVLink items, WPML holds home (as the reference take-off point), the take-off
 height, waypoints relative to home, distance triggers and a final return to launch; any
 other command is refused with a :class:`~core.errors.PlanError` rather than dropped.
+
+The reference take-off point (``wpml:takeOffRefPoint``, optional, for display in Pilot 2:
+the aircraft flies heights above where it actually takes off) is written only when the
+ground height at home is known. DJI defines its height as WGS 84 ellipsoidal; Raqib writes
+the height above mean sea level, having no geoid model, so Pilot 2 shows it off by the
+geoid undulation (tens of metres in Morocco).
+
+A route names its aircraft and camera (:class:`DjiAircraft`). Raqib writes routes only for
+the aircraft DJI Pilot 2 flies with cameras of our database (Mavic 3E, Mavic 3M, Matrice
+350 RTK + Zenmuse P1) and refuses others with :class:`UnsupportedAircraftError`.
 """
 
 from __future__ import annotations
@@ -25,16 +35,20 @@ from core.errors import InputError, PlanError
 from core.io import atomic_path
 from core.types import Camera
 from flights.items import (
-    FRAME_GLOBAL,
-    FRAME_MISSION,
     FRAME_RELATIVE,
     MissionItem,
     MissionSource,
     PlanDocument,
     as_document,
+    camera_distance_item,
+    home_item,
+    numbered,
+    return_item,
+    takeoff_item,
+    waypoint_item,
 )
+from flights.kml import KML_NS, local_name
 
-KML_NS = "http://www.opengis.net/kml/2.2"
 WPML_NS = "http://www.dji.com/wpmz/1.0.2"
 TEMPLATE = "wpmz/template.kml"
 WAYLINES = "wpmz/waylines.wpml"
@@ -47,25 +61,62 @@ DEFAULT_SPEED_M_S = 5.0
 MAV = mavutil.mavlink
 
 
+class UnsupportedAircraftError(PlanError):
+    """No DJI WPML route can be written: DJI Pilot 2 does not fly this aircraft or camera."""
+
+
 @dataclass(frozen=True)
 class DjiAircraft:
-    """The drone and camera enums a WPML route declares (DJI Cloud API "Product Support")."""
+    """The drone and camera a WPML route declares (DJI Cloud API, DJI WPML common elements).
 
+    ``image_format`` lists the lenses whose photos are stored; DJI spells visible light
+    ``visable``. ``None`` leaves it out, as Pilot 2 does for the Zenmuse P1.
+    """
+
+    name: str
     drone_enum: int
     drone_sub_enum: int
     payload_enum: int
-    image_format: str
+    image_format: str | None
 
 
-MAVIC_3E = DjiAircraft(drone_enum=77, drone_sub_enum=0, payload_enum=66, image_format="wide")
-MAVIC_3M = DjiAircraft(77, 2, 68, image_format="visible,narrow_band")
-DJI_AIRCRAFT = {"M3E": MAVIC_3E, "M3M": MAVIC_3M}
+MAVIC_3E = DjiAircraft("DJI Mavic 3E", 77, 0, payload_enum=66, image_format="wide")
+MAVIC_3M = DjiAircraft("DJI Mavic 3M", 77, 2, payload_enum=68, image_format="visable")
+MAVIC_3M_MULTISPECTRAL = replace(MAVIC_3M, image_format="visable,narrow_band")
+M350_P1 = DjiAircraft("DJI Matrice 350 RTK + Zenmuse P1", 89, 0, payload_enum=50, image_format=None)
+DJI_AIRCRAFT = {"M3E": MAVIC_3E, "M3M": MAVIC_3M, "ZenmuseP1": M350_P1}
 """WPML aircraft by the camera database's DJI ``model``."""
+RGB_BANDS = frozenset({"red", "green", "blue"})
 
 
-def aircraft_for(camera: Camera) -> DjiAircraft:
-    """The WPML aircraft that carries ``camera`` (a Mavic 3E for cameras DJI does not fly)."""
-    return DJI_AIRCRAFT.get(camera.model, MAVIC_3E) if camera.make == "DJI" else MAVIC_3E
+def aircraft_for(camera: Camera) -> DjiAircraft | None:
+    """The WPML aircraft that carries ``camera``; ``None`` if DJI Pilot 2 does not fly it.
+
+    A Mavic 3M camera with bands beyond RGB stores its narrow-band photos too.
+    """
+    aircraft = DJI_AIRCRAFT.get(camera.model) if camera.make == "DJI" else None
+    if aircraft is MAVIC_3M and not set(camera.bands) <= RGB_BANDS:
+        return MAVIC_3M_MULTISPECTRAL
+    return aircraft
+
+
+def _aircraft(source: MissionSource, aircraft: DjiAircraft | None) -> DjiAircraft:
+    """``aircraft`` if given, else the one of a Mission's camera; refused when unknown."""
+    if aircraft is not None:
+        return aircraft
+    if isinstance(source, PlanDocument):
+        raise UnsupportedAircraftError(
+            "no DJI route (.kmz): the plan names no camera, hence no DJI aircraft to declare"
+        )
+    camera = source.spec.camera
+    found = aircraft_for(camera)
+    if found is None:
+        supported = ", ".join(a.name for a in (MAVIC_3E, MAVIC_3M, M350_P1))
+        raise UnsupportedAircraftError(
+            f"no DJI route (.kmz) for {camera.name}: Raqib writes DJI Pilot 2 routes for "
+            f"the {supported} only; fly the .plan or .waypoints"
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -79,9 +130,9 @@ class _PhotoRun:
 
 @dataclass
 class _Route:
-    """What a WPML route holds, in its own terms."""
+    """What a WPML route holds, in its own terms (``takeoff_ref``: lat, lon, height AMSL)."""
 
-    home_lat_lon_alt: tuple[float, float, float]
+    takeoff_ref: tuple[float, float, float] | None
     takeoff_height_m: float
     speed_m_s: float
     waypoints: list[tuple[float, float, float]] = field(default_factory=list)  # lon, lat, h
@@ -98,7 +149,9 @@ def _route(document: PlanDocument) -> _Route:
         raise PlanError("a DJI route needs home and at least one waypoint")
     home, *body = document.items
     route = _Route(
-        home_lat_lon_alt=(home.lat or 0.0, home.lon or 0.0, home.alt or 0.0),
+        takeoff_ref=(
+            (home.lat or 0.0, home.lon or 0.0, home.alt or 0.0) if document.home_alt_known else None
+        ),
         takeoff_height_m=0.0,
         speed_m_s=document.cruise_speed_m_s or DEFAULT_SPEED_M_S,
     )
@@ -139,45 +192,24 @@ def _route(document: PlanDocument) -> _Route:
 
 
 def _route_items(route: _Route) -> tuple[MissionItem, ...]:
-    """The MAVLink items of ``route``, in the order :func:`flights.items.mission_items` uses."""
-    lat, lon, alt = route.home_lat_lon_alt
-    items = [
-        MissionItem(0, MAV.MAV_CMD_NAV_WAYPOINT, FRAME_GLOBAL, lat=lat, lon=lon, alt=alt),
-        MissionItem(
-            0,
-            MAV.MAV_CMD_NAV_TAKEOFF,
-            FRAME_RELATIVE,
-            p4=None,
-            lat=lat,
-            lon=lon,
-            alt=route.takeoff_height_m,
-        ),
-    ]
+    """The MAVLink items of ``route``, in the order :func:`flights.items.mission_items` uses.
+
+    Without a reference take-off point, home is under the first waypoint at 0 m.
+    """
+    first_lon, first_lat, _ = route.waypoints[0]
+    lat, lon, alt = route.takeoff_ref or (first_lat, first_lon, 0.0)
+    items = [home_item(lat, lon, alt), takeoff_item(lat, lon, route.takeoff_height_m)]
     starting = _runs_by(route.photo_runs, "start")
     ending = _runs_by(route.photo_runs, "end")
     for k, (w_lon, w_lat, height_m) in enumerate(route.waypoints):
-        items.append(
-            MissionItem(
-                0,
-                MAV.MAV_CMD_NAV_WAYPOINT,
-                FRAME_RELATIVE,
-                p4=None,
-                lat=w_lat,
-                lon=w_lon,
-                alt=height_m,
-            )
-        )
+        items.append(waypoint_item(w_lat, w_lon, height_m))
         switches = [0.0 for run in ending.get(k, []) if run.start != k]
         switches += [run.distance_m for run in starting.get(k, [])]
         switches += [0.0 for run in ending.get(k, []) if run.start == k]
-        items += [
-            MissionItem(0, MAV.MAV_CMD_DO_SET_CAM_TRIGG_DIST, FRAME_MISSION, p1=d, p3=1.0)
-            for d in switches
-        ]
+        items += [camera_distance_item(d) for d in switches]
     if route.go_home:
-        items.append(MissionItem(0, MAV.MAV_CMD_NAV_RETURN_TO_LAUNCH, FRAME_MISSION))
-    items[0] = replace(items[0], current=True)
-    return tuple(replace(item, seq=seq) for seq, item in enumerate(items))
+        items.append(return_item())
+    return numbered(items)
 
 
 def _runs_by(runs: list[_PhotoRun], end: str) -> dict[int, list[_PhotoRun]]:
@@ -192,10 +224,19 @@ def _runs_by(runs: list[_PhotoRun], end: str) -> dict[int, list[_PhotoRun]]:
 
 
 def write_dji_kmz(
-    source: MissionSource, path: str | Path, *, aircraft: DjiAircraft = MAVIC_3E
+    source: MissionSource,
+    path: str | Path,
+    *,
+    aircraft: DjiAircraft | None = None,
+    home_alt_amsl_m: float | None = None,
 ) -> Path:
-    """A DJI WPML route (``.kmz``) of the mission for ``aircraft``."""
-    route = _route(as_document(source))
+    """A DJI WPML route (``.kmz``) of the mission for ``aircraft``.
+
+    ``aircraft`` defaults to the one carrying a Mission's camera (:func:`aircraft_for`);
+    :class:`UnsupportedAircraftError` when there is none, before anything is written.
+    """
+    aircraft = _aircraft(source, aircraft)
+    route = _route(as_document(source, home_alt_amsl_m))
     ET.register_namespace("", KML_NS)
     ET.register_namespace("wpml", WPML_NS)
     files = {
@@ -254,7 +295,8 @@ def _template(route: _Route, aircraft: DjiAircraft) -> ET.Element:
     document = _kml(root, "Document")
     _wpml(document, "author", "raqib")
     config = _mission_config(document, route, aircraft)
-    _wpml(config, "takeOffRefPoint", ",".join(map(_number, route.home_lat_lon_alt)))
+    if route.takeoff_ref is not None:
+        _wpml(config, "takeOffRefPoint", ",".join(map(_number, route.takeoff_ref)))
     folder = _kml(document, "Folder")
     _wpml(folder, "templateType", "waypoint")
     _wpml(folder, "templateId", 0)
@@ -270,7 +312,8 @@ def _template(route: _Route, aircraft: DjiAircraft) -> ET.Element:
     _wpml(folder, "globalUseStraightLine", 1)
     payload = _wpml(folder, "payloadParam")
     _wpml(payload, "payloadPositionIndex", 0)
-    _wpml(payload, "imageFormat", aircraft.image_format)
+    if aircraft.image_format is not None:
+        _wpml(payload, "imageFormat", aircraft.image_format)
     photo_groups = _photo_groups(route)
     for k, (lon, lat, height_m) in enumerate(route.waypoints):
         placemark = _point(folder, k, lon, lat)
@@ -379,7 +422,8 @@ def _action(group: ET.Element, action_id: int, function: str) -> ET.Element:
 def read_dji_kmz(path: str | Path) -> PlanDocument:
     """The mission items of a DJI WPML route written relative to the take-off point.
 
-    Home is the template's reference take-off point (else the first waypoint at 0 m).
+    Home is the template's reference take-off point (else the first waypoint at 0 m, and
+    the document's home height is unknown).
     """
     path = Path(path)
     try:
@@ -396,7 +440,11 @@ def read_dji_kmz(path: str | Path) -> PlanDocument:
     except (OSError, zipfile.BadZipFile) as exc:
         raise InputError(path, f"not a KMZ (zip) archive: {exc}") from exc
     route = _read_route(_Wpml(path, WAYLINES), waylines, template)
-    return PlanDocument(items=_route_items(route), cruise_speed_m_s=route.speed_m_s)
+    return PlanDocument(
+        items=_route_items(route),
+        cruise_speed_m_s=route.speed_m_s,
+        home_alt_known=route.takeoff_ref is not None,
+    )
 
 
 def _parse(path: Path, name: str, data: bytes) -> ET.Element:
@@ -417,7 +465,7 @@ class _Wpml:
         return InputError(self.path, f"{self.part} {where}: {problem}")
 
     def children(self, parent: ET.Element, name: str) -> list[ET.Element]:
-        return [e for e in parent if _local(e.tag) == name]
+        return [e for e in parent if local_name(e.tag) == name]
 
     def child(self, parent: ET.Element, name: str, where: str) -> ET.Element:
         found = self.children(parent, name)
@@ -450,9 +498,8 @@ def _read_route(wpml: _Wpml, waylines: ET.Element, template: ET.Element | None) 
     waypoints = [_waypoint(wpml, p, k) for k, p in enumerate(placemarks)]
     if not waypoints:
         raise wpml.fail("Folder", "has no waypoint (Placemark)")
-    home = _home(wpml, template) or (waypoints[0][1], waypoints[0][0], 0.0)
     route = _Route(
-        home_lat_lon_alt=home,
+        takeoff_ref=_takeoff_ref(wpml, template),
         takeoff_height_m=wpml.number(config, "takeOffSecurityHeight", "missionConfig"),
         speed_m_s=wpml.number(folder, "autoFlightSpeed", "Folder"),
         waypoints=waypoints,
@@ -480,7 +527,7 @@ def _waypoint(wpml: _Wpml, placemark: ET.Element, k: int) -> tuple[float, float,
     return lon, lat, wpml.number(placemark, "executeHeight", where)
 
 
-def _home(wpml: _Wpml, template: ET.Element | None) -> tuple[float, float, float] | None:
+def _takeoff_ref(wpml: _Wpml, template: ET.Element | None) -> tuple[float, float, float] | None:
     if template is None:
         return None
     reader = _Wpml(wpml.path, TEMPLATE)
@@ -520,8 +567,3 @@ def _photo_run(wpml: _Wpml, group: ET.Element, where: str, count: int) -> _Photo
     if distance_m <= 0.0:
         raise wpml.fail(f"{where}/actionTrigger", f"photo distance must be > 0 m: {distance_m}")
     return _PhotoRun(start, end, distance_m)
-
-
-def _local(tag: str) -> str:
-    """An XML tag without its namespace (any WPML version, 1.0.2 to 1.0.6)."""
-    return tag.rsplit("}", 1)[-1]

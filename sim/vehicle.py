@@ -2,9 +2,11 @@
 
 It sends to a ground station listening on ``127.0.0.1:PORT`` (as SITL's ``--out udp:``
 does), so DroneKit connects with ``udpin:127.0.0.1:PORT``. It answers parameters, mission
-upload/download, arming, mode changes and take-off; in AUTO it flies the mission, fires the
-camera every ``DO_SET_CAM_TRIGG_DIST`` metres (rendering a frame at the TRUE pose while the
-EXIF carries the GNSS pose) and lands at the end.
+upload/download (keeping each item as ArduCopter's storage does, see :func:`stored_item`:
+unkept parameters come back as 0, altitudes in whole centimetres), arming, mode changes and
+take-off; in AUTO it flies the mission, fires the camera every ``DO_SET_CAM_TRIGG_DIST``
+metres (rendering a frame at the TRUE pose while the EXIF carries the GNSS pose) and lands
+at the end.
 
 Faults for testing a ground station: :class:`Health` sets the GPS fix, satellites, battery,
 EKF and home position the vehicle reports (and its pre-arm checks refuse on), and the radio
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -130,6 +132,132 @@ class MissionItem:
     x: int
     y: int
     z: float
+
+
+class ItemRejected(Exception):
+    """ArduPilot refuses a mission item; ``result`` is the ``MAV_MISSION_RESULT`` it acks."""
+
+    def __init__(self, result: int) -> None:
+        super().__init__(mavlink.enums["MAV_MISSION_RESULT"][result].name)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """How ArduCopter keeps one mission command: the C type of each of param1..4 ("" when
+    it is not kept and comes back as 0), whether lat/lon/alt are kept as a location, and
+    the type x and y are kept in when they are not a location."""
+
+    params: tuple[str, str, str, str] = ("", "", "", "")
+    location: bool = False
+    xy: str = ""
+
+
+def _whole(low: int, high: int) -> Callable[[float], float]:
+    """A C float-to-integer member: truncated toward zero, clamped (NaN: 0)."""
+    return lambda v: 0.0 if math.isnan(v) else float(min(max(math.trunc(v), low), high))
+
+
+_KEEP: dict[str, Callable[[float], float]] = {
+    "f": lambda v: float(np.float32(v)),
+    "u8": _whole(0, 0xFF),
+    "i8": _whole(-0x80, 0x7F),
+    "u16": _whole(0, 0xFFFF),
+    "i16": _whole(-0x8000, 0x7FFF),
+    "sign": lambda v: -1.0 if v < 0 else 1.0,  # a direction flag sent back as -1/+1
+    "flag": lambda v: 1.0 if v > 0 else 0.0,  # a 0/1 flag (NaN: 0)
+}
+# ArduCopter's mission storage of a subset of its commands, after
+# AP_Mission::mavlink_int_to_mission_cmd (upload), AP_Mission::mission_cmd_to_mavlink_int
+# (download) and AP_Mission::stored_in_location in ArduPilot's
+# libraries/AP_Mission/AP_Mission.cpp. Other commands are refused (MAV_MISSION_UNSUPPORTED,
+# ArduPilot's answer to a command it lacks), so a plan using one fails here, not untested.
+ARDUCOPTER_STORAGE: dict[int, _Storage] = {
+    mavlink.MAV_CMD_NAV_WAYPOINT: _Storage(("u16", "", "", ""), location=True),  # hold time
+    mavlink.MAV_CMD_NAV_LOITER_TIME: _Storage(("u16", "", "sign", "flag"), location=True),
+    mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH: _Storage(),
+    mavlink.MAV_CMD_NAV_LAND: _Storage(("u16", "", "", "sign"), location=True),
+    mavlink.MAV_CMD_NAV_TAKEOFF: _Storage(("u16", "", "", ""), location=True),
+    mavlink.MAV_CMD_NAV_SPLINE_WAYPOINT: _Storage(("u16", "", "", ""), location=True),
+    mavlink.MAV_CMD_CONDITION_DELAY: _Storage(("f", "", "", "")),
+    mavlink.MAV_CMD_CONDITION_DISTANCE: _Storage(("f", "", "", "")),
+    mavlink.MAV_CMD_CONDITION_YAW: _Storage(("f", "f", "i8", "u8")),
+    mavlink.MAV_CMD_DO_JUMP: _Storage(("u16", "i16", "", "")),
+    mavlink.MAV_CMD_DO_CHANGE_SPEED: _Storage(("u8", "f", "f", "")),
+    mavlink.MAV_CMD_DO_SET_SERVO: _Storage(("u8", "u16", "", "")),
+    mavlink.MAV_CMD_DO_SET_ROI: _Storage(("u16", "", "", ""), location=True),
+    mavlink.MAV_CMD_DO_DIGICAM_CONTROL: _Storage(("u8", "u8", "i8", "u8"), xy="u8"),
+    mavlink.MAV_CMD_DO_MOUNT_CONTROL: _Storage(("f", "f", "f", "")),
+    mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST: _Storage(("f", "", "u8", "")),  # meters, trigger now
+    mavlink.MAV_CMD_IMAGE_START_CAPTURE: _Storage(("u8", "f", "u16", "u16")),
+}
+# AP_Mission::sanity_check_params: NaN is refused in every parameter but these.
+_NAN_ALLOWED = {
+    mavlink.MAV_CMD_NAV_WAYPOINT: {4},
+    mavlink.MAV_CMD_NAV_LAND: {4},
+    mavlink.MAV_CMD_NAV_TAKEOFF: {4},
+}
+_ABSOLUTE_FRAMES = {
+    mavlink.MAV_FRAME_MISSION,
+    mavlink.MAV_FRAME_GLOBAL,
+    mavlink.MAV_FRAME_GLOBAL_INT,
+}
+_RELATIVE_FRAMES = {
+    mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT,
+    mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
+}
+_TERRAIN_FRAMES = {mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT, mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT}
+LOCATION_ALT_MAX_M = 83_000.0
+_RAW_XY = {mavlink.MAV_CMD_DO_DIGICAM_CONTROL, mavlink.MAV_CMD_DO_DIGICAM_CONFIGURE}
+"""Commands whose x and y are not a location: MISSION_ITEM carries them unscaled."""
+
+
+def stored_item(item: MissionItem) -> MissionItem:
+    """``item`` as ArduCopter keeps it and sends it back when the mission is read.
+
+    Parameters it does not keep come back as 0, integer ones truncated, floats as float32;
+    the altitude is kept in whole centimetres (truncated); commands without a location
+    come back with x = y = z = 0 and frame 0. Raises :class:`ItemRejected` where
+    ArduPilot refuses the item (NaN or infinite parameter, unknown command or frame,
+    latitude/longitude out of range).
+    """
+    params = (item.param1, item.param2, item.param3, item.param4)
+    nan_allowed = _NAN_ALLOWED.get(item.command, set())
+    for number, value in enumerate(params, start=1):
+        if math.isinf(value) or (math.isnan(value) and number not in nan_allowed):
+            raise ItemRejected(mavlink.MAV_MISSION_INVALID_PARAM1 + number - 1)
+    storage = ARDUCOPTER_STORAGE.get(item.command)
+    if storage is None:
+        raise ItemRejected(mavlink.MAV_MISSION_UNSUPPORTED)
+    kinds = storage.params
+    kept = [_KEEP[kind](v) if kind else 0.0 for kind, v in zip(kinds, params, strict=True)]
+    x = y = 0
+    z, frame = 0.0, mavlink.MAV_FRAME_GLOBAL
+    if storage.location:
+        x, y, z, frame = _stored_location(item)
+    elif storage.xy:
+        x, y = (int(_KEEP[storage.xy](v)) for v in (item.x, item.y))
+    return MissionItem(item.seq, frame, item.command, 0, 1, *kept, x, y, z)
+
+
+def _stored_location(item: MissionItem) -> tuple[int, int, float, int]:
+    """Latitude, longitude (1e-7 deg), altitude (m, via whole cm) and frame as kept."""
+    if abs(item.x) > 90 * 10**7:
+        raise ItemRejected(mavlink.MAV_MISSION_INVALID_PARAM5_X)
+    if abs(item.y) > 180 * 10**7:
+        raise ItemRejected(mavlink.MAV_MISSION_INVALID_PARAM6_Y)
+    if math.isnan(item.z) or abs(item.z) >= LOCATION_ALT_MAX_M:
+        raise ItemRejected(mavlink.MAV_MISSION_INVALID_PARAM7)
+    if item.frame in _ABSOLUTE_FRAMES:
+        frame = mavlink.MAV_FRAME_GLOBAL
+    elif item.frame in _RELATIVE_FRAMES:
+        frame = mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT
+    elif item.frame in _TERRAIN_FRAMES:
+        frame = mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT
+    else:
+        raise ItemRejected(mavlink.MAV_MISSION_UNSUPPORTED_FRAME)
+    alt_cm = int(np.float32(item.z) * np.float32(100.0))  # int32 centimetres, truncated
+    return item.x, item.y, float(np.float32(alt_cm) * np.float32(0.01)), frame
 
 
 @dataclass(frozen=True)
@@ -467,34 +595,28 @@ class SimVehicle:
         self._store_item(msg, msg.x, msg.y)
 
     def _on_mission_item(self, msg: mavlink.MAVLink_mission_item_message) -> None:
-        self._store_item(msg, round(msg.x * 1e7), round(msg.y * 1e7))
+        if msg.command in _RAW_XY:
+            self._store_item(msg, round(msg.x), round(msg.y))
+        else:
+            self._store_item(msg, round(msg.x * 1e7), round(msg.y * 1e7))
 
-    def _store_item(self, msg: object, x: int, y: int) -> None:
+    def _store_item(self, msg: Any, x: int, y: int) -> None:
         if self._upload is None:
             return
         expected = self._upload.index(None)
-        if msg.seq != expected:  # type: ignore[attr-defined]
+        if msg.seq != expected:
             self._request_item(expected)
             return
-        self._upload[expected] = MissionItem(
-            *(
-                getattr(msg, name)
-                for name in (
-                    "seq",
-                    "frame",
-                    "command",
-                    "current",
-                    "autocontinue",
-                    "param1",
-                    "param2",
-                    "param3",
-                    "param4",
-                )
-            ),
-            x,
-            y,
-            msg.z,  # type: ignore[attr-defined]
-        )
+        names = ("seq", "frame", "command", "current", "autocontinue",
+                 "param1", "param2", "param3", "param4")  # fmt: skip
+        received = MissionItem(*(getattr(msg, n) for n in names), x, y, msg.z)
+        try:
+            self._upload[expected] = self._stored(received)
+        except ItemRejected as rejected:  # ArduPilot ends the upload with the reason
+            self._upload = None
+            self._mission_ack(rejected.result)
+            self._status(mavlink.MAV_SEVERITY_WARNING, f"Mission item {expected}: {rejected}")
+            return
         if self.drop_link_after_items == expected + 1:
             self.go_silent()
         if None in self._upload:
@@ -506,6 +628,10 @@ class SimVehicle:
         self._state.item_running = False
         self._mission_ack(mavlink.MAV_MISSION_ACCEPTED)
         self._status(mavlink.MAV_SEVERITY_INFO, f"Flight plan received: {len(self.mission)} items")
+
+    def _stored(self, item: MissionItem) -> MissionItem:
+        """What the vehicle's storage keeps of ``item`` (see :func:`stored_item`)."""
+        return stored_item(item)
 
     def _request_item(self, seq: int) -> None:
         self._last_request_s = time.monotonic()
@@ -563,7 +689,8 @@ class SimVehicle:
         if as_int:
             self._mav.mission_item_int_send(*fields, item.x, item.y, item.z)
         else:
-            self._mav.mission_item_send(*fields, item.x / 1e7, item.y / 1e7, item.z)
+            scale = 1.0 if item.command in _RAW_XY else 1e-7
+            self._mav.mission_item_send(*fields, item.x * scale, item.y * scale, item.z)
 
     def _on_mission_set_current(self, msg: mavlink.MAVLink_mission_set_current_message) -> None:
         if 0 <= msg.seq < len(self.mission):
@@ -850,7 +977,7 @@ class SimVehicle:
         elif command == mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST:
             state.trigger_distance_m = item.param1 if item.param1 > 0 else 0.0
             state.since_trigger_m = 0.0
-            if item.param3 == 1 and state.trigger_distance_m > 0:
+            if item.param3 == 1:  # ArduPilot shoots on p3 = 1 whatever the distance
                 self._shoot()
         self._status(mavlink.MAV_SEVERITY_INFO, f"Mission: {item.seq} cmd {item.command}")
 

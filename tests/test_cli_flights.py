@@ -110,3 +110,15 @@ def test_bad_plan_options_are_one_clear_line(tmp_path: Path, capsys, args, expec
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_fly_refuses_a_kml_naming_the_files_to_fly(tmp_path: Path, capsys) -> None:
+    out = _plan(tmp_path, "--gsd", "3")
+    assert cli.main(["fly", str(out / "field.kml"), "--connect", "udp:127.0.0.1:9"]) == 2
+    assert "KML holds the path only" in capsys.readouterr().err
+
+
+def test_plan_notes_a_camera_dji_pilot_cannot_fly(tmp_path: Path, capsys) -> None:
+    out = _plan(tmp_path, "--camera", "p4rtk", "--gsd", "3")
+    assert "note: no DJI route (.kmz) for DJI Phantom 4 RTK" in capsys.readouterr().out
+    assert not (out / "field.kmz").exists()

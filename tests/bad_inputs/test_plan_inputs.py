@@ -69,6 +69,11 @@ def unknown_mission_format(tmp: Path) -> list[str]:
     return ["fly", str(tmp / "route.gpx"), "--connect", "udp:127.0.0.1:9"]
 
 
+def kml_to_fly(tmp: Path) -> list[str]:
+    (tmp / "path.kml").write_text('<kml xmlns="http://www.opengis.net/kml/2.2"/>')
+    return ["fly", str(tmp / "path.kml"), "--connect", "udp:127.0.0.1:9"]
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "self-intersecting AOI": (self_intersecting, "Self-intersection"),
     "metres in a lon/lat file": (metres_as_degrees, "not degrees"),
@@ -83,6 +88,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "malformed .plan": (malformed_plan, "broken.plan"),
     ".plan that is not JSON": (plan_not_json, "notes.plan"),
     "unknown mission format": (unknown_mission_format, ".gpx"),
+    "KML given to fly": (kml_to_fly, "KML holds the path only"),
 }
 
 

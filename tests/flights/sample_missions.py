@@ -12,6 +12,8 @@ from flights.camera import get_camera, preview
 from flights.plan import plan_survey
 
 HOME = Waypoint(lat_deg=34.9295, lon_deg=-2.3005, altitude_m=0.0)
+HOME_AMSL_M = 152.5
+"""A ground height at home, as a DEM would give it."""
 TRANSIT_LEG = 3
 """In :func:`terrain_mission`, the leg from waypoint 3 to 4 takes no photos."""
 
@@ -56,3 +58,8 @@ def terrain_mission() -> Mission:
         for k, w in enumerate(mission.waypoints)
     ]
     return replace(mission, waypoints=tuple(waypoints))
+
+
+def with_camera(mission: Mission, key: str) -> Mission:
+    """``mission`` as if planned for the database camera ``key`` (same waypoints)."""
+    return replace(mission, spec=replace(mission.spec, camera=get_camera(key)))

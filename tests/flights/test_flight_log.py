@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,3 +56,10 @@ def test_csv_has_a_header_and_one_row_per_sample(tmp_path: Path) -> None:
     path = FlightLog((sample(0), sample(1)), 1.0).write_csv(tmp_path / "log.csv")
     rows = list(csv.DictReader(path.open()))
     assert [row["mission_item"] for row in rows] == ["0", "1"] and "event" in rows[0]
+
+
+def test_the_log_is_a_geopackage_of_the_version_qgis_reads(tmp_path: Path) -> None:
+    path = FlightLog((sample(0), sample(1)), 1.0).write_gpkg(tmp_path / "log.gpkg")
+    with sqlite3.connect(path) as db:
+        user_version = db.execute("PRAGMA user_version").fetchone()[0]
+    assert user_version == 10300  # GeoPackage 1.3

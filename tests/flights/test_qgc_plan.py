@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from sample_missions import berkane_mission, fenced_mission
+from sample_missions import HOME_AMSL_M, berkane_mission, fenced_mission
 
 from core.errors import InputError, PlanError
 from core.types import FenceZone
@@ -91,8 +91,9 @@ def test_geofence_and_rally_points_are_written_as_qgroundcontrol_does(tmp_path) 
 
 def test_geofence_and_rally_points_read_back_equal(tmp_path) -> None:
     mission = fenced_mission()
-    document = read_qgc_plan(write_qgc_plan(mission, tmp_path / "fenced.plan"))
-    assert document == replace(plan_document(mission), aoi_wkt_lonlat="")
+    path = write_qgc_plan(mission, tmp_path / "fenced.plan", home_alt_amsl_m=HOME_AMSL_M)
+    document = read_qgc_plan(path)
+    assert document == replace(plan_document(mission, HOME_AMSL_M), aoi_wkt_lonlat="")
     zone_kinds = {(z.inclusion, z.centre_lonlat is None) for z in document.fence}
     assert zone_kinds == {(True, True), (False, True), (False, False)}
 
@@ -114,10 +115,12 @@ def test_a_degenerate_fence_is_refused_when_writing(tmp_path) -> None:
 
 def test_home_altitude_can_be_given_above_sea_level(tmp_path) -> None:
     mission = berkane_mission()
-    path = write_qgc_plan(mission, tmp_path / "m.plan", home_alt_amsl_m=152.5)
+    path = write_qgc_plan(mission, tmp_path / "m.plan", home_alt_amsl_m=HOME_AMSL_M)
     items = read_qgc_plan(path).items
-    assert items[0].alt == 152.5
+    assert items[0].alt == HOME_AMSL_M
     assert items[1].alt == pytest.approx(mission.altitude_m)
+    plan = json.loads(path.read_text())
+    assert plan["mission"]["plannedHomePosition"][2] == HOME_AMSL_M
 
 
 MISSION = '"mission": {"plannedHomePosition": [1, 2, 3], "items": []}'

@@ -8,7 +8,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -28,8 +29,9 @@ from vehicle_scene import (
 )
 
 from core.errors import VehicleError
+from core.types import Mission
 from flights.export import read_mission_file
-from flights.items import mission_items
+from flights.items import FRAME_MISSION, MissionItem, mission_items
 from flights.vehicle import (
     VehicleLink,
     commands_int,
@@ -39,6 +41,7 @@ from flights.vehicle import (
     upload_items,
     upload_mission,
 )
+from sim.vehicle import MissionItem as SimItem
 from sim.vehicle import SimVehicle, free_udp_port
 
 mavlink = mavutil.mavlink
@@ -92,7 +95,7 @@ def test_connect_waits_for_parameters_gps_and_mode(link: VehicleLink) -> None:
 
 
 def test_commands_carry_lat_lon_as_integer_1e7_degrees_and_unset_values_as_nan() -> None:
-    items = mission_items(two_line_mission())
+    items = with_unset_yaws(mission_items(two_line_mission()))
     commands = commands_int(items)
     assert [c.seq for c in commands] == list(range(len(items)))
     waypoint = next(i for i in items[2:] if i.command == mavlink.MAV_CMD_NAV_WAYPOINT)
@@ -116,22 +119,82 @@ def test_uploaded_mission_reads_back_with_exact_integer_lat_lon(
     assert len(sim.mission) == len(items)
 
 
-class _CorruptingSim(SimVehicle):
-    """A vehicle whose flash storage shifts every latitude by 3e-7 deg (about 3 cm)."""
+def with_unset_yaws(items: list[MissionItem]) -> list[MissionItem]:
+    """``items`` with the yaw of every take-off and waypoint unset (NaN), as QGC sends it."""
+    nav = (mavlink.MAV_CMD_NAV_TAKEOFF, mavlink.MAV_CMD_NAV_WAYPOINT)
+    return [replace(i, p4=None) if i.seq and i.command in nav else i for i in items]
 
-    def _store_item(self, msg: object, x: int, y: int) -> None:
-        super()._store_item(msg, x + 3 if x else x, y)
 
-
-def test_upload_names_the_first_item_the_vehicle_stored_differently() -> None:
+def terrain_following_mission() -> Mission:
+    """The two-line mission with per-waypoint heights to the centimetre, as terrain
+    following sets them (70.13 m is kept by ArduPilot as 7012 cm)."""
     mission = two_line_mission()
-    with (
-        _CorruptingSim(home_lonlat=(mission.home.lon_deg, mission.home.lat_deg),
-                       ground_elevation_m=GROUND_ELEVATION_M) as sim,
-        connect_vehicle(sim.address, timeout_s=10.0) as link,
-    ):  # fmt: skip
-        with pytest.raises(VehicleError, match=r"mission item 1 \(MAV_CMD_NAV_TAKEOFF\) lat"):
-            upload_mission(link, mission, timeout_s=10.0)
+    heights_m = (70.13, 70.07, 58.31, 35.29)
+    waypoints = tuple(
+        replace(w, altitude_m=h) for w, h in zip(mission.waypoints, heights_m, strict=True)
+    )
+    return replace(mission, waypoints=waypoints)
+
+
+def test_a_terrain_following_mission_with_unset_yaws_verifies_on_ardupilot_storage() -> None:
+    items = with_unset_yaws(mission_items(terrain_following_mission()))
+    items[2] = replace(items[2], p1=2.5)  # a hold ArduPilot keeps in whole seconds
+    with quiet_sim() as sim, connect_vehicle(sim.address, 10.0) as link:
+        upload_items(link, items, timeout_s=10.0)  # raises on any difference
+        held = download_mission(link, timeout_s=10.0)
+    sent = commands_int(items)
+    # The vehicle did not echo the mission: yaw came back 0, some heights 1 cm lower.
+    assert all(theirs.param4 == 0.0 for ours, theirs in zip(sent, held, strict=True)
+               if math.isnan(ours.param4))  # fmt: skip
+    assert any(math.isnan(c.param4) for c in sent)
+    assert (sent[2].param1, held[2].param1) == (2.5, 2.0)
+    assert min(theirs.z - ours.z for ours, theirs in zip(sent[1:], held[1:], strict=True)) < -0.005
+
+
+class _FlashSim(SimVehicle):
+    """A vehicle whose storage changes what it keeps: ``change`` maps a stored item."""
+
+    def __init__(self, change: Callable[[SimItem], SimItem]) -> None:
+        home = two_line_mission().home
+        super().__init__(home_lonlat=(home.lon_deg, home.lat_deg),
+                         ground_elevation_m=GROUND_ELEVATION_M)  # fmt: skip
+        self._change = change
+
+    def _stored(self, item: SimItem) -> SimItem:
+        return self._change(super()._stored(item))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda i: replace(i, x=i.x + 3) if i.x else i,  # 3e-7 deg, about 3 cm
+         r"mission item 1 \(MAV_CMD_NAV_TAKEOFF\) lat differs"),
+        (lambda i: replace(i, param1=i.param1 * 2) if i.command == 206 else i,
+         r"item \d+ \(MAV_CMD_DO_SET_CAM_TRIGG_DIST\) param1 differs: sent [\d.]+, vehicle has"),
+        (lambda i: replace(i, z=i.z + 0.05) if abs(i.z - 70.07) < 0.02 else i,  # 5 cm
+         r"mission item \d+ \(MAV_CMD_NAV_WAYPOINT\) alt differs: sent 70.07"),
+    ],
+    ids=["latitude", "trigger distance", "altitude"],
+)  # fmt: skip
+def test_upload_names_the_first_item_and_field_the_vehicle_stored_differently(
+    change: Callable[[SimItem], SimItem], expected: str
+) -> None:
+    items = mission_items(terrain_following_mission())
+    with _FlashSim(change) as sim, connect_vehicle(sim.address, timeout_s=10.0) as link:
+        with pytest.raises(VehicleError, match=expected):
+            upload_items(link, items, timeout_s=10.0)
+
+
+def test_an_item_the_vehicle_refuses_is_named_with_its_reason() -> None:
+    items = mission_items(two_line_mission())
+    speed = MissionItem(0, mavlink.MAV_CMD_DO_CHANGE_SPEED, FRAME_MISSION, p1=1.0, p2=6.0,
+                        p3=None)  # fmt: skip
+    items = [replace(i, seq=k) for k, i in enumerate([*items[:2], speed, *items[2:]])]
+    with quiet_sim() as sim, connect_vehicle(sim.address, 10.0) as link:
+        with pytest.raises(VehicleError, match=r"rejected mission item 2 "
+                           r"\(MAV_CMD_DO_CHANGE_SPEED\): MAV_MISSION_INVALID_PARAM3"):  # fmt: skip
+            upload_items(link, items, timeout_s=10.0)
+        assert sim.mission == []
 
 
 def test_flying_two_lines_writes_georeferenced_frames(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sample_missions import terrain_mission
+from sample_missions import HOME_AMSL_M, terrain_mission
 
 from core.errors import InputError
 from flights.items import mission_items
@@ -44,9 +44,27 @@ def test_ardupilot_waypoint_file_values(shared_data) -> None:
 
 def test_mission_reads_back_at_full_precision(tmp_path) -> None:
     mission = terrain_mission()
-    path = write_waypoints(mission, tmp_path / "m.waypoints", home_alt_amsl_m=152.5)
+    path = write_waypoints(mission, tmp_path / "m.waypoints", home_alt_amsl_m=HOME_AMSL_M)
     assert path.read_text().startswith("QGC WPL 110\n")
-    assert read_waypoints(path).items == tuple(mission_items(mission, home_alt_amsl_m=152.5))
+    assert read_waypoints(path).items == tuple(mission_items(mission, home_alt_amsl_m=HOME_AMSL_M))
+
+
+def test_our_waypoint_file_has_no_nan_for_mission_planner(tmp_path) -> None:
+    text = write_waypoints(terrain_mission(), tmp_path / "m.waypoints").read_text()
+    assert "nan" not in text.lower()
+    takeoff = text.splitlines()[2].split("\t")
+    assert (takeoff[3], takeoff[7]) == (str(TAKEOFF), "0.0")  # command, yaw
+
+
+def test_unset_values_read_as_none(tmp_path) -> None:
+    path = tmp_path / "qgc.waypoints"
+    path.write_text(
+        "QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\t34.9\t-2.3\t150\t1\n"
+        "1\t0\t3\t22\t0\t0\t0\tnan\t34.9\t-2.3\t40\t1\n",
+        encoding="ascii",
+    )
+    takeoff = read_waypoints(path).items[1]
+    assert (takeoff.command, takeoff.p3, takeoff.p4, takeoff.alt) == (TAKEOFF, 0.0, None, 40.0)
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,26 @@ import zipfile
 from dataclasses import replace
 
 import pytest
-from sample_missions import TRANSIT_LEG, berkane_mission, terrain_mission
+from sample_missions import (
+    HOME_AMSL_M,
+    TRANSIT_LEG,
+    berkane_mission,
+    terrain_mission,
+    with_camera,
+)
 
 from core.errors import InputError, PlanError
 from flights.items import plan_document
 from flights.qgc_plan import read_qgc_plan
-from flights.wpml import TEMPLATE, WAYLINES, WPML_NS, read_dji_kmz, write_dji_kmz
+from flights.wpml import (
+    MAVIC_3E,
+    TEMPLATE,
+    WAYLINES,
+    WPML_NS,
+    UnsupportedAircraftError,
+    read_dji_kmz,
+    write_dji_kmz,
+)
 
 NS = {"kml": "http://www.opengis.net/kml/2.2", "wpml": WPML_NS}
 
@@ -30,22 +44,78 @@ def rewrite_part(source, target, name: str, edit) -> None:
             new.writestr(part, edit(data) if part == name else data)
 
 
+def declared(path) -> tuple[str | None, ...]:
+    """(drone enum, drone sub-enum, payload enum, image format) of a route's template."""
+    template = archive_part(path, TEMPLATE)
+    return tuple(
+        template.findtext(f".//wpml:{name}", namespaces=NS)
+        for name in ("droneEnumValue", "droneSubEnumValue", "payloadEnumValue", "imageFormat")
+    )
+
+
 @pytest.mark.parametrize("make", [berkane_mission, terrain_mission])
 def test_mission_round_trips_through_a_dji_route(tmp_path, make) -> None:
     mission = make()
-    document = read_dji_kmz(write_dji_kmz(mission, tmp_path / "m.kmz"))
-    assert document.items == plan_document(mission).items
+    path = write_dji_kmz(mission, tmp_path / "m.kmz", home_alt_amsl_m=HOME_AMSL_M)
+    document = read_dji_kmz(path)
+    assert document.items == plan_document(mission, HOME_AMSL_M).items
     assert document.cruise_speed_m_s == mission.spec.speed_m_s
+    assert document.home_alt_known
 
 
 def test_route_archive_holds_template_and_waylines(tmp_path) -> None:
-    path = write_dji_kmz(berkane_mission(), tmp_path / "m.kmz")
+    path = write_dji_kmz(berkane_mission(), tmp_path / "m.kmz", home_alt_amsl_m=HOME_AMSL_M)
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == [TEMPLATE, WAYLINES]
         assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
     template = archive_part(path, TEMPLATE)
     assert template.findtext(".//wpml:templateType", namespaces=NS) == "waypoint"
-    assert template.findtext(".//wpml:takeOffRefPoint", namespaces=NS) == "34.9295,-2.3005,0"
+    assert template.findtext(".//wpml:takeOffRefPoint", namespaces=NS) == "34.9295,-2.3005,152.5"
+
+
+def test_an_unknown_home_height_leaves_out_the_reference_take_off_point(tmp_path) -> None:
+    mission = berkane_mission()
+    path = write_dji_kmz(mission, tmp_path / "m.kmz")
+    assert archive_part(path, TEMPLATE).find(".//wpml:takeOffRefPoint", NS) is None
+    document = read_dji_kmz(path)
+    first = mission.waypoints[0]
+    home = document.items[0]
+    assert (home.lat, home.lon, home.alt) == (first.lat_deg, first.lon_deg, 0.0)
+    assert not document.home_alt_known
+    assert document.items[2:] == plan_document(mission).items[2:]
+
+
+@pytest.mark.parametrize(
+    ("camera", "expected"),
+    [
+        ("dji_mavic_3e", ("77", "0", "66", "wide")),
+        ("dji_mavic_3m", ("77", "2", "68", "visable")),
+        ("dji_mavic_3m_multispectral", ("77", "2", "68", "visable,narrow_band")),
+        ("dji_m350_p1_35mm", ("89", "0", "50", None)),
+    ],
+)
+def test_the_route_declares_the_aircraft_of_the_camera(tmp_path, camera, expected) -> None:
+    path = write_dji_kmz(with_camera(berkane_mission(), camera), tmp_path / "m.kmz")
+    assert declared(path) == expected
+
+
+@pytest.mark.parametrize(
+    "camera", ["dji_phantom_4_rtk", "dji_phantom_4_multispectral", "micasense_altum_pt"]
+)
+def test_no_route_for_an_aircraft_dji_pilot_does_not_fly(tmp_path, camera) -> None:
+    mission = with_camera(berkane_mission(), camera)
+    with pytest.raises(
+        UnsupportedAircraftError, match="no DJI route .*fly the .plan or .waypoints"
+    ):
+        write_dji_kmz(mission, tmp_path / "m.kmz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_document_needs_its_aircraft_named(tmp_path) -> None:
+    document = plan_document(berkane_mission())
+    with pytest.raises(UnsupportedAircraftError, match="names no camera"):
+        write_dji_kmz(document, tmp_path / "m.kmz")
+    assert declared(write_dji_kmz(document, tmp_path / "m.kmz", aircraft=MAVIC_3E))[0] == "77"
 
 
 def test_waylines_fly_heights_above_take_off_with_distance_photos(tmp_path) -> None:
@@ -73,16 +143,16 @@ def test_waylines_fly_heights_above_take_off_with_distance_photos(tmp_path) -> N
 
 def test_other_wpml_namespace_versions_are_read(tmp_path) -> None:
     mission = berkane_mission()
-    ours = write_dji_kmz(mission, tmp_path / "m.kmz")
+    ours = write_dji_kmz(mission, tmp_path / "m.kmz", home_alt_amsl_m=HOME_AMSL_M)
     newer = tmp_path / "newer.kmz"
     rewrite_part(ours, newer, WAYLINES, lambda text: text.replace("1.0.2", "1.0.6"))
-    assert read_dji_kmz(newer).items == plan_document(mission).items
+    assert read_dji_kmz(newer).items == plan_document(mission, HOME_AMSL_M).items
 
 
 def test_a_plan_with_commands_dji_cannot_fly_is_refused(shared_data, tmp_path) -> None:
     plan = read_qgc_plan(shared_data / "missions/mavsdk/qgroundcontrol_sample.plan")
     with pytest.raises(PlanError, match="item 3 .*command 2000.* cannot be written as DJI WPML"):
-        write_dji_kmz(plan, tmp_path / "sample.kmz")
+        write_dji_kmz(plan, tmp_path / "sample.kmz", aircraft=MAVIC_3E)
     assert not list(tmp_path.iterdir())
 
 
@@ -91,7 +161,7 @@ def test_a_take_off_height_out_of_dji_limits_is_refused(tmp_path) -> None:
     takeoff = replace(document.items[1], alt=1.0)
     low = replace(document, items=(document.items[0], takeoff, *document.items[2:]))
     with pytest.raises(PlanError, match=r"take-off height must be within \[2.0, 1500.0\] m"):
-        write_dji_kmz(low, tmp_path / "low.kmz")
+        write_dji_kmz(low, tmp_path / "low.kmz", aircraft=MAVIC_3E)
 
 
 def test_not_a_zip_is_refused(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 
@@ -9,7 +10,16 @@ import numpy as np
 import pytest
 from pymavlink import mavutil
 
-from sim.vehicle import COPTER_MODES, DEFAULT_PARAMETERS, GnssError, Health, SimVehicle
+from sim.vehicle import (
+    COPTER_MODES,
+    DEFAULT_PARAMETERS,
+    GnssError,
+    Health,
+    ItemRejected,
+    MissionItem,
+    SimVehicle,
+    stored_item,
+)
 
 mavlink = mavutil.mavlink
 HOME_LONLAT = (-2.3431, 34.8961)  # Triffa plain, near Berkane
@@ -190,3 +200,61 @@ def test_the_link_drops_after_the_given_number_of_uploaded_items() -> None:
             assert requested == [0, 1] and sim.silent and sim.mission == []
         finally:
             station.close()
+
+
+LAT_E7, LON_E7 = 348_961_000, -23_431_000
+NAN = math.nan
+
+
+def item(command: int, *params: float, frame: int = 3, z: float = 70.0) -> MissionItem:
+    """A received MISSION_ITEM_INT (seq 5) with param1..4 ``params``, at Berkane."""
+    return MissionItem(5, frame, command, 0, 1, *params, LAT_E7, LON_E7, z)
+
+
+def test_a_waypoint_keeps_its_hold_in_whole_seconds_and_its_height_in_whole_cm() -> None:
+    kept = stored_item(item(mavlink.MAV_CMD_NAV_WAYPOINT, 2.7, 3.0, 4.0, NAN, z=70.13,
+                            frame=mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT))  # fmt: skip
+    assert (kept.param1, kept.param2, kept.param3, kept.param4) == (2.0, 0.0, 0.0, 0.0)
+    assert (kept.x, kept.y) == (LAT_E7, LON_E7)
+    assert kept.z == pytest.approx(70.12, abs=1e-5)  # 70.13 m as float32 is 7012.99.. cm
+    assert kept.frame == mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT
+
+
+def test_commands_without_a_location_come_back_with_only_what_ardupilot_keeps() -> None:
+    trigger = stored_item(item(mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST, 24.7, 5.0, 1.0, 9.0))
+    assert (trigger.param1, trigger.param2, trigger.param3, trigger.param4) == (
+        pytest.approx(24.7, rel=1e-7),
+        0.0,
+        1.0,
+        0.0,
+    )
+    assert (trigger.x, trigger.y, trigger.z, trigger.frame) == (0, 0, 0.0, 0)
+    speed = stored_item(item(mavlink.MAV_CMD_DO_CHANGE_SPEED, 1.0, 6.5, 40.0, 7.0))
+    assert (speed.param1, speed.param2, speed.param3, speed.param4) == (1.0, 6.5, 40.0, 0.0)
+    rtl = stored_item(item(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH, 1.0, 2.0, 3.0, 4.0))
+    assert (rtl.param1, rtl.param4, rtl.x, rtl.z) == (0.0, 0.0, 0, 0.0)
+    land = stored_item(item(mavlink.MAV_CMD_NAV_LAND, 0.0, 0.0, 0.0, NAN, z=0.0))
+    assert land.param4 == 1.0 and (land.x, land.y) == (LAT_E7, LON_E7)
+
+
+@pytest.mark.parametrize(
+    ("received", "result"),
+    [
+        (item(mavlink.MAV_CMD_NAV_WAYPOINT, NAN, 0.0, 0.0, NAN), "INVALID_PARAM1"),
+        (item(mavlink.MAV_CMD_DO_CHANGE_SPEED, 1.0, NAN, 0.0, 0.0), "INVALID_PARAM2"),
+        (item(mavlink.MAV_CMD_DO_SET_CAM_TRIGG_DIST, 25.0, 0.0, 1.0, NAN), "INVALID_PARAM4"),
+        (item(mavlink.MAV_CMD_NAV_TAKEOFF, math.inf, 0.0, 0.0, 0.0), "INVALID_PARAM1"),
+        (item(mavlink.MAV_CMD_NAV_WAYPOINT, 0.0, 0.0, 0.0, 0.0, z=NAN), "INVALID_PARAM7"),
+        (item(mavlink.MAV_CMD_NAV_WAYPOINT, 0.0, 0.0, 0.0, 0.0, frame=mavlink.MAV_FRAME_BODY_FRD),
+         "UNSUPPORTED_FRAME"),
+        (item(mavlink.MAV_CMD_DO_SET_PARAMETER, 1.0, 2.0, 0.0, 0.0), "UNSUPPORTED"),
+    ],
+    ids=["nan hold", "nan speed", "nan trigger p4", "inf", "nan altitude", "body frame",
+         "unknown command"],
+)  # fmt: skip
+def test_items_ardupilot_refuses_are_refused_with_its_reason(
+    received: MissionItem, result: str
+) -> None:
+    with pytest.raises(ItemRejected) as refused:
+        stored_item(received)
+    assert refused.value.result == getattr(mavlink, f"MAV_MISSION_{result}")
