@@ -268,14 +268,23 @@ def campaign(
     window: Annotated[
         str | None, typer.Option(help="Daily flying window HH:MM-HH:MM inside daylight.")
     ] = None,
+    auto_angle: Annotated[
+        bool, typer.Option("--auto-angle", help="Fly each AOI at its fastest grid angle.")
+    ] = False,
+    dem: Annotated[
+        Path | None, typer.Option(help="DEM GeoTIFF for terrain following (else flat).")
+    ] = None,
 ) -> None:
-    """Plan a campaign: every AOI of a layer as battery sorties packed into flying days."""
+    """Plan a campaign: every AOI of a layer as battery sorties packed into flying days;
+    AOIs whose sorties would be unsafe (no-fly zones) are left out and listed."""
     from datetime import time
 
     from core.errors import InputError
     from core.settings import load_settings
     from flights.aoi_layer import load_aois, load_launch_sites
     from flights.campaign import CampaignOptions, plan_campaign, write_campaign
+    from flights.safety import load_no_fly_zones
+    from flights.terrain import Dem
 
     settings = load_settings()
     try:
@@ -299,6 +308,8 @@ def campaign(
         max_mission_area_ha=max_area_ha,
         earliest=earliest,
         latest=latest,
+        auto_angle=auto_angle,
+        geofence_margin_m=settings.geofence_margin_m,
     )
     planned = plan_campaign(
         areas,
@@ -307,6 +318,8 @@ def campaign(
         name=aois.stem,
         launch_sites=load_launch_sites(sites, crs=settings.crs) if sites else None,
         options=options,
+        no_fly=load_no_fly_zones(settings.no_fly_zones),
+        dem=Dem(dem) if dem else None,
         crs=settings.crs,
     )
     gpkg, csv = output / f"{aois.stem}_campaign.gpkg", output / f"{aois.stem}_campaign.csv"

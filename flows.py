@@ -508,7 +508,7 @@ def checked_mission(
     if choice is not None:
         spec = replace(spec, grid_angle_deg=choice.angle_deg)
     mission = plan_survey(aoi, spec, home, name=name, crs=crs)
-    mission = follow_terrain(mission, dem) if dem else flat_terrain(mission)
+    mission = follow_terrain(mission, dem, crs=crs) if dem else flat_terrain(mission)
     no_fly = load_no_fly_zones(settings.no_fly_zones)
     mission = with_geofence(mission, settings.geofence_margin_m, no_fly=no_fly)
     mission = check_mission(

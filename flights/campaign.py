@@ -3,8 +3,11 @@
 Each AOI (split into strips when larger than the maximum mission area) gets a launch site:
 the nearest point of a launch-site layer, or else a point on its own boundary (see
 :func:`_launch_points`). Sites are visited in a short order (nearest neighbour + 2-opt);
-each AOI's survey is cut into sorties that fit on one battery (:mod:`flights.sorties`), and
-the sorties are packed into days by daylight, set-up, battery-swap and road-transit times.
+each AOI's survey is cut into sorties that fit on one battery (:mod:`flights.sorties`), each
+sortie is fenced and checked like a single mission (:mod:`flights.safety`), and the sorties
+are packed into days by daylight, set-up, battery-swap and road-transit times. An area with
+an unsafe or impossible sortie (a no-fly zone on its way, out of reach) is left out whole
+and listed with the reason, never silently dropped.
 """
 
 from __future__ import annotations
@@ -27,14 +30,17 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.ops import nearest_points
 
 from core.errors import PlanError
-from core.io import atomic_path
+from core.io import GPKG_VERSION, atomic_path
 from core.types import Camera, Mission, SurveySpec, Waypoint
 from flights.aoi import LONLAT, reproject
 from flights.aoi_layer import SurveyArea
 from flights.daylight import MOROCCO_TZ, flying_window
-from flights.plan import plan_survey
+from flights.grid_angle import best_grid_angle_m
+from flights.plan import check_spec, plan_survey
 from flights.route import order_points
+from flights.safety import GEOFENCE_MARGIN_M, check_mission, load_no_fly_zones, with_geofence
 from flights.sorties import split_mission
+from flights.terrain import Dem, flat_terrain, follow_terrain
 
 JPEG_BYTES_PER_PIXEL = 0.5
 """An RGB JPEG of a survey camera: ~10-11 MB for the Mavic 3E's 20.9 Mpx."""
@@ -67,6 +73,10 @@ class CampaignOptions:
     """Road distance over straight-line distance between two sites."""
     site_reach_m: float = 300.0
     """An AOI this close to the current launch site is flown from it (no move, no set-up)."""
+    auto_angle: bool = False
+    """Fly each area at its fastest grid angle (:func:`flights.grid_angle.best_grid_angle_m`)
+    instead of ``spec.grid_angle_deg``."""
+    geofence_margin_m: float = GEOFENCE_MARGIN_M
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,14 @@ class DayPlan:
 
 
 @dataclass(frozen=True)
+class RefusedArea:
+    """An area left out of a campaign, and why (the :class:`PlanError` it raised)."""
+
+    area: SurveyArea
+    reason: str
+
+
+@dataclass(frozen=True)
 class Campaign:
     """Every sortie of a campaign, by day, with its launch sites and totals."""
 
@@ -142,7 +160,8 @@ class Campaign:
     sites: tuple[LaunchSite, ...]
     days: tuple[DayPlan, ...]
     warnings: tuple[str, ...] = ()
-    """Mission warnings (with how many missions have each) and estimates to know about."""
+    """Mission warnings (with how many missions have each), areas left out, estimates."""
+    refused: tuple[RefusedArea, ...] = ()
 
     @property
     def sorties(self) -> tuple[Sortie, ...]:
@@ -344,7 +363,7 @@ def _pack_days(
 # ---- the campaign --------------------------------------------------------------------------
 
 
-def _usable_endurance_s(spec: SurveySpec, opts: CampaignOptions) -> float:
+def _endurance_s(spec: SurveySpec, opts: CampaignOptions) -> float:
     endurance_s = opts.endurance_s or spec.camera.endurance_s
     if endurance_s is None:
         raise PlanError(
@@ -352,7 +371,66 @@ def _usable_endurance_s(spec: SurveySpec, opts: CampaignOptions) -> float:
         )
     if not 0.0 <= opts.reserve < 1.0:
         raise PlanError(f"battery reserve must be within [0, 1), got {opts.reserve}")
-    return endurance_s * (1.0 - opts.reserve)
+    return endurance_s
+
+
+def _fastest_angle_deg(polygon_m: Polygon, spec: SurveySpec, home_m: Point) -> float:
+    return best_grid_angle_m(polygon_m, spec, np.array(home_m.coords[0])).angle_deg
+
+
+def _split_by_angle(
+    areas: list[SurveyArea], max_area_m2: float, spec: SurveySpec, auto_angle: bool
+) -> list[SurveyArea]:
+    """Areas cut into strips along their lines: the spec's angle, or each area's fastest
+    (from its centre, as its launch site is not chosen yet)."""
+    if not auto_angle:
+        return _split_areas(areas, max_area_m2, spec.grid_angle_deg)
+    pieces = []
+    for area in areas:
+        if area.polygon_m.area <= max_area_m2:
+            pieces.append(area)
+            continue
+        angle_deg = _fastest_angle_deg(area.polygon_m, spec, area.polygon_m.centroid)
+        pieces += _split_areas([area], max_area_m2, angle_deg)
+    return pieces
+
+
+def _safe_sorties(
+    area: SurveyArea,
+    site_m: Point,
+    spec: SurveySpec,
+    endurance_s: float,
+    no_fly: gpd.GeoDataFrame,
+    dem: Dem | None,
+    options: CampaignOptions,
+    crs: str,
+) -> tuple[Mission, ...]:
+    """The sorties of one area flown from ``site_m``, each fenced and safety-checked;
+    :class:`PlanError` if any of them is unsafe or impossible."""
+    site_ll = reproject(site_m, crs, LONLAT)
+    home = Waypoint(lat_deg=site_ll.y, lon_deg=site_ll.x, altitude_m=0.0)
+    if options.auto_angle:
+        spec = dataclasses.replace(
+            spec, grid_angle_deg=_fastest_angle_deg(area.polygon_m, spec, site_m)
+        )
+    mission = plan_survey(
+        reproject(area.polygon_m, crs, LONLAT), spec, home, name=area.name, crs=crs
+    )
+    mission = follow_terrain(mission, dem, crs=crs) if dem else flat_terrain(mission)
+    checked = []
+    usable_s = endurance_s * (1.0 - options.reserve)
+    for sortie in split_mission(mission, usable_s, crs=crs):
+        fenced = with_geofence(sortie, options.geofence_margin_m, no_fly=no_fly)
+        checked.append(
+            check_mission(
+                fenced,
+                no_fly=no_fly,
+                dem=dem,
+                endurance_s=endurance_s,
+                reserve=options.reserve,
+            )
+        )
+    return tuple(checked)
 
 
 def plan_campaign(
@@ -364,6 +442,8 @@ def plan_campaign(
     launch_sites: gpd.GeoDataFrame | None = None,
     base_lonlat: tuple[float, float] | None = None,
     options: CampaignOptions | None = None,
+    no_fly: gpd.GeoDataFrame | None = None,
+    dem: Dem | None = None,
     crs: str = "EPSG:32630",
 ) -> Campaign:
     """Sorties over every area of ``aois`` (from :func:`load_aois`), ordered and packed into
@@ -371,14 +451,23 @@ def plan_campaign(
 
     ``launch_sites`` (from :func:`load_launch_sites`) are optional; without them each area
     is flown from a point of its boundary. ``base_lonlat`` is where the crew starts.
+    Every sortie gets a geofence and the checks of :func:`flights.safety.check_mission`
+    against ``no_fly`` (from :func:`flights.safety.load_no_fly_zones`; default: the airport
+    zones) and ``dem`` (terrain followed if given, else flat terrain and a warning). An area
+    with a sortie that fails them is left out and listed in ``refused`` and ``warnings``;
+    :class:`PlanError` if no area is left.
     """
     if not aois:
         raise PlanError(f"{name}: no AOI to plan")
+    check_spec(spec)
     options = options or CampaignOptions()
-    usable_s = _usable_endurance_s(spec, options)
+    endurance_s = _endurance_s(spec, options)
+    usable_s = endurance_s * (1.0 - options.reserve)
+    zones = load_no_fly_zones() if no_fly is None else no_fly
     areas = list(aois)
     if options.max_mission_area_ha is not None:
-        areas = _split_areas(areas, options.max_mission_area_ha * 1e4, spec.grid_angle_deg)
+        max_area_m2 = options.max_mission_area_ha * 1e4
+        areas = _split_by_angle(areas, max_area_m2, spec, options.auto_angle)
     base_m = None if base_lonlat is None else reproject(Point(base_lonlat), LONLAT, crs)
     if launch_sites is None:
         ordered, launches = _launch_points(areas, base_m, options.site_reach_m)
@@ -386,29 +475,43 @@ def plan_campaign(
         ordered, launches = _nearest_sites(areas, launch_sites, base_m)
 
     photo_mb, estimated = photo_size_mb(spec.camera)
-    flights = []
+    flights: list[_Flight] = []
+    refused: list[RefusedArea] = []
     for area, (site_id, site_m) in zip(ordered, launches, strict=True):
-        site_ll = reproject(site_m, crs, LONLAT)
-        home = Waypoint(lat_deg=site_ll.y, lon_deg=site_ll.x, altitude_m=0.0)
-        aoi_ll = reproject(area.polygon_m, crs, LONLAT)
-        mission = plan_survey(aoi_ll, spec, home, name=area.name, crs=crs)
-        for sortie in split_mission(mission, usable_s, crs=crs):
-            flights.append(_Flight(area, site_id, site_m, sortie, sortie.photo_count * photo_mb))
+        try:
+            sorties = _safe_sorties(area, site_m, spec, endurance_s, zones, dem, options, crs)
+        except PlanError as exc:
+            refused.append(RefusedArea(area, str(exc)))
+            continue
+        flights += [_Flight(area, site_id, site_m, s, s.photo_count * photo_mb) for s in sorties]
+    if not flights:
+        reasons = "; ".join(f"{r.area.name}: {r.reason}" for r in refused[:3])
+        raise PlanError(f"{name}: no AOI can be flown safely ({reasons})")
 
-    sites_ll = {}
-    for site_id, site_m in launches:
-        ll = reproject(site_m, crs, LONLAT)
-        sites_ll.setdefault(site_id, LaunchSite(site_id, ll.x, ll.y))
+    sites_ll: dict[str, LaunchSite] = {}
+    for flight in flights:
+        ll = reproject(flight.site_m, crs, LONLAT)
+        sites_ll.setdefault(flight.site_id, LaunchSite(flight.site_id, ll.x, ll.y))
     centre = np.mean([(s.lon_deg, s.lat_deg) for s in sites_ll.values()], axis=0)
     days = _pack_days(flights, start_date, usable_s, options, (centre[0], centre[1]))
     warnings = Counter(w for f in flights for w in f.mission.warnings)
     notes = [f"{text} ({count} missions)" for text, count in warnings.items()]
+    notes += [f"AOI {r.area.name} left out: {r.reason}" for r in refused]
     if estimated:
         notes.append(
             f"data volume estimated at {photo_mb:.1f} MB per photo from {spec.camera.name}'s "
             "pixels and bands (no photo_mb in the camera database)"
         )
-    return Campaign(name, crs, spec, usable_s, tuple(sites_ll.values()), tuple(days), tuple(notes))
+    return Campaign(
+        name,
+        crs,
+        spec,
+        usable_s,
+        tuple(sites_ll.values()),
+        tuple(days),
+        tuple(notes),
+        tuple(refused),
+    )
 
 
 # ---- output --------------------------------------------------------------------------------
@@ -422,6 +525,7 @@ def _sortie_rows(campaign: Campaign) -> list[dict[str, object]]:
             rows.append(
                 {
                     "mission": sortie.mission.name,
+                    "status": "planned",
                     "aoi_id": sortie.aoi_id,
                     "commune": sortie.commune,
                     "site_id": sortie.site_id,
@@ -440,6 +544,19 @@ def _sortie_rows(campaign: Campaign) -> list[dict[str, object]]:
     return rows
 
 
+def _refused_rows(campaign: Campaign) -> list[dict[str, object]]:
+    return [
+        {
+            "mission": r.area.name,
+            "status": "refused",
+            "aoi_id": r.area.aoi_id,
+            "commune": r.area.commune,
+            "reason": r.reason,
+        }
+        for r in campaign.refused
+    ]
+
+
 def _mission_line(mission: Mission) -> LineString:
     home = (mission.home.lon_deg, mission.home.lat_deg)
     return LineString([home, *((w.lon_deg, w.lat_deg) for w in mission.waypoints), home])
@@ -447,8 +564,14 @@ def _mission_line(mission: Mission) -> LineString:
 
 def write_campaign(campaign: Campaign, gpkg_path: str | Path, csv_path: str | Path) -> None:
     """Write ``campaign`` as a GeoPackage 1.3 (``missions`` lines from launch to launch with
-    their attributes, ``launch_sites`` points) and a CSV with one row per sortie, atomically."""
+    their attributes, ``launch_sites`` points, ``refused_aois`` polygons with the reason) and
+    a CSV with one row per sortie (``status`` planned) and per refused area, atomically."""
     rows = _sortie_rows(campaign)
+    refused_rows = _refused_rows(campaign)
+    refused = gpd.GeoDataFrame(
+        pd.DataFrame(refused_rows, columns=["mission", "status", "aoi_id", "commune", "reason"]),
+        geometry=gpd.GeoSeries([r.area.polygon_m for r in campaign.refused], crs=campaign.crs),
+    )
     lines = gpd.GeoSeries([_mission_line(s.mission) for s in campaign.sorties], crs=LONLAT)
     missions = gpd.GeoDataFrame(rows, geometry=lines.to_crs(campaign.crs))
     per_site = pd.DataFrame(rows).groupby("site_id")
@@ -469,8 +592,11 @@ def write_campaign(campaign: Campaign, gpkg_path: str | Path, csv_path: str | Pa
             partial,
             layer="missions",
             driver="GPKG",
-            dataset_options={"VERSION": "1.3"},
+            dataset_options={"VERSION": GPKG_VERSION},
         )
         pyogrio.write_dataframe(sites, partial, layer="launch_sites", driver="GPKG")
+        pyogrio.write_dataframe(
+            refused, partial, layer="refused_aois", driver="GPKG", geometry_type="Polygon"
+        )
     with atomic_path(csv_path) as partial:
-        pd.DataFrame(rows).to_csv(partial, index=False)
+        pd.DataFrame(rows + refused_rows).to_csv(partial, index=False)

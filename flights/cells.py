@@ -3,7 +3,8 @@
 Everything here works in the *grid frame*: the AOI rotated so that the flight lines run
 south-north (along +y), ``spacing_m`` apart in x. A line flies wherever the AOI lies within
 its swath (half a spacing each side), so concave edges and notches stay covered, but it
-stops at the edge of a hole: no line crosses a hole. Lines are then grouped into cells
+stops at the edge of a hole: no line crosses a hole (``flights.grid`` flies the turns there
+around it). Lines are then grouped into cells
 (Choset's boustrophedon decomposition, done on the lines): consecutive lines whose
 segments overlap one to one belong to one cell, and a cell is flown back and forth.
 """

@@ -4,6 +4,10 @@
 flag per leg: photo legs along the lines, camera off on turnarounds, on the turns between
 lines, on transits between cells and between the two passes of a crosshatch.
 
+Lines stop at the edge of a hole; a leg that would cut across a hole (a turn around a
+round one, a transit between cells, the transits from and back to home) flies around it
+instead, camera off, by the shortest way that keeps ``flights.detours.HOLE_CLEARANCE_M`` from it.
+
 Entry corners are named in the grid frame, where lines run "north" along the grid angle:
 ``sw`` starts on the first (left-most) line at its near end, ``se`` on the last line at its
 near end, ``nw`` and ``ne`` at the far ends. At a grid angle of 0 these are the compass
@@ -21,6 +25,7 @@ from shapely.geometry import Polygon
 
 from core.types import SurveySpec
 from flights.cells import Cell, decompose, survey_lines
+from flights.detours import around_holes
 
 ENTRY_CORNERS = ("nearest", "sw", "se", "nw", "ne")
 
@@ -141,7 +146,8 @@ def grid_path(
 
     Lines head ``angle_deg`` clockwise from grid north (QGroundControl's transect angle). With
     ``spec.crosshatch`` a second pass at ``angle_deg + 90`` follows, from its line end
-    nearest the end of the first. The last waypoint's photo flag is always ``False``.
+    nearest the end of the first. Legs that would cross a hole of ``area`` fly around it.
+    The last waypoint's photo flag is always ``False``.
     """
     angle_deg = spec.grid_angle_deg if angle_deg is None else angle_deg
     path = _one_pass(area, spec, home_xy, angle_deg, spec.entry_corner)
@@ -150,6 +156,6 @@ def grid_path(
         path = GridPath(
             np.vstack([path.xy, second.xy]), np.concatenate([path.photos, second.photos])
         )
-    path = _drop_repeats(path)
+    path = _drop_repeats(GridPath(*around_holes(path.xy, path.photos, area, home_xy)))
     path.photos[-1] = False
     return path

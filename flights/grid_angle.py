@@ -1,9 +1,12 @@
 """The grid angle that flies an AOI fastest, and what it saves against QGroundControl's 0°.
 
-The estimated flight time (``flights.flight_time``) of the full plan is evaluated every
-``COARSE_STEP_DEG`` over 0-180°, then refined around the best few angles to 1° and 0.2°.
-The time is not smooth in the angle (a line more or less, a cell more or less), so the
-search samples rather than descends a gradient.
+The estimated flight time (``flights.flight_time``) of the full plan is evaluated at 0°
+and along every edge of the AOI's convex hull (for a convex area, the fewest lines, hence
+the fewest turns, run parallel to one of its edges; with a crosshatch, across them too),
+then at ±1° around the best ``REFINE_CANDIDATES``. The time is not smooth in the angle (a
+line more or less, a cell more or less), so the search samples rather than descends a
+gradient. On the 337 parcels of ``benchmarks/campaign.py`` it finds times within 0.02 % (at
+worst 2.2 %) of a search every 5° refined to 0.2°, with 9 evaluations instead of 70.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from flights.aoi import LONLAT, check_aoi, reproject
 from flights.grid import grid_path
 from flights.plan import check_spec, estimate_path
 
-COARSE_STEP_DEG = 5.0
-REFINE_CANDIDATES = 3
-"""Coarse angles refined further: the best few, since the time has several local minima."""
+REFINE_CANDIDATES = 2
+"""Candidate angles refined further: the best few, since the time has several local minima."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,16 @@ def estimate_at(
     return GridEstimate(angle_deg, estimate.time_s, estimate.distance_m, estimate.photo_count)
 
 
+def hull_edge_angles_deg(area_m: Polygon, crosshatch: bool = False) -> np.ndarray:
+    """Headings (deg clockwise from grid north, in [0, 180)) of the convex hull's edges,
+    and the headings across them for a crosshatch."""
+    steps = np.diff(np.asarray(area_m.convex_hull.exterior.coords), axis=0)
+    angles_deg = np.degrees(np.arctan2(steps[:, 0], steps[:, 1]))
+    if crosshatch:
+        angles_deg = np.concatenate([angles_deg, angles_deg + 90.0])
+    return np.mod(angles_deg, 180.0)
+
+
 def best_grid_angle_m(area_m: Polygon, spec: SurveySpec, home_xy: np.ndarray) -> AngleChoice:
     """:func:`best_grid_angle` for an AOI and home already in a projected CRS (metres)."""
     check_spec(spec)
@@ -79,10 +91,10 @@ def best_grid_angle_m(area_m: Polygon, spec: SurveySpec, home_xy: np.ndarray) ->
     def fastest(count: int) -> list[GridEstimate]:
         return sorted(tried.values(), key=lambda e: e.time_s)[:count]
 
-    evaluate(np.arange(0.0, 180.0, COARSE_STEP_DEG))
+    evaluate(np.array([0.0]))
+    evaluate(hull_edge_angles_deg(area_m, spec.crosshatch))
     for candidate in fastest(REFINE_CANDIDATES):
-        evaluate(candidate.angle_deg + np.arange(-4.0, 5.0, 1.0))
-    evaluate(fastest(1)[0].angle_deg + np.arange(-0.8, 1.0, 0.2))
+        evaluate(candidate.angle_deg + np.array([-1.0, 1.0]))
     return AngleChoice(best=fastest(1)[0], at_zero=tried[0.0])
 
 

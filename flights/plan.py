@@ -1,7 +1,8 @@
 """Survey planning: a boustrophedon grid of flight lines over an AOI polygon, as a Mission.
 
 Concave AOIs and AOIs with holes are split into cells (``flights.cells``) flown one after
-the other (``flights.grid``); the time, distance and photo count follow ``flights.flight_time``.
+the other (``flights.grid``), around the holes, never across them; the time, distance and
+photo count follow ``flights.flight_time``.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ def plan_survey(
     Lines head ``spec.grid_angle_deg`` clockwise from grid north (use
     ``flights.grid_angle.best_grid_angle`` for the fastest one). Waypoints fly at the altitude
     of the GSD; the camera fires every ``spec.trigger_distance_m`` on the photo legs only.
-    Distance and time include the climb, the transit from and back to ``home``, the turns
-    and the descent.
+    Turns, transits and the transits from and back to ``home`` that would cross a hole of
+    ``aoi`` fly around it, camera off (unless ``home`` lies in the hole). Distance and time
+    include the climb, the transits, the turns, the detours and the descent.
     """
     check_spec(spec)
     aoi = check_aoi(aoi)

@@ -15,12 +15,9 @@ import numpy as np
 import pyogrio
 import shapely
 
-from core.io import atomic_path
+from core.io import GPKG_VERSION, atomic_path
 from core.types import Mission
 from flights.aoi import LONLAT
-
-GPKG_VERSION = "1.3"
-"""QGIS 3.22 warns that GeoPackage 1.4 'may only be partially supported'."""
 
 
 def _path_xy(mission: Mission, crs: str) -> np.ndarray:

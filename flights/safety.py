@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from pyproj import Transformer
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -33,7 +32,7 @@ from core.errors import InputError, PlanError
 from core.types import FenceZone, Mission, Waypoint
 from flights.aoi import LONLAT
 from flights.plan import MAX_ALTITUDE_M
-from flights.terrain import Dem, local_metric_crs
+from flights.terrain import Dem, local_metric_crs, local_transformers
 
 DEFAULT_NO_FLY = Path(__file__).with_name("no_fly_zones.geojson")
 ZONE_COLUMNS = ["name", "icao", "reason", "source"]
@@ -91,8 +90,7 @@ class _Frame:
 
     def __init__(self, home: Waypoint) -> None:
         self.crs = local_metric_crs(home.lon_deg, home.lat_deg)
-        self._to_m = Transformer.from_crs(LONLAT, self.crs, always_xy=True)
-        self._to_lonlat = Transformer.from_crs(self.crs, LONLAT, always_xy=True)
+        self._to_m, self._to_lonlat = local_transformers(home.lon_deg, home.lat_deg)
 
     def xy_m(self, lon_deg: object, lat_deg: object) -> tuple[np.ndarray, np.ndarray]:
         x, y = self._to_m.transform(lon_deg, lat_deg)
@@ -107,6 +105,11 @@ class _Frame:
 
     def to_lonlat(self, geom: BaseGeometry) -> BaseGeometry:
         return shapely.transform(geom, lambda xy: np.column_stack(self.lonlat_deg(*xy.T)))
+
+    def zones_m(self, zones: gpd.GeoDataFrame) -> np.ndarray:
+        """The geometries of a no-fly layer in this frame."""
+        lonlat = zones if zones.crs == LONLAT else zones.to_crs(LONLAT)
+        return np.array([self.to_m(g) for g in lonlat.geometry])
 
     def where(self, x_m: float, y_m: float) -> str:
         lon, lat = self.lonlat_deg(x_m, y_m)
@@ -157,7 +160,7 @@ def with_geofence(
     inclusion = geofence(mission, margin_m)
     frame = _Frame(mission.home)
     zones = load_no_fly_zones() if no_fly is None else no_fly
-    zones_m = zones.to_crs(frame.crs).geometry.to_numpy()
+    zones_m = frame.zones_m(zones)
     fence_m = frame.to_m(Polygon(inclusion.polygon_lonlat))
     near = shapely.dwithin(zones_m, fence_m, near_m)
     exclusions = []
@@ -189,13 +192,13 @@ def _densified(path: np.ndarray, step_m: float) -> np.ndarray:
 
 
 def _no_fly_problems(path_m: LineString, zones: gpd.GeoDataFrame, frame: _Frame) -> list[str]:
-    zones_m = zones.to_crs(frame.crs)
-    hits = shapely.intersects(zones_m.geometry.to_numpy(), path_m)
+    zones_m = frame.zones_m(zones)
+    hits = shapely.intersects(zones_m, path_m)
     problems = []
-    for _, zone in zones_m[hits].iterrows():
-        inside = shapely.segmentize(path_m.intersection(zone.geometry), CHECK_STEP_M)
+    for zone_m, (_, zone) in zip(zones_m[hits], zones[hits].iterrows(), strict=True):
+        inside = shapely.segmentize(path_m.intersection(zone_m), CHECK_STEP_M)
         points = shapely.points(shapely.get_coordinates(inside))
-        depth_m = float(shapely.distance(points, zone.geometry.boundary).max())
+        depth_m = float(shapely.distance(points, zone_m.boundary).max())
         icao, reason = zone.get("icao") or "", zone.get("reason") or "no-fly zone"
         label = f"{zone['name']} ({icao})" if icao else str(zone["name"])
         problems.append(

@@ -3,7 +3,8 @@
 A sortie takes off at the launch point (home), climbs, flies to where the survey resumes,
 flies lines, returns to the launch point and lands, where the battery is swapped. Cuts fall
 at line ends (a line = a run of legs on which the camera fires); only a line longer than one
-battery is cut inside, at a photo position, and the next sortie resumes there.
+battery is cut inside, at a photo position, and the next sortie resumes there. Times are
+those of :mod:`flights.flight_time`, the one flight-time model.
 """
 
 from __future__ import annotations
@@ -11,21 +12,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 from pyproj import Transformer
 
 from core.errors import PlanError
-from core.types import Mission, SurveySpec, Waypoint
-
-CLIMB_SPEED_M_S = 2.5
-"""Vertical speed climbing to survey height (ArduCopter WPNAV_SPEED_UP default)."""
-
-DESCENT_SPEED_M_S = 1.5
-"""Vertical speed landing back at the launch point (ArduCopter WPNAV_SPEED_DN default)."""
-
-ACCELERATION_M_S2 = 2.5
-"""Horizontal acceleration; each waypoint costs ``speed / acceleration`` (stop and go)."""
+from core.types import Mission, Waypoint
+from flights.flight_time import flight_time_s, flown_path, mission_estimate
 
 _EPS_M = 1e-6
 
@@ -41,39 +35,13 @@ def _xy_m(waypoints: tuple[Waypoint, ...], crs: str) -> np.ndarray:
     return np.column_stack(_transformer("EPSG:4326", crs).transform(lon, lat))
 
 
-def _time_s(
-    spec: SurveySpec,
-    out_m: float,
-    path_m: float,
-    back_m: float,
-    stops: int,
-    climb_m: float,
-    descent_m: float,
-) -> float:
-    """Take-off climb, transit out, the path with a stop-and-go per waypoint, back, landing."""
-    horizontal_m = out_m + path_m + back_m
-    return (
-        climb_m / CLIMB_SPEED_M_S
-        + horizontal_m / spec.speed_m_s
-        + stops * spec.speed_m_s / ACCELERATION_M_S2
-        + descent_m / DESCENT_SPEED_M_S
-    )
+class _Line(NamedTuple):
+    """A survey line, in metres along the path: flown from start to end, photos in between."""
 
-
-def flight_time_s(mission: Mission, *, crs: str = "EPSG:32630") -> float:
-    """Estimated time of ``mission`` from take-off at home to landing there (s)."""
-    xy = _xy_m((mission.home, *mission.waypoints, mission.home), crs)
-    legs_m = np.hypot(*np.diff(xy, axis=0).T)
-    first, last = mission.waypoints[0], mission.waypoints[-1]
-    return _time_s(
-        mission.spec,
-        legs_m[0],
-        legs_m[1:-1].sum(),
-        legs_m[-1],
-        len(mission.waypoints),
-        first.altitude_m,
-        last.altitude_m,
-    )
+    start_m: float
+    end_m: float
+    photos_start_m: float
+    photos_end_m: float
 
 
 class _Path:
@@ -100,32 +68,48 @@ class _Path:
         hi = np.searchsorted(self.along_m, end_m - _EPS_M, side="right")
         return np.arange(lo, hi)
 
-    def lines(self) -> list[tuple[float, float]]:
-        """(start, end) along the path of each line: a maximal run of photo legs."""
+    def lines(self) -> list[_Line]:
+        """The survey lines in flying order: each maximal run of photo legs, with the straight
+        legs without photos just before and after it (its turnarounds)."""
         edges = np.diff(np.concatenate([[0], self.photos.astype(int), [0]]))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        return [(self.along_m[a], self.along_m[b]) for a, b in zip(starts, ends, strict=True)]
+        steps = np.diff(self.xy, axis=0)
+        units = steps / np.maximum(np.hypot(*steps.T), _EPS_M)[:, None]
+
+        def turnaround(leg: int, line_leg: int) -> bool:
+            inside = 0 <= leg < len(self.photos)
+            return inside and not self.photos[leg] and units[leg] @ units[line_leg] > 1 - 1e-9
+
+        lines: list[_Line] = []
+        for a, b in zip(starts, ends, strict=True):  # photo legs a .. b - 1
+            first, last = a, b  # the line runs from waypoint ``first`` to waypoint ``last``
+            while turnaround(first - 1, a):
+                first -= 1
+            while turnaround(last, b - 1):
+                last += 1
+            line = _Line(self.along_m[first], self.along_m[last], self.along_m[a], self.along_m[b])
+            if lines and line.start_m < lines[-1].end_m:  # two lines in a row: no turnaround
+                lines[-1] = lines[-1]._replace(end_m=lines[-1].photos_end_m)
+                line = line._replace(start_m=line.photos_start_m)
+            lines.append(line)
+        return lines
 
     def time_s(self, start_m: float, end_m: float) -> float:
+        """Flight time of the sortie flying the path from ``start_m`` to ``end_m``."""
         (start, start_alt_m), (end, end_alt_m) = self.at(start_m), self.at(end_m)
-        return _time_s(
-            self.mission.spec,
-            float(np.hypot(*(start - self.home))),
-            end_m - start_m,
-            float(np.hypot(*(end - self.home))),
-            len(self.inner(start_m, end_m)) + 2,
-            start_alt_m,
-            end_alt_m,
-        )
+        inner = self.inner(start_m, end_m)
+        xy = np.vstack([start, self.xy[inner], end])
+        altitudes_m = np.concatenate([[start_alt_m], self.altitude_m[inner], [end_alt_m]])
+        path = flown_path(self.home, xy, altitudes_m, self.mission.altitude_m)
+        return flight_time_s(path, self.mission.spec.speed_m_s)
 
 
-def _photo_count(
-    lines: list[tuple[float, float]], start_m: float, end_m: float, step_m: float
-) -> int:
+def _photo_count(lines: list[_Line], start_m: float, end_m: float, step_m: float) -> int:
     """Photos fired between ``start_m`` and ``end_m``: a cut inside a line is a photo position,
     whose photo belongs to the sortie that resumes there."""
     count = 0
-    for line_start_m, line_end_m in lines:
+    for line in lines:
+        line_start_m, line_end_m = line.photos_start_m, line.photos_end_m
         if end_m <= line_start_m + _EPS_M or start_m >= line_end_m - _EPS_M:
             continue
         first = 0 if start_m <= line_start_m + _EPS_M else round((start_m - line_start_m) / step_m)
@@ -137,13 +121,11 @@ def _photo_count(
     return count
 
 
-def _cut_inside_line(
-    path: _Path, start_m: float, line: tuple[float, float], usable_s: float
-) -> float:
+def _cut_inside_line(path: _Path, start_m: float, line: _Line, usable_s: float) -> float:
     """The farthest photo position of ``line`` after ``start_m`` reachable on one battery."""
     step_m = path.mission.spec.trigger_distance_m
-    line_start_m, line_end_m = line
-    first = round((start_m - line_start_m) / step_m)
+    line_start_m, line_end_m = line.photos_start_m, line.photos_end_m
+    first = max(0, round((start_m - line_start_m) / step_m))
     last = math.ceil((line_end_m - line_start_m) / step_m - _EPS_M) - 1
     best = None
     for k in range(first + 1, last + 1):
@@ -167,12 +149,12 @@ def _spans(path: _Path, usable_s: float) -> list[tuple[float, float]]:
     if not lines:
         raise PlanError(f"{path.mission.name}: no leg takes photos, nothing to survey")
     spans: list[tuple[float, float]] = []
-    index, start_m = 0, lines[0][0]
+    index, start_m = 0, lines[0].start_m
     speed_m_s = path.mission.spec.speed_m_s
     while index < len(lines):
         last = None
         for k in range(index, len(lines)):
-            end_m = lines[k][1]
+            end_m = lines[k].end_m
             if (end_m - start_m) / speed_m_s > usable_s:
                 break
             if path.time_s(start_m, end_m) <= usable_s:
@@ -182,10 +164,10 @@ def _spans(path: _Path, usable_s: float) -> list[tuple[float, float]]:
             spans.append((start_m, end_m))
             start_m = end_m
             continue
-        spans.append((start_m, lines[last][1]))
+        spans.append((start_m, lines[last].end_m))
         index = last + 1
         if index < len(lines):
-            start_m = lines[index][0]
+            start_m = lines[index].start_m
     return spans
 
 
@@ -208,12 +190,11 @@ def _sortie(path: _Path, k: int, count: int, start_m: float, end_m: float) -> Mi
     sortie = dataclasses.replace(
         mission, name=f"{mission.name}-{k}" if count > 1 else mission.name, waypoints=waypoints
     )
-    xy = _xy_m((mission.home, *waypoints, mission.home), path.crs)
-    distance_m = float(np.hypot(*np.diff(xy, axis=0).T).sum())
+    estimate = mission_estimate(sortie, path.crs)
     return dataclasses.replace(
         sortie,
-        distance_m=distance_m + waypoints[0].altitude_m + waypoints[-1].altitude_m,
-        estimated_time_s=path.time_s(start_m, end_m),
+        distance_m=estimate.distance_m,
+        estimated_time_s=estimate.time_s,
         photo_count=_photo_count(path.lines(), start_m, end_m, mission.spec.trigger_distance_m),
     )
 
@@ -224,8 +205,9 @@ def split_mission(
     """``mission`` as consecutive sorties of at most ``usable_s`` each, from and to its home.
 
     Every photo leg of ``mission`` is flown by exactly one sortie; each sortie's first
-    waypoint is where the survey resumes. Times and photo counts are re-estimated per sortie
-    (see :func:`flight_time_s`); a mission that fits is returned as one re-estimated sortie.
+    waypoint is where the survey resumes. Distance and time are each sortie's
+    :func:`~flights.flight_time.mission_estimate`; a photo at a cut inside a line counts for
+    the sortie resuming there. A mission that fits is returned as one re-estimated sortie.
     """
     if usable_s <= 0.0:
         raise PlanError(f"usable battery time must be > 0 s, got {usable_s}")

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
+import rasterio
+import rasterio.transform
 import shapely
 from pyproj import Transformer
 from shapely import affinity
@@ -23,9 +25,12 @@ from flights.aoi_layer import load_aois, load_launch_sites
 from flights.camera import get_camera
 from flights.campaign import Campaign, CampaignOptions, plan_campaign, split_area, write_campaign
 from flights.daylight import flying_window
+from flights.flight_time import mission_estimate
 from flights.route import path_length_m
+from flights.terrain import FLAT_TERRAIN_WARNING, Dem
 
 UTM = "EPSG:32630"
+LONLAT_CRS = "EPSG:4326"
 ORIGIN_M = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(-2.30, 34.92)
 WINDOW = CampaignOptions(earliest=time(9, 0), latest=time(16, 0))
 START = date(2025, 4, 14)
@@ -234,7 +239,7 @@ def test_data_volume_is_photos_times_photo_size() -> None:
 
     assert all(s.data_mb == pytest.approx(s.photo_count * 11.0) for s in campaign.sorties)
     assert campaign.data_mb == pytest.approx(campaign.photo_count * 11.0)
-    assert campaign.warnings == ()
+    assert not any("estimated" in w for w in campaign.warnings)
 
 
 def test_data_volume_is_estimated_from_pixels_and_bands_without_photo_mb() -> None:
@@ -244,7 +249,7 @@ def test_data_volume_is_estimated_from_pixels_and_bands_without_photo_mb() -> No
 
     per_photo_mb = 5280 * 3956 * 0.5 / 1e6  # an RGB JPEG at half a byte per pixel
     assert campaign.data_mb == pytest.approx(campaign.photo_count * per_photo_mb)
-    assert "estimated" in campaign.warnings[0]
+    assert any("data volume estimated" in w for w in campaign.warnings)
 
 
 def test_a_camera_without_endurance_needs_one_given() -> None:
@@ -267,7 +272,9 @@ def test_the_campaign_is_written_as_geopackage_and_csv(tmp_path: Path) -> None:
 
     write_campaign(campaign, gpkg, csv)
 
-    assert [name for name, _ in pyogrio.list_layers(gpkg)] == ["missions", "launch_sites"]
+    layers = [name for name, _ in pyogrio.list_layers(gpkg)]
+    assert layers == ["missions", "launch_sites", "refused_aois"]
+    assert gpd.read_file(gpkg, layer="refused_aois").empty
     missions = gpd.read_file(gpkg, layer="missions")
     assert len(missions) == len(campaign.sorties)
     assert missions.crs.to_epsg() == 32630
@@ -282,3 +289,105 @@ def test_the_campaign_is_written_as_geopackage_and_csv(tmp_path: Path) -> None:
     summary = pd.read_csv(csv)
     assert list(summary.mission) == [s.mission.name for s in campaign.sorties]
     assert summary.data_mb.sum() == pytest.approx(campaign.data_mb, rel=1e-3)
+
+
+# ---- one flight-time model, safety -------------------------------------------------------
+
+GMFO_LONLAT = (-1.923889, 34.787222)
+"""Oujda Angads airport's reference point; its default no-fly zone is a 6.5 km circle."""
+
+
+def fields_north_of_gmfo(*north_km: float, side_m: float = 300.0) -> gpd.GeoDataFrame:
+    """Square fields centred ``north_km`` north of the GMFO reference point."""
+    x, y = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(*GMFO_LONLAT)
+    fields = [
+        box(x - side_m / 2, y + km * 1000 - side_m / 2, x + side_m / 2, y + km * 1000 + side_m / 2)
+        for km in north_km
+    ]
+    ids = [f"F{k}" for k in range(len(fields))]
+    return gpd.GeoDataFrame({"id": ids, "commune": "Oujda"}, geometry=fields, crs=UTM)
+
+
+def test_an_aoi_across_an_airport_zone_is_left_out_with_the_reason(tmp_path: Path) -> None:
+    layer = fields_north_of_gmfo(6.5, 9.0, 10.0)  # F0 straddles the 6.5 km circle
+
+    campaign = plan_campaign(load_aois(layer), spec(), START, options=WINDOW)
+
+    assert {s.aoi_id for s in campaign.sorties} == {"F1", "F2"}
+    (refused,) = campaign.refused
+    assert refused.area.aoi_id == "F0"
+    assert "no-fly zone" in refused.reason and "GMFO" in refused.reason
+    assert any(w.startswith("AOI F0 left out") and "GMFO" in w for w in campaign.warnings)
+    gpkg, csv = tmp_path / "c.gpkg", tmp_path / "c.csv"
+    write_campaign(campaign, gpkg, csv)
+    written = gpd.read_file(gpkg, layer="refused_aois")
+    assert list(written.aoi_id) == ["F0"] and "GMFO" in written.reason.iloc[0]
+    assert written.geometry.iloc[0].equals_exact(layer.geometry.iloc[0], 1e-6)
+    summary = pd.read_csv(csv)
+    assert list(summary.loc[summary.status == "refused", "aoi_id"]) == ["F0"]
+    assert set(summary.loc[summary.status == "planned", "aoi_id"]) == {"F1", "F2"}
+
+
+def test_every_sortie_is_fenced_and_checked_against_the_given_zones() -> None:
+    layer = fields_north_of_gmfo(9.0, 10.0)
+    zone = layer.geometry.iloc[1].buffer(50.0)
+    no_fly = gpd.GeoDataFrame({"name": ["Prison"]}, geometry=[zone], crs=UTM).to_crs(LONLAT_CRS)
+
+    campaign = plan_campaign(load_aois(layer), spec(), START, options=WINDOW, no_fly=no_fly)
+
+    assert [r.area.aoi_id for r in campaign.refused] == ["F1"]
+    assert "Prison" in campaign.refused[0].reason
+    assert "GMFO" not in campaign.refused[0].reason  # only the given zones are checked
+    for sortie in campaign.sorties:
+        inclusion, *exclusions = sortie.mission.fence
+        assert inclusion.inclusion and not any(z.inclusion for z in exclusions)
+
+
+def test_a_campaign_with_no_safe_aoi_is_refused() -> None:
+    layer = fields_north_of_gmfo(1.0, 3.0)
+
+    with pytest.raises(PlanError, match=r"no AOI can be flown safely.*F0.*GMFO"):
+        plan_campaign(load_aois(layer), spec(), START, options=WINDOW)
+
+
+def test_sortie_times_are_the_flight_time_model() -> None:
+    campaign = farmland_campaign()
+
+    for sortie in campaign.sorties:
+        estimate = mission_estimate(sortie.mission, UTM)
+        assert sortie.flight_time_s == pytest.approx(estimate.time_s, rel=1e-9)
+        assert sortie.mission.distance_m == pytest.approx(estimate.distance_m, rel=1e-9)
+    assert any(FLAT_TERRAIN_WARNING in w for w in campaign.warnings)
+
+
+def test_auto_angle_flies_each_area_faster() -> None:
+    aois = load_aois(parcel_layer(3, count=8))  # rectangles rotated 0-90 degrees
+
+    fixed = plan_campaign(aois, spec(), START, options=WINDOW)
+    auto = plan_campaign(aois, spec(), START, options=dataclasses.replace(WINDOW, auto_angle=True))
+
+    assert auto.flight_time_s < 0.95 * fixed.flight_time_s
+    assert {s.mission.spec.grid_angle_deg for s in fixed.sorties} == {0.0}
+    assert len({s.mission.spec.grid_angle_deg for s in auto.sorties}) > 4
+
+
+def test_with_a_dem_sorties_follow_the_terrain(tmp_path: Path) -> None:
+    layer = parcel_layer(1, count=4, extent_m=1500.0)
+    left, bottom = ORIGIN_M[0] - 2000.0, ORIGIN_M[1] - 2000.0
+    pixel_m, size_px = 10.0, 600  # 6 km square, rising 5 % to the east
+    heights = 100.0 + 0.05 * pixel_m * np.tile(np.arange(size_px) + 0.5, (size_px, 1))
+    path = tmp_path / "dem.tif"
+    transform = rasterio.transform.from_origin(left, bottom + size_px * pixel_m, pixel_m, pixel_m)
+    profile = dict(driver="GTiff", width=size_px, height=size_px, count=1, dtype="float32")
+    with rasterio.open(path, "w", crs=UTM, transform=transform, **profile) as dst:
+        dst.write(heights.astype("float32"), 1)
+
+    campaign = plan_campaign(load_aois(layer), spec(), START, options=WINDOW, dem=Dem(path))
+
+    assert not any(FLAT_TERRAIN_WARNING in w for w in campaign.warnings)
+    for sortie in campaign.sorties:
+        altitudes_m = [w.altitude_m for w in sortie.mission.waypoints]
+        assert max(altitudes_m) - min(altitudes_m) > 5.0  # 5 % over fields of 120 m and more
+        assert sortie.flight_time_s == pytest.approx(
+            mission_estimate(sortie.mission, UTM).time_s, rel=1e-9
+        )

@@ -54,6 +54,19 @@ def test_best_angle_is_never_slower_than_zero_and_plans_what_it_estimated() -> N
         assert mission.photo_count == choice.best.photo_count
 
 
+def test_detours_around_a_hole_are_costed_in_the_search() -> None:
+    basin = Point(200, 150).buffer(60)
+    field = Polygon(box(0, 0, 400, 300).exterior.coords, [basin.exterior.coords])
+    home = Waypoint(lat_deg=34.929, lon_deg=-2.301, altitude_m=0.0)
+    start = time.perf_counter()
+    choice = best_grid_angle(lonlat(field), spec(), home, crs=UTM)
+    assert time.perf_counter() - start < 1.0
+    tuned = dataclasses.replace(spec(), grid_angle_deg=choice.angle_deg)
+    mission = plan_survey(lonlat(field), tuned, home, name="basin", crs=UTM)
+    assert mission.estimated_time_s == pytest.approx(choice.time_s, rel=1e-6)
+    assert mission.distance_m == pytest.approx(choice.distance_m, rel=1e-6)
+
+
 def test_crosshatch_is_costed_in_the_search() -> None:
     field = box(0, 0, 300, 200)
     single = estimate_at(field, spec(), np.array([0.0, 0.0]), 0.0)

@@ -17,6 +17,8 @@ from core.errors import InputError, PlanError
 from core.types import Mission, SurveySpec, Waypoint
 from flights.aoi import load_aoi, reproject
 from flights.camera import get_camera, preview
+from flights.detours import HOLE_CLEARANCE_M
+from flights.flight_time import mission_estimate
 from flights.plan import MAX_ALTITUDE_M, plan_survey
 
 UTM = "EPSG:32630"
@@ -47,6 +49,12 @@ def survey_spec(**overrides: object) -> SurveySpec:
 def path_m(mission: Mission) -> list[Point]:
     line = LineString([(w.lon_deg, w.lat_deg) for w in mission.waypoints])
     return [Point(xy) for xy in reproject(line, "EPSG:4326", UTM).coords]
+
+
+def flown_legs(mission: Mission) -> list[LineString]:
+    """Every leg in metres, camera on or off, from home and back to home."""
+    home = reproject(Point(mission.home.lon_deg, mission.home.lat_deg), "EPSG:4326", UTM)
+    return [LineString([a, b]) for a, b in pairwise([home, *path_m(mission), home])]
 
 
 def photo_legs(mission: Mission) -> list[LineString]:
@@ -95,6 +103,17 @@ U_SHAPE = Polygon(
 )
 FARMHOUSE = box(180, 160, 240, 220)
 FIELD_WITH_HOUSE = Polygon(box(0, 0, 420, 380).exterior.coords, [FARMHOUSE.exterior.coords])
+BASIN = Point(200, 150).buffer(60)  # a round hole: an irrigation basin
+BARN = box(150, 110, 260, 190)
+
+
+def field_around(*holes: Polygon) -> Polygon:
+    return Polygon(box(0, 0, 400, 300).exterior.coords, [h.exterior.coords for h in holes])
+
+
+def home_at(x_m: float, y_m: float) -> Waypoint:
+    lon, lat = aoi_lonlat(Point(x_m, y_m).buffer(1.0)).centroid.coords[0]
+    return Waypoint(lat_deg=lat, lon_deg=lon, altitude_m=0.0)
 
 
 # -- lines, photos and coverage ------------------------------------------------------------
@@ -290,6 +309,73 @@ def test_no_photo_line_crosses_a_hole_and_its_surroundings_are_covered(
     assert len(samples) > 3000
     assert shapely.contains(covered, samples).all()
     assert not mission.warnings
+
+
+@pytest.mark.parametrize("crosshatch", [False, True])
+@pytest.mark.parametrize("grid_angle_deg", [0.0, 30.0, 77.0])
+@pytest.mark.parametrize("hole", [BASIN, BARN], ids=["round", "rectangular"])
+def test_no_leg_at_all_crosses_a_hole(
+    hole: Polygon, grid_angle_deg: float, crosshatch: bool
+) -> None:
+    spec = survey_spec(grid_angle_deg=grid_angle_deg, crosshatch=crosshatch, entry_corner="ne")
+    mission = plan_survey(aoi_lonlat(field_around(hole)), spec, home_at(-50, -50), name="hole")
+    inside = in_utm(hole).buffer(-0.01)
+    assert [leg.length for leg in flown_legs(mission) if leg.intersects(inside)] == []
+    axes_deg = {grid_angle_deg, (grid_angle_deg + 90.0) % 180.0}
+    for heading_deg in headings_deg(photo_legs(mission)):  # the camera is off on detours
+        assert min(abs((heading_deg - a + 90.0) % 180.0 - 90.0) for a in axes_deg) < 1.0
+
+
+@pytest.mark.parametrize(("entry_corner", "leg"), [("ne", "out"), ("nearest", "back")])
+def test_transits_from_and_back_to_home_go_around_a_hole_keeping_clear(
+    entry_corner: str, leg: str
+) -> None:
+    spec = survey_spec(entry_corner=entry_corner)
+    mission = plan_survey(aoi_lonlat(field_around(BARN)), spec, home_at(-50, -50), name="barn")
+    legs, barn = flown_legs(mission), in_utm(BARN)
+    flags = [w.photos for w in mission.waypoints]
+    if leg == "out":  # from home to the first photo leg
+        transit = legs[: flags.index(True) + 1]
+    else:  # from the end of the last photo leg back to home
+        transit = legs[len(flags) - flags[::-1].index(True) + 1 :]
+    straight = LineString([transit[0].coords[0], transit[-1].coords[-1]])
+    assert straight.intersects(barn.buffer(-10.0))  # the way a chord would have flown
+    assert len(transit) >= 3
+    assert min(t.distance(barn) for t in transit) > HOLE_CLEARANCE_M - 0.01
+
+
+def test_detours_are_in_the_distance_time_and_photo_count() -> None:
+    spec = survey_spec(grid_angle_deg=30.0, crosshatch=True)
+    aoi = aoi_lonlat(field_around(BASIN))
+    mission = plan_survey(aoi, spec, home_at(-50, -50), name="basin")
+    horizontal_m = sum(leg.length for leg in flown_legs(mission))
+    assert mission.distance_m == pytest.approx(horizontal_m + 2 * spec.altitude_m, rel=1e-6)
+    assert mission.estimated_time_s == pytest.approx(mission_estimate(mission, UTM).time_s)
+    assert mission.photo_count == len(photo_footprints(mission))
+    # The cells and the detours round the basin cost more time than its photos save.
+    solid = plan_survey(aoi_lonlat(box(0, 0, 400, 300)), spec, home_at(-50, -50), name="box")
+    assert mission.photo_count < solid.photo_count
+    assert mission.estimated_time_s > solid.estimated_time_s
+
+
+def test_a_yard_closed_by_buildings_is_flown_through_the_narrow_gaps() -> None:
+    # Four buildings round a yard, 2 m apart at the corners: less than twice the clearance.
+    buildings = [
+        box(100, 100, 218, 130),
+        box(220, 100, 250, 218),
+        box(132, 220, 250, 250),
+        box(100, 132, 130, 250),
+    ]
+    aoi = aoi_lonlat(
+        Polygon(box(0, 0, 350, 350).exterior.coords, [b.exterior.coords for b in buildings])
+    )
+    for grid_angle_deg in (0.0, 30.0, 77.0):
+        spec = survey_spec(grid_angle_deg=grid_angle_deg)
+        mission = plan_survey(aoi, spec, home_at(-50, -50), name="yard")
+        inside = in_utm(shapely.union_all(buildings)).buffer(-0.01)
+        assert not any(leg.intersects(inside) for leg in flown_legs(mission))
+        yard = in_utm(box(130, 130, 220, 220))
+        assert any(leg.intersects(yard) for leg in photo_legs(mission))
 
 
 def test_low_overlap_around_a_hole_is_warned() -> None:

@@ -15,8 +15,9 @@ from shapely.geometry import LineString, MultiLineString, Point, box
 from core.errors import PlanError
 from core.types import Mission, SurveySpec, Waypoint
 from flights.camera import get_camera
+from flights.flight_time import mission_estimate
 from flights.plan import plan_survey
-from flights.sorties import flight_time_s, split_mission
+from flights.sorties import split_mission
 
 UTM = "EPSG:32630"
 TO_UTM = Transformer.from_crs("EPSG:4326", UTM, always_xy=True)
@@ -61,7 +62,9 @@ def test_every_sortie_fits_in_the_usable_endurance() -> None:
     assert len(sorties) > 3
     for sortie in sorties:
         assert sortie.estimated_time_s <= 1200.0
-        assert flight_time_s(sortie, crs=UTM) == pytest.approx(sortie.estimated_time_s)
+        estimate = mission_estimate(sortie, UTM)
+        assert sortie.estimated_time_s == pytest.approx(estimate.time_s, rel=1e-9)
+        assert sortie.distance_m == pytest.approx(estimate.distance_m, rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -121,12 +124,7 @@ def test_a_mission_that_fits_stays_one_sortie_with_its_waypoints() -> None:
 
 
 def test_splitting_a_planned_survey_keeps_its_photo_legs() -> None:
-    area_m = box(0, 0, 1200, 900)
-    ring = [
-        TO_LONLAT.transform(ORIGIN_M[0] + x, ORIGIN_M[1] + y) for x, y in area_m.exterior.coords
-    ]
-    home = dataclasses.replace(waypoint(-50.0, -50.0), altitude_m=0.0)
-    mission = plan_survey(shapely.Polygon(ring), spec(), home, name="plan", crs=UTM)
+    mission = planned_survey(1200.0, 900.0)
 
     sorties = split_mission(mission, usable_s=900.0, crs=UTM)
 
@@ -144,16 +142,74 @@ def test_a_launch_point_beyond_reach_is_refused() -> None:
         split_mission(mission, usable_s=600.0, crs=UTM)
 
 
+def planned_survey(width_m: float, height_m: float) -> Mission:
+    """A survey planned over a ``width_m`` x ``height_m`` field: lines with turnarounds."""
+    ring = [
+        TO_LONLAT.transform(ORIGIN_M[0] + x, ORIGIN_M[1] + y)
+        for x, y in box(0, 0, width_m, height_m).exterior.coords
+    ]
+    home = dataclasses.replace(waypoint(-50.0, -50.0), altitude_m=0.0)
+    return plan_survey(shapely.Polygon(ring), spec(), home, name="plan", crs=UTM)
+
+
+def test_a_planned_survey_that_fits_is_one_sortie_with_the_planner_estimate() -> None:
+    mission = planned_survey(400.0, 300.0)
+
+    (sortie,) = split_mission(mission, usable_s=1800.0, crs=UTM)
+
+    assert len(sortie.waypoints) == len(mission.waypoints)
+    assert not sortie.waypoints[0].photos  # the run-in before the first line is kept
+    assert sortie.estimated_time_s == pytest.approx(mission.estimated_time_s, rel=1e-9)
+    assert sortie.distance_m == pytest.approx(mission.distance_m, rel=1e-9)
+    assert sortie.photo_count == mission.photo_count
+
+
+def test_sorties_keep_the_turnarounds_of_their_lines() -> None:
+    mission = planned_survey(1200.0, 900.0)
+    assert mission.spec.turnaround_m > 0.0
+
+    sorties = split_mission(mission, usable_s=900.0, crs=UTM)
+
+    assert len(sorties) > 1
+    for sortie in sorties:
+        first, second, third = (np.array(xy_m(w)) for w in sortie.waypoints[:3])
+        assert not sortie.waypoints[0].photos and sortie.waypoints[1].photos
+        run_in, line = second - first, third - second
+        assert np.linalg.norm(run_in) == pytest.approx(mission.spec.turnaround_m, abs=0.01)
+        cross_m2 = run_in[0] * line[1] - run_in[1] * line[0]  # collinear: zero
+        assert cross_m2 == pytest.approx(0.0, abs=1e-3 * np.linalg.norm(line))
+        assert sortie.estimated_time_s == pytest.approx(mission_estimate(sortie, UTM).time_s)
+    assert sum(s.photo_count for s in sorties) == mission.photo_count
+
+
 def test_the_return_leg_counts_in_a_sortie_time() -> None:
     near = lawnmower(lines=2, length_m=300.0)
     x, y = xy_m(near.home)
-    far_home = dataclasses.replace(waypoint(x - 1000.0, y), altitude_m=0.0)
-    far = dataclasses.replace(near, home=far_home)
+    farther = dataclasses.replace(
+        near, home=dataclasses.replace(waypoint(x, y - 1000.0), altitude_m=0.0)
+    )
 
-    extra_s = flight_time_s(far, crs=UTM) - flight_time_s(near, crs=UTM)
+    (near_sortie,) = split_mission(near, usable_s=1800.0, crs=UTM)
+    (far_sortie,) = split_mission(farther, usable_s=1800.0, crs=UTM)
 
     first, last = Point(xy_m(near.waypoints[0])), Point(xy_m(near.waypoints[-1]))
-    extra_m = sum(
-        Point(xy_m(far_home)).distance(p) - Point(x, y).distance(p) for p in (first, last)
-    )
-    assert extra_s == pytest.approx(extra_m / near.spec.speed_m_s, rel=1e-6)
+    extra_m = sum(Point(x, y - 1000.0).distance(p) - Point(x, y).distance(p) for p in (first, last))
+    extra_s = far_sortie.estimated_time_s - near_sortie.estimated_time_s
+    assert far_sortie.distance_m - near_sortie.distance_m == pytest.approx(extra_m, rel=1e-6)
+    # The legs take longer by their length; the turns onto and off them change slightly.
+    assert extra_s == pytest.approx(extra_m / near.spec.speed_m_s, abs=2.0)
+
+
+def test_two_lines_in_a_row_share_no_turnaround_when_cut_between_them() -> None:
+    # One straight track: photos on 0-2000 m and on 4000-6000 m, none on the gap between.
+    stops = [(0.0, 0.0, True), (0.0, 2000.0, False), (0.0, 4000.0, True), (0.0, 6000.0, False)]
+    home = dataclasses.replace(waypoint(-200.0, 3000.0), altitude_m=0.0)  # beside the gap
+    mission = Mission("track", spec(), home, tuple(waypoint(*s) for s in stops), 0.0, 0.0, 0)
+
+    (whole,) = split_mission(mission, usable_s=2400.0, crs=UTM)
+    first, second = split_mission(mission, usable_s=1000.0, crs=UTM)
+
+    assert len(whole.waypoints) == 4
+    assert [xy_m(w)[1] for w in first.waypoints] == pytest.approx([0.0, 2000.0], abs=1e-3)
+    assert [xy_m(w)[1] for w in second.waypoints] == pytest.approx([4000.0, 6000.0], abs=1e-3)
+    assert first.photo_count + second.photo_count == whole.photo_count

@@ -17,6 +17,7 @@ from core.errors import InputError, PlanError
 from core.types import Mission, SurveySpec, Waypoint
 from flights.aoi import reproject
 from flights.camera import get_camera, preview
+from flights.flight_time import mission_estimate
 from flights.plan import plan_survey
 from flights.terrain import FLAT_TERRAIN_WARNING, Dem, flat_terrain, follow_terrain
 
@@ -197,6 +198,21 @@ def test_distance_and_time_include_the_climbs(tmp_path) -> None:
     assert followed.distance_m < mission.distance_m + climb_m
     assert followed.estimated_time_s > mission.estimated_time_s
     assert followed.photo_count == mission.photo_count
+    estimate = mission_estimate(followed, UTM)
+    assert followed.estimated_time_s == pytest.approx(estimate.time_s, rel=1e-9)
+    assert followed.distance_m == pytest.approx(estimate.distance_m, rel=1e-9)
+
+
+def test_following_flat_ground_changes_neither_time_nor_distance(tmp_path) -> None:
+    path = write_utm_dem(tmp_path / "dem.tif")
+    with rasterio.open(path, "r+") as dst:
+        dst.write(np.full((dst.height, dst.width), 150.0, "float32"), 1)
+    mission = hillside_mission()
+
+    followed = follow_terrain(mission, Dem(path))
+
+    assert followed.estimated_time_s == pytest.approx(mission.estimated_time_s, rel=1e-9)
+    assert followed.distance_m == pytest.approx(mission.distance_m, rel=1e-9)
 
 
 def test_a_lon_lat_dem_gives_the_same_flight(tmp_path) -> None:
