@@ -282,7 +282,8 @@ def campaign(
     from core.errors import InputError
     from core.settings import load_settings
     from flights.aoi_layer import load_aois, load_launch_sites
-    from flights.campaign import CampaignOptions, plan_campaign, write_campaign
+    from flights.campaign import CampaignOptions, plan_campaign
+    from flights.campaign_files import write_campaign
     from flights.safety import load_no_fly_zones
     from flights.terrain import Dem
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -50,3 +53,22 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
         tmp.unlink(missing_ok=True)
         for sidecar in _SIDECARS:
             tmp.with_name(tmp.name + sidecar).unlink(missing_ok=True)
+
+
+def write_geopackage(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame]) -> Path:
+    """Write ``layers`` (name -> GeoDataFrame with a CRS) as one GeoPackage, atomically.
+
+    Version :data:`GPKG_VERSION`; each layer's geometry type is its geometries' single type
+    (so an empty layer or one with missing geometries still gets one), else GDAL's promotion.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        for k, (name, frame) in enumerate(layers.items()):
+            kinds = frame.geom_type.dropna().unique()
+            options: dict[str, object] = {}
+            if k == 0:
+                options["dataset_options"] = {"VERSION": GPKG_VERSION}
+            if len(kinds) <= 1:
+                options["geometry_type"] = kinds[0] if len(kinds) else "Unknown"
+            pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=name, **options)
+    return path

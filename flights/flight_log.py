@@ -15,11 +15,10 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
 import shapely
 from pyproj import Transformer
 
-from core.io import GPKG_VERSION, atomic_path
+from core.io import atomic_path, write_geopackage
 
 DEFAULT_CRS = "EPSG:32630"
 
@@ -76,17 +75,7 @@ class FlightLog:
         """Write layers ``track`` (points) and ``track_line`` in ``crs`` (atomically)."""
         path = Path(path)
         track = self.track(crs)
-        with atomic_path(path) as tmp:
-            pyogrio.write_dataframe(
-                track,
-                tmp,
-                driver="GPKG",
-                layer="track",
-                geometry_type="Point",
-                dataset_options={"VERSION": GPKG_VERSION},
-            )
-            pyogrio.write_dataframe(self.track_line(track), tmp, driver="GPKG", layer="track_line")
-        return path
+        return write_geopackage(path, {"track": track, "track_line": self.track_line(track)})
 
     def track(self, crs: str = DEFAULT_CRS) -> gpd.GeoDataFrame:
         """One point per sample (no geometry where the position was unknown)."""

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pyogrio
 import shapely
 
-from core.io import GPKG_VERSION, atomic_path
+from core.io import write_geopackage
 from core.types import Mission
 from flights.aoi import LONLAT
 
@@ -100,11 +99,4 @@ def mission_layers(mission: Mission, crs: str) -> dict[str, gpd.GeoDataFrame]:
 
 def write_preview(mission: Mission, path: str | Path, crs: str) -> Path:
     """A GeoPackage (version 1.3) with the mission's lines, photo centres and footprints."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        for k, (name, layer) in enumerate(mission_layers(mission, crs).items()):
-            options = {"dataset_options": {"VERSION": GPKG_VERSION}} if k == 0 else {}
-            if layer.empty:
-                options["geometry_type"] = "Unknown"
-            pyogrio.write_dataframe(layer, tmp, driver="GPKG", layer=name, **options)
-    return path
+    return write_geopackage(path, mission_layers(mission, crs))

@@ -23,7 +23,8 @@ from core.errors import InputError, PlanError
 from core.types import SurveySpec
 from flights.aoi_layer import load_aois, load_launch_sites
 from flights.camera import get_camera
-from flights.campaign import Campaign, CampaignOptions, plan_campaign, split_area, write_campaign
+from flights.campaign import Campaign, CampaignOptions, plan_campaign, split_area
+from flights.campaign_files import write_campaign
 from flights.daylight import flying_window
 from flights.flight_time import mission_estimate
 from flights.route import path_length_m
