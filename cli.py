@@ -221,6 +221,7 @@ def fly(
 
     settings = load_settings()
     document = read_flyable_mission(plan_file)
+    logging.getLogger("dronekit").setLevel(logging.ERROR)  # our own link checks report
     abort = threading.Event()
     log_path = log or plan_file.with_suffix(".flight.gpkg")
     previous = signal.signal(signal.SIGINT, lambda *_: abort.set())

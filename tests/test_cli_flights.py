@@ -122,3 +122,22 @@ def test_plan_notes_a_camera_dji_pilot_cannot_fly(tmp_path: Path, capsys) -> Non
     out = _plan(tmp_path, "--camera", "p4rtk", "--gsd", "3")
     assert "note: no DJI route (.kmz) for DJI Phantom 4 RTK" in capsys.readouterr().out
     assert not (out / "field.kmz").exists()
+
+
+def test_fly_to_a_dead_link_fails_within_the_timeout_in_one_line(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import time
+
+    from sim.vehicle import free_udp_port
+
+    out = _plan(tmp_path, "--gsd", "3")
+    capsys.readouterr()
+    monkeypatch.setenv("RAQIB_VEHICLE_TIMEOUT_S", "2")
+    started = time.monotonic()
+    code = cli.main(
+        ["fly", str(out / "field.plan"), "--connect", f"udp:127.0.0.1:{free_udp_port()}"]
+    )
+    assert code == 2 and time.monotonic() - started < 10.0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no ready vehicle" in err, err
