@@ -388,6 +388,38 @@ def process(
     flows.print_epoch_result(result, out)
 
 
+@app.command()
+def mosaic(
+    frames: Annotated[Path, typer.Argument(help="Folder of georeferenced nadir photos.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Mosaic COG to write.")],
+    refine: Annotated[
+        bool, typer.Option(help="Co-register neighbouring frames before blending.")
+    ] = True,
+) -> None:
+    """Ingest a flight's photos and mosaic them into a Cloud-Optimised GeoTIFF."""
+    from rich.progress import Progress
+
+    import flows
+    from core.settings import load_settings
+
+    settings = load_settings()
+    with Progress(console=out, transient=True) as progress:
+        bar = progress.add_task("mosaic tiles", total=None)
+
+        def on_tile(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        raster, ingested = flows.mosaic_folder(
+            frames, output, settings, refine=refine, on_tile=on_tile
+        )
+    out.print(
+        f"{output}: {raster.width} x {raster.height} px at {raster.transform.a:.3f} m "
+        f"({raster.crs}) from {len(ingested.images)} photos, {len(ingested.skipped)} skipped"
+    )
+    for skipped in ingested.skipped:
+        out.print(f"  skipped {skipped.path.name}: {skipped.reason}")
+
+
 class _NoTracebackForUserErrors(logging.Filter):
     """Prefect logs a failed run's exception with its traceback; a user mistake needs none."""
 

@@ -374,6 +374,24 @@ def grid_of_images(result: IngestResult, settings: Settings) -> Grid:
     return Grid.from_bounds(tuple(bounds), resolution_m, settings.crs)
 
 
+def mosaic_folder(
+    frames_dir: Path,
+    out_path: Path,
+    settings: Settings,
+    *,
+    refine: bool = True,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> tuple[Raster, IngestResult]:
+    """Ingest a folder of nadir photos, co-register them (unless ``refine`` is off) and
+    mosaic them to a COG on a grid snapped to the median GSD (or ``mosaic_resolution_m``)."""
+    ingested = ingest_folder(frames_dir)
+    if not ingested.images:
+        raise InputError(frames_dir, f"no usable photo ({len(ingested.skipped)} skipped)")
+    records = coregister(ingested.images, settings.crs) if refine else ingested.images
+    grid = grid_of_images(ingested, settings)
+    return mosaic_frames(records, grid, out_path, on_tile=on_tile), ingested
+
+
 def projects_frame(projects: gpd.GeoDataFrame, settings: Settings) -> gpd.GeoDataFrame:
     """Public projects with a link to their record."""
     urls = [settings.project_url_template.format(project_id=p) for p in projects["project_id"]]

@@ -63,14 +63,15 @@ def mosaic_frames(
     tile_px: int = 1024,
     cog_profile: str = "deflate",
     balance_exposure: bool = True,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> Raster:
     """Mosaic nadir RGB frames onto ``grid`` as a Cloud-Optimised GeoTIFF at ``out_path``.
 
     Output: 3 uint8 bands with an internal mask (0 where no frame covers), exactly on
     ``grid``, written atomically. ``cog_profile`` is a rio-cogeo profile ("deflate",
     "jpeg", ...). With ``balance_exposure`` each frame is scaled by its gain from
-    :func:`pipeline.exposure.exposure_gains`. ProcessingError if there is no frame or a
-    frame cannot be decoded.
+    :func:`pipeline.exposure.exposure_gains`. ``on_tile(done, total)`` is called after each
+    output tile (progress). ProcessingError if there is no frame or a frame cannot be decoded.
     """
     if not records:
         raise ProcessingError(f"{out_path}: no frames to mosaic")
@@ -102,13 +103,16 @@ def mosaic_frames(
         staging = cog_tmp.with_name(f"{cog_tmp.stem}.staging.tif")
         try:
             with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+                tiles = list(tile_windows(grid, tile_px))
                 with rasterio.open(staging, "w", **profile) as dst:
-                    for window in tile_windows(grid, tile_px):
+                    for done, window in enumerate(tiles, start=1):
                         tile_box = box(*windows.bounds(window, grid.transform))
                         hits = [frames[i] for i in tree.query(tile_box, predicate="intersects")]
                         rgb, covered = blend_tile(hits, grid, window, decode)
                         dst.write(rgb, window=window)
                         dst.write_mask(covered, window=window)
+                        if on_tile is not None:
+                            on_tile(done, len(tiles))
                 cog_translate(
                     staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
                 )

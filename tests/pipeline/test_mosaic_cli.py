@@ -1,0 +1,44 @@
+"""``raqib mosaic``: a folder of photos to a COG from the command line, bad photos reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import rasterio
+from photo_factory import ORTHO_LEFT_M, ORTHO_TOP_M, Pose, make_ortho, render_frame, write_photo
+
+import cli
+from pipeline.mosaic import validate_cog
+
+POSES = (
+    Pose(ORTHO_LEFT_M + 75, ORTHO_TOP_M - 80, yaw_deg=0.0),
+    Pose(ORTHO_LEFT_M + 115, ORTHO_TOP_M - 80, yaw_deg=0.0),
+    Pose(ORTHO_LEFT_M + 75, ORTHO_TOP_M - 110, yaw_deg=180.0),
+    Pose(ORTHO_LEFT_M + 115, ORTHO_TOP_M - 110, yaw_deg=180.0),
+)
+
+
+def test_mosaic_command_writes_a_cog_and_reports_skipped_photos(tmp_path: Path, capsys) -> None:
+    ortho = make_ortho(seed=3)
+    flight = tmp_path / "flight"
+    flight.mkdir()
+    for index, pose in enumerate(POSES):
+        write_photo(flight / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
+    (flight / "DJI_0099.JPG").write_bytes(b"not a photo")
+    out = tmp_path / "mosaic.tif"
+
+    assert cli.main(["mosaic", str(flight), "-o", str(out), "--no-refine"]) == 0
+    printed = capsys.readouterr().out
+    assert "from 4 photos, 1 skipped" in printed and "DJI_0099.JPG" in printed
+    assert validate_cog(out)
+    with rasterio.open(out) as cog:
+        assert cog.count == 3 and cog.crs.to_string() == "EPSG:32630"
+        covered = cog.dataset_mask() > 0
+        assert 0.3 < covered.mean() < 1.0
+
+
+def test_mosaic_command_of_a_folder_without_photos_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["mosaic", str(tmp_path / "empty"), "-o", str(tmp_path / "m.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "empty" in err
