@@ -1,12 +1,37 @@
-"""The image catalog as tables: one footprint row per ingested photo, one row per skip."""
+"""The image catalogue: GeoPackage layers of photo footprints and centres, and STAC items.
+
+A persistent catalogue lives in one folder (``<workspace>/catalog`` by convention)::
+
+    images.gpkg          layers ``images`` (footprint polygons) and ``image_centres`` (points)
+    stac/catalog.json    one STAC collection per flight or epoch, one item per photo
+
+Photos are keyed by the sha256 of their bytes: cataloguing the same photos again adds nothing.
+"""
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
 import geopandas as gpd
 import pandas as pd
+import pyogrio
+from pyproj import CRS
 
-from core.types import IngestResult
-from pipeline.footprint import footprint
+from core.errors import InputError
+from core.io import write_geopackage
+from core.types import ImageRecord, IngestResult
+from pipeline.footprint import footprint, lonlat_to_crs
+from pipeline.stac import add_images, check_collection_id, default_collection_id, item_id
+
+CATALOG_GPKG = "images.gpkg"
+STAC_DIR = "stac"
+IMAGES_LAYER = "images"
+CENTRES_LAYER = "image_centres"
+_LOCK_FILE = ".catalog.lock"
 
 IMAGE_COLUMNS = (
     "file",
@@ -15,37 +40,75 @@ IMAGE_COLUMNS = (
     "captured_at",
     "lon",
     "lat",
+    "centre_x_m",
+    "centre_y_m",
     "altitude_m",
     "yaw_deg",
     "pitch_deg",
+    "roll_deg",
     "camera",
+    "bands",
     "width_px",
     "height_px",
+    "collection",
+    "stac_item",
 )
 
 
-def images_frame(result: IngestResult, crs: str) -> gpd.GeoDataFrame:
-    """Ingested photos with their ground footprints in ``crs`` (the ``images`` layer)."""
-    rows = [
-        {
-            "file": record.path.name,
-            "path": str(record.path),
-            "sha256": record.sha256,
-            "captured_at": record.captured_at.isoformat(),
-            "lon": record.lon_deg,
-            "lat": record.lat_deg,
-            "altitude_m": record.altitude_m,
-            "yaw_deg": record.yaw_deg,
-            "pitch_deg": record.pitch_deg,
-            "camera": record.camera.name,
-            "width_px": record.width_px,
-            "height_px": record.height_px,
-        }
-        for record in result.images
-    ]
+@dataclass(frozen=True)
+class CatalogUpdate:
+    """What :func:`catalog_images` did: where the catalogue is, which photos it added."""
+
+    geopackage: Path
+    stac_catalog: Path
+    collection: str
+    added: tuple[str, ...]
+    """sha256 of the photos newly catalogued, in ingest order."""
+    already_catalogued: tuple[str, ...]
+    """sha256 of the photos that were already in the catalogue (left as they were)."""
+
+
+def images_frame(result: IngestResult, crs: str, *, collection: str = "") -> gpd.GeoDataFrame:
+    """Ingested photos with their ground footprints in ``crs`` (the ``images`` layer).
+
+    ``captured_at`` is ISO 8601 with the photo's UTC offset; ``centre_x_m``/``centre_y_m``
+    is the camera position in ``crs``; ``stac_item`` the id of the photo's STAC item.
+    """
+    to_crs = lonlat_to_crs(crs)
+    rows = []
+    for record in result.images:
+        centre_x_m, centre_y_m = to_crs.transform(record.lon_deg, record.lat_deg)
+        rows.append(
+            {
+                "file": record.path.name,
+                "path": str(record.path),
+                "sha256": record.sha256,
+                "captured_at": record.captured_at.isoformat(),
+                "lon": record.lon_deg,
+                "lat": record.lat_deg,
+                "centre_x_m": centre_x_m,
+                "centre_y_m": centre_y_m,
+                "altitude_m": record.altitude_m,
+                "yaw_deg": record.yaw_deg,
+                "pitch_deg": record.pitch_deg,
+                "roll_deg": record.roll_deg,
+                "camera": record.camera.name,
+                "bands": ",".join(record.bands),
+                "width_px": record.width_px,
+                "height_px": record.height_px,
+                "collection": collection,
+                "stac_item": item_id(record),
+            }
+        )
     geometry = [footprint(record, crs) for record in result.images]
     frame = pd.DataFrame(rows, columns=list(IMAGE_COLUMNS))
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=crs), crs=crs)
+
+
+def centres_frame(images: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The ``images`` rows as points at the camera positions (the ``image_centres`` layer)."""
+    points = gpd.points_from_xy(images["centre_x_m"], images["centre_y_m"], crs=images.crs)
+    return gpd.GeoDataFrame(images.drop(columns="geometry"), geometry=points, crs=images.crs)
 
 
 def skipped_frame(result: IngestResult) -> pd.DataFrame:
@@ -54,3 +117,78 @@ def skipped_frame(result: IngestResult) -> pd.DataFrame:
         [{"path": str(item.path), "reason": item.reason} for item in result.skipped],
         columns=["path", "reason"],
     )
+
+
+def catalog_images(
+    result: IngestResult, catalog_dir: Path, crs: str, *, collection: str | None = None
+) -> CatalogUpdate:
+    """Add the ingested photos not yet catalogued to the catalogue in ``catalog_dir``.
+
+    New photos (by sha256) are appended to ``images.gpkg`` (rewritten atomically) and get
+    STAC items in the collection ``collection`` (default ``flight-<date of the first
+    photo>``). One process at a time updates a catalogue (a lock file in ``catalog_dir``).
+    InputError if the GeoPackage holds its layer in another CRS than ``crs``.
+    """
+    catalog_dir = Path(catalog_dir)
+    images = list(result.images)
+    collection = check_collection_id(
+        collection or (default_collection_id(images) if images else "flight")
+    )
+    gpkg = catalog_dir / CATALOG_GPKG
+    with _locked(catalog_dir):
+        existing = read_images(gpkg, crs)
+        known = set(existing["sha256"])
+        new: list[ImageRecord] = []
+        for record in images:
+            if record.sha256 not in known:
+                known.add(record.sha256)
+                new.append(record)
+        if new or not gpkg.exists():
+            added = images_frame(IngestResult(images=tuple(new)), crs, collection=collection)
+            frames = [frame for frame in (existing, added) if len(frame)]
+            merged = pd.concat(frames, ignore_index=True) if frames else added
+            merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=crs)
+            write_geopackage(gpkg, {IMAGES_LAYER: merged, CENTRES_LAYER: centres_frame(merged)})
+        add_images(catalog_dir / STAC_DIR, images, collection)
+    added_sha256 = {record.sha256 for record in new}
+    return CatalogUpdate(
+        geopackage=gpkg,
+        stac_catalog=catalog_dir / STAC_DIR / "catalog.json",
+        collection=collection,
+        added=tuple(record.sha256 for record in new),
+        already_catalogued=tuple(r.sha256 for r in images if r.sha256 not in added_sha256),
+    )
+
+
+def read_images(gpkg: Path, crs: str) -> gpd.GeoDataFrame:
+    """The catalogue's ``images`` layer (empty if there is no catalogue yet), in ``crs``."""
+    if not gpkg.exists():
+        return images_frame(IngestResult(images=()), crs)
+    try:
+        frame = pyogrio.read_dataframe(gpkg, layer=IMAGES_LAYER)
+    except pyogrio.errors.DataSourceError as exc:
+        raise InputError(gpkg, f"not a readable image catalogue: {exc}") from exc
+    except pyogrio.errors.DataLayerError as exc:
+        raise InputError(gpkg, f"no '{IMAGES_LAYER}' layer: not an image catalogue") from exc
+    if frame.crs is None or not CRS(frame.crs).equals(CRS(crs)):
+        found = CRS(frame.crs).to_string() if frame.crs is not None else "no CRS"
+        raise InputError(
+            gpkg,
+            f"the image catalogue is in {found}, not {crs}: "
+            "use the workspace's CRS, or start a new catalogue folder",
+        )
+    missing = [column for column in IMAGE_COLUMNS if column not in frame.columns]
+    if missing:
+        raise InputError(gpkg, f"'{IMAGES_LAYER}' layer lacks columns {missing}")
+    return frame.set_crs(crs, allow_override=True)
+
+
+@contextmanager
+def _locked(catalog_dir: Path) -> Iterator[None]:
+    catalog_dir.mkdir(parents=True, exist_ok=True)
+    with (catalog_dir / _LOCK_FILE).open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

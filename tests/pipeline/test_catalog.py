@@ -1,4 +1,5 @@
-"""The catalog tables: an ``images`` layer of footprints and a table of skipped photos."""
+"""The image catalogue: ``images``/``image_centres`` layers, skipped photos, and a persistent
+catalogue (GeoPackage + STAC) that re-ingesting the same photos leaves unchanged."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ import numpy as np
 import pytest
 from photo_factory import CRS, HEIGHT_PX, WIDTH_PX, Pose, write_photo
 
+from core.errors import InputError
 from core.types import IngestResult
-from pipeline.catalog import images_frame, skipped_frame
+from pipeline.catalog import (
+    CATALOG_GPKG,
+    CENTRES_LAYER,
+    IMAGES_LAYER,
+    catalog_images,
+    centres_frame,
+    images_frame,
+    skipped_frame,
+)
 from pipeline.ingest import ingest_folder
+from pipeline.stac import open_catalog
 
 
 @pytest.fixture
@@ -35,6 +46,11 @@ def test_images_layer_round_trips_through_geopackage(result: IngestResult, tmp_p
         < 0.01
     )
     assert frame["captured_at"].iloc[0] == "2026-03-14T10:30:00+01:00"
+    assert frame[["centre_x_m", "centre_y_m"]].iloc[0].tolist() == pytest.approx(
+        [565100.0, 3864900.0], abs=0.01
+    )
+    assert frame["bands"].iloc[0] == "red,green,blue"
+    assert frame["stac_item"].iloc[0] == f"a-{frame['sha256'].iloc[0][:12]}"
     out = tmp_path / "catalog.gpkg"
     frame.to_file(out, layer="images")
     back = gpd.read_file(out, layer="images")
@@ -53,3 +69,67 @@ def test_empty_result_gives_empty_layers() -> None:
     frame = images_frame(IngestResult(images=()), CRS)
     assert len(frame) == 0 and "sha256" in frame.columns and frame.crs.to_epsg() == 32630
     assert skipped_frame(IngestResult(images=())).empty
+
+
+def test_centres_layer_puts_points_at_the_camera_positions(result: IngestResult) -> None:
+    centres = centres_frame(images_frame(result, CRS))
+    assert list(centres.geom_type) == ["Point", "Point"]
+    assert centres.geometry.x.tolist() == pytest.approx([565100.0, 565140.0], abs=0.01)
+    assert centres.geometry.y.tolist() == pytest.approx([3864900.0, 3864900.0], abs=0.01)
+
+
+def _photo(folder: Path, name: str, east_m: float, seed: int) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 255, (HEIGHT_PX, WIDTH_PX, 3), np.uint8)
+    write_photo(folder / name, pixels, Pose(east_m, 3864900.0))
+
+
+def test_recataloguing_the_same_folder_adds_nothing_and_a_new_photo_adds_one(
+    tmp_path: Path,
+) -> None:
+    photos, catalog_dir = tmp_path / "photos", tmp_path / "catalog"
+    photos.mkdir()
+    _photo(photos, "a.jpg", 565100.0, 1)
+    _photo(photos, "b.jpg", 565140.0, 2)
+    first = catalog_images(ingest_folder(photos), catalog_dir, CRS)
+    assert len(first.added) == 2 and first.already_catalogued == ()
+    assert first.collection == "flight-2026-03-14"
+    again = catalog_images(ingest_folder(photos), catalog_dir, CRS)
+    assert again.added == () and set(again.already_catalogued) == set(first.added)
+    assert len(gpd.read_file(catalog_dir / CATALOG_GPKG, layer=IMAGES_LAYER)) == 2
+    _photo(photos, "c.jpg", 565180.0, 3)
+    third = catalog_images(ingest_folder(photos), catalog_dir, CRS)
+    assert len(third.added) == 1 and len(third.already_catalogued) == 2
+    images = gpd.read_file(catalog_dir / CATALOG_GPKG, layer=IMAGES_LAYER)
+    centres = gpd.read_file(catalog_dir / CATALOG_GPKG, layer=CENTRES_LAYER)
+    assert list(images["file"]) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert list(centres["sha256"]) == list(images["sha256"])
+    assert images.crs.to_epsg() == 32630 and set(images.geom_type) == {"Polygon"}
+    stac = open_catalog(catalog_dir / "stac")
+    items = list(stac.get_items(recursive=True))
+    assert sorted(item.id for item in items) == sorted(images["stac_item"])
+    assert not list(catalog_dir.rglob(".*.tmp*"))
+
+
+def test_catalogue_in_another_crs_is_refused(result: IngestResult, tmp_path: Path) -> None:
+    catalog_images(result, tmp_path, CRS)
+    with pytest.raises(InputError, match="EPSG:32630, not EPSG:32631"):
+        catalog_images(result, tmp_path, "EPSG:32631")
+
+
+def test_real_micasense_flight_is_catalogued_in_its_utm_zone(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    ingested = ingest_folder(
+        shared_data / "drone_photos" / "micasense_rededge", ground_elevation_m=0.0
+    )
+    update = catalog_images(ingested, tmp_path, "EPSG:32611", collection="rededge-2017")
+    assert len(update.added) == 10
+    images = gpd.read_file(update.geopackage, layer=IMAGES_LAYER)
+    assert list(images["bands"].iloc[:5]) == ["blue", "green", "red", "nir", "red_edge"]
+    assert (images["collection"] == "rededge-2017").all()
+    assert images["captured_at"].iloc[0].startswith("2017-10-19T20:40:39")
+    for footprint, x_m, y_m in zip(
+        images.geometry, images["centre_x_m"], images["centre_y_m"], strict=True
+    ):
+        assert footprint.contains(gpd.points_from_xy([x_m], [y_m])[0])
+    assert len(list(open_catalog(tmp_path / "stac").get_items(recursive=True))) == 10
