@@ -389,6 +389,46 @@ def process(
 
 
 @app.command()
+def ingest(
+    frames: Annotated[Path, typer.Argument(help="Folder of drone photos (JPEG, TIFF bands).")],
+    collection: Annotated[
+        str | None, typer.Option(help="STAC collection (default: flight-<date>).")
+    ] = None,
+    ground_elevation_m: Annotated[
+        float | None,
+        typer.Option(
+            "--ground-elevation",
+            help="Ground height above sea level (m), for cameras that record only GPS altitude.",
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Read every photo's position and pose, skip bad ones with a reason, and add the rest
+    to the workspace catalogue (images.gpkg + STAC); photos already there are not added again."""
+    from rich.progress import Progress
+
+    from core.settings import load_settings
+    from pipeline.catalog import catalog_images
+    from pipeline.ingest import ingest_folder, summary_line
+
+    settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    with Progress(console=out, transient=True) as progress:
+        bar = progress.add_task("reading photos", total=None)
+        ingested = ingest_folder(frames, ground_elevation_m=ground_elevation_m)
+        progress.update(bar, description="cataloguing")
+        update = catalog_images(
+            ingested, settings.workspace / "catalog", settings.crs, collection=collection
+        )
+    out.print(summary_line(ingested))
+    for skipped in ingested.skipped:
+        out.print(f"  skipped {skipped.path.name}: {skipped.reason}")
+    out.print(
+        f"catalogue: {len(update.added)} added, {len(update.already_catalogued)} already there "
+        f"({update.geopackage}, {update.stac_catalog}, collection {update.collection})"
+    )
+
+
+@app.command()
 def mosaic(
     frames: Annotated[Path, typer.Argument(help="Folder of georeferenced nadir photos.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Mosaic COG to write.")],
