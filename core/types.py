@@ -197,6 +197,43 @@ class ImageRecord:
     width_px: int = 0
     height_px: int = 0
     bands: tuple[str, ...] = ("red", "green", "blue")
+    capture_id: str = ""
+    """Shared by the band files of one trigger (MicaSense, Sequoia, DJI multispectral)."""
+    wavelengths_nm: tuple[float, ...] = ()
+    """Central wavelength of each band, when the camera writes it."""
+    irradiance_w_m2_nm: tuple[float, ...] = ()
+    """Sun-sensor (DLS) spectral irradiance for each band, when the camera writes it."""
+    flight_yaw_deg: float | None = None
+    flight_pitch_deg: float | None = None
+    flight_roll_deg: float | None = None
+    """Attitude of the aircraft body; ``yaw/pitch/roll_deg`` above are the camera's."""
+    absolute_altitude_m: float | None = None
+    """Camera altitude above sea level (DJI ``AbsoluteAltitude``, else EXIF GPSAltitude)."""
+    time_source: str = ""
+    """Where ``captured_at``'s time zone came from (EXIF offset, GPS time, assumed zone)."""
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One trigger of the camera: an RGB photo, or the band files of a multi-camera sensor."""
+
+    capture_id: str
+    images: tuple[ImageRecord, ...]
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(band for image in self.images for band in image.bands)
+
+    @property
+    def wavelengths_nm(self) -> tuple[float, ...]:
+        return tuple(nm for image in self.images for nm in image.wavelengths_nm)
+
+    def band(self, name: str) -> ImageRecord:
+        """The image holding band ``name`` (e.g. ``"nir"``); KeyError if the capture lacks it."""
+        for image in self.images:
+            if name in image.bands:
+                return image
+        raise KeyError(f"capture {self.capture_id} has no band {name!r} (has {self.bands})")
 
 
 @dataclass(frozen=True)
@@ -205,6 +242,8 @@ class SkippedInput:
 
     path: Path
     reason: str
+    kind: str = ""
+    """A short category of the reason (``duplicate``, ``no GPS``...) to count skips by."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +252,14 @@ class IngestResult:
 
     images: tuple[ImageRecord, ...]
     skipped: tuple[SkippedInput, ...] = ()
+
+    @property
+    def captures(self) -> tuple[Capture, ...]:
+        """The images grouped by ``capture_id`` (one per RGB photo), in order of first image."""
+        groups: dict[str, list[ImageRecord]] = {}
+        for image in self.images:
+            groups.setdefault(image.capture_id or str(image.path), []).append(image)
+        return tuple(Capture(key, tuple(images)) for key, images in groups.items())
 
 
 @dataclass(frozen=True)

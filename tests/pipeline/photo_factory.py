@@ -122,20 +122,63 @@ def _dms(value_deg: float) -> tuple[tuple[int, int], ...]:
     return (degrees, 1), (minutes, 1), (round(seconds * 1_000_000), 1_000_000)
 
 
-def dji_xmp(relative_altitude_m: float, yaw_deg: float, pitch_deg: float = -90.0) -> bytes:
+@dataclass(frozen=True)
+class Attitude:
+    """Camera (gimbal) and aircraft (flight) angles as DJI writes them, in degrees."""
+
+    gimbal_pitch_deg: float = -90.0
+    gimbal_roll_deg: float = 0.0
+    flight_yaw_deg: float | None = None
+    """None: the aircraft points where the gimbal does."""
+    flight_pitch_deg: float = 0.0
+    flight_roll_deg: float = 0.0
+
+
+def dji_xmp(
+    relative_altitude_m: float,
+    yaw_deg: float,
+    pitch_deg: float = -90.0,
+    *,
+    attitude: Attitude | None = None,
+    capture_uuid: str | None = None,
+) -> bytes:
     """A DJI-style XMP packet (attributes of one rdf:Description), as a Mavic 3E writes it."""
+    attitude = attitude or Attitude(gimbal_pitch_deg=pitch_deg)
+    flight_yaw = attitude.flight_yaw_deg if attitude.flight_yaw_deg is not None else yaw_deg
+    uuid = f'\n    drone-dji:CaptureUUID="{capture_uuid}"' if capture_uuid else ""
     return f"""<x:xmpmeta xmlns:x="adobe:ns:meta/">
  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
   <rdf:Description rdf:about="DJI Meta Data"
     xmlns:drone-dji="http://www.dji.com/drone-dji/1.0/"
     drone-dji:AbsoluteAltitude="{GROUND_ELEVATION_M + relative_altitude_m:+.3f}"
     drone-dji:RelativeAltitude="{relative_altitude_m:+.3f}"
-    drone-dji:GimbalRollDegree="+0.00"
+    drone-dji:GimbalRollDegree="{attitude.gimbal_roll_deg:+.2f}"
     drone-dji:GimbalYawDegree="{yaw_deg:+.2f}"
-    drone-dji:GimbalPitchDegree="{pitch_deg:+.2f}"
-    drone-dji:FlightYawDegree="{yaw_deg:+.2f}"/>
+    drone-dji:GimbalPitchDegree="{attitude.gimbal_pitch_deg:+.2f}"
+    drone-dji:FlightRollDegree="{attitude.flight_roll_deg:+.2f}"
+    drone-dji:FlightYawDegree="{flight_yaw:+.2f}"
+    drone-dji:FlightPitchDegree="{attitude.flight_pitch_deg:+.2f}"{uuid}/>
  </rdf:RDF>
 </x:xmpmeta>""".encode()
+
+
+def gps_ifd(
+    lonlat: tuple[float, float], altitude_msl_m: float, utc: datetime | None = None
+) -> dict[int, object]:
+    """An EXIF GPS IFD (piexif) for a position, and the GPS date and time if given."""
+    lon, lat = lonlat
+    gps: dict[int, object] = {
+        piexif.GPSIFD.GPSLatitudeRef: b"N" if lat >= 0 else b"S",
+        piexif.GPSIFD.GPSLatitude: _dms(lat),
+        piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W",
+        piexif.GPSIFD.GPSLongitude: _dms(lon),
+        piexif.GPSIFD.GPSAltitudeRef: 0,
+        piexif.GPSIFD.GPSAltitude: _rational(altitude_msl_m, 1000),
+    }
+    if utc is not None:
+        gps[piexif.GPSIFD.GPSDateStamp] = utc.strftime("%Y:%m:%d").encode()
+        gps[piexif.GPSIFD.GPSTimeStamp] = ((utc.hour, 1), (utc.minute, 1), (utc.second, 1))
+    return gps
 
 
 def write_photo(
@@ -148,32 +191,110 @@ def write_photo(
     with_gps: bool = True,
     with_xmp: bool = True,
     taken_at: datetime = datetime(2026, 3, 14, 10, 30, 0),
+    utc_offset: str | None = "+01:00",
+    gps_utc: datetime | None = None,
+    attitude: Attitude | None = None,
+    capture_uuid: str | None = None,
 ) -> Path:
-    """Write ``pixels`` as a JPEG with DJI-style EXIF (+ XMP) for ``pose``."""
-    lon, lat = lonlat if lonlat is not None else pose.lonlat
+    """Write ``pixels`` as a JPEG with DJI-style EXIF (+ XMP) for ``pose``.
+
+    ``taken_at`` is the camera clock, at ``utc_offset`` (None: no OffsetTimeOriginal);
+    ``gps_utc`` adds the EXIF GPS date and time.
+    """
+    exif_ifd = {
+        piexif.ExifIFD.DateTimeOriginal: taken_at.strftime("%Y:%m:%d %H:%M:%S").encode(),
+        piexif.ExifIFD.FocalLength: _rational(FOCAL_MM),
+        piexif.ExifIFD.FocalPlaneXResolution: _rational(PX_PER_MM),
+        piexif.ExifIFD.FocalPlaneYResolution: _rational(PX_PER_MM),
+        piexif.ExifIFD.FocalPlaneResolutionUnit: 4,
+        piexif.ExifIFD.PixelXDimension: pixels.shape[1],
+        piexif.ExifIFD.PixelYDimension: pixels.shape[0],
+    }
+    if utc_offset is not None:
+        exif_ifd[piexif.ExifIFD.OffsetTimeOriginal] = utc_offset.encode()
     exif = {
         "0th": {piexif.ImageIFD.Make: b"DJI", piexif.ImageIFD.Model: b"M3E"},
-        "Exif": {
-            piexif.ExifIFD.DateTimeOriginal: taken_at.strftime("%Y:%m:%d %H:%M:%S").encode(),
-            piexif.ExifIFD.OffsetTimeOriginal: b"+01:00",
-            piexif.ExifIFD.FocalLength: _rational(FOCAL_MM),
-            piexif.ExifIFD.FocalPlaneXResolution: _rational(PX_PER_MM),
-            piexif.ExifIFD.FocalPlaneYResolution: _rational(PX_PER_MM),
-            piexif.ExifIFD.FocalPlaneResolutionUnit: 4,
-            piexif.ExifIFD.PixelXDimension: pixels.shape[1],
-            piexif.ExifIFD.PixelYDimension: pixels.shape[0],
-        },
+        "Exif": exif_ifd,
         "GPS": {},
     }
     if with_gps:
-        exif["GPS"] = {
-            piexif.GPSIFD.GPSLatitudeRef: b"N" if lat >= 0 else b"S",
-            piexif.GPSIFD.GPSLatitude: _dms(lat),
-            piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W",
-            piexif.GPSIFD.GPSLongitude: _dms(lon),
-            piexif.GPSIFD.GPSAltitudeRef: 0,
-            piexif.GPSIFD.GPSAltitude: _rational(GROUND_ELEVATION_M + pose.altitude_m, 1000),
-        }
-    extra = {"xmp": dji_xmp(pose.altitude_m, pose.yaw_deg, pitch_deg)} if with_xmp else {}
+        lon_lat = lonlat if lonlat is not None else pose.lonlat
+        exif["GPS"] = gps_ifd(lon_lat, GROUND_ELEVATION_M + pose.altitude_m, gps_utc)
+    xmp = dji_xmp(
+        pose.altitude_m, pose.yaw_deg, pitch_deg, attitude=attitude, capture_uuid=capture_uuid
+    )
+    extra = {"xmp": xmp} if with_xmp else {}
     Image.fromarray(pixels).save(path, quality=95, exif=piexif.dump(exif), **extra)
+    return path
+
+
+def pix4d_band_xmp(
+    band_name: str,
+    wavelength_nm: float,
+    capture_uuid: str,
+    yaw_pitch_roll_deg: tuple[float, float, float],
+) -> bytes:
+    """Pix4D ``Camera`` XMP of one band file, as a Parrot Sequoia writes it (pitch 0 = nadir)."""
+    yaw, pitch, roll = yaw_pitch_roll_deg
+    return f"""<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:Camera="http://pix4d.com/camera/1.0/">
+   <Camera:BandName><rdf:Seq><rdf:li>{band_name}</rdf:li></rdf:Seq></Camera:BandName>
+   <Camera:CentralWavelength><rdf:Seq><rdf:li>{wavelength_nm:g}</rdf:li></rdf:Seq>
+   </Camera:CentralWavelength>
+   <Camera:CaptureUUID>{capture_uuid}</Camera:CaptureUUID>
+   <Camera:Yaw>{yaw}</Camera:Yaw><Camera:Pitch>{pitch}</Camera:Pitch><Camera:Roll>{roll}</Camera:Roll>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>""".encode()
+
+
+def write_band_tiff(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    make: str,
+    model: str,
+    lonlat: tuple[float, float],
+    altitude_msl_m: float,
+    taken_at: datetime,
+    xmp: bytes,
+    focal_mm: float = 3.98,
+    px_per_mm: float = 20.0,
+) -> Path:
+    """A single-band uint16 TIFF with EXIF (IFD0 make/model, capture time, GPS) and XMP.
+
+    GDAL and Pillow do not write EXIF into TIFF, so the file is piexif's EXIF block (itself
+    a TIFF header and IFDs) with the image tags added and the pixels appended as one strip.
+    """
+    height, width = pixels.shape
+    zeroth = {
+        piexif.ImageIFD.ImageWidth: width,
+        piexif.ImageIFD.ImageLength: height,
+        piexif.ImageIFD.BitsPerSample: 16,
+        piexif.ImageIFD.Compression: 1,
+        piexif.ImageIFD.PhotometricInterpretation: 1,
+        piexif.ImageIFD.SamplesPerPixel: 1,
+        piexif.ImageIFD.RowsPerStrip: height,
+        piexif.ImageIFD.StripByteCounts: width * height * 2,
+        piexif.ImageIFD.StripOffsets: 0,
+        piexif.ImageIFD.Make: make.encode(),
+        piexif.ImageIFD.Model: model.encode(),
+        piexif.ImageIFD.XMLPacket: xmp,
+    }
+    exif = {
+        "0th": zeroth,
+        "Exif": {
+            piexif.ExifIFD.DateTimeOriginal: taken_at.strftime("%Y:%m:%d %H:%M:%S").encode(),
+            piexif.ExifIFD.FocalLength: _rational(focal_mm),
+            piexif.ExifIFD.FocalPlaneXResolution: _rational(px_per_mm),
+            piexif.ExifIFD.FocalPlaneResolutionUnit: 4,
+        },
+        "GPS": gps_ifd(lonlat, altitude_msl_m),
+    }
+    header = piexif.dump(exif)[len(b"Exif\x00\x00") :]
+    zeroth[piexif.ImageIFD.StripOffsets] = len(header)  # same length: a LONG either way
+    header = piexif.dump(exif)[len(b"Exif\x00\x00") :]
+    byte_order = "<" if header[:2] == b"II" else ">"
+    path.write_bytes(header + pixels.astype(f"{byte_order}u2").tobytes())
     return path
