@@ -376,6 +376,10 @@ def process(
     except ValueError as exc:
         raise InputError("--date", f"{captured_on!r} is not a date (YYYY-MM-DD)") from exc
     settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    inputs = {frames: "photo folder", parcels: "parcels file", permits: "permits file"}
+    for path, what in (inputs | ({projects: "projects file"} if projects else {})).items():
+        if not path.exists():  # before the flow starts its Prefect server
+            raise InputError(path, f"{what} not found")
     result = flows.process(
         frames_dir=frames,
         parcels_path=parcels,
