@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from core.errors import RaqibError
+from core.types import IngestResult
 
 app = typer.Typer(
     help="Raqib: drone surveys, crop health and construction monitoring for Berkane province.",
@@ -424,8 +425,7 @@ def ingest(
             ingested, settings.workspace / "catalog", settings.crs, collection=collection
         )
     out.print(summary_line(ingested))
-    for skipped in ingested.skipped:
-        out.print(f"  skipped {skipped.path.name}: {skipped.reason}")
+    _print_skipped(ingested)
     out.print(
         f"catalogue: {len(update.added)} added, {len(update.already_catalogued)} already there "
         f"({update.geopackage}, {update.stac_catalog}, collection {update.collection})"
@@ -460,7 +460,12 @@ def mosaic(
         f"{output}: {raster.width} x {raster.height} px at {raster.transform.a:.3f} m "
         f"({raster.crs}) from {len(ingested.images)} photos, {len(ingested.skipped)} skipped"
     )
-    for skipped in ingested.skipped:
+    _print_skipped(ingested)
+
+
+def _print_skipped(result: IngestResult) -> None:
+    """One line per photo ingest left out, with its reason."""
+    for skipped in result.skipped:
         out.print(f"  skipped {skipped.path.name}: {skipped.reason}")
 
 
