@@ -381,6 +381,8 @@ def process(
     for path, what in (inputs | ({projects: "projects file"} if projects else {})).items():
         if not path.exists():  # before the flow starts its Prefect server
             raise InputError(path, f"{what} not found")
+    if settings.dask_cluster:
+        flows.check_scheduler_reachable(settings.dask_cluster)
     result = flows.process(
         frames_dir=frames,
         parcels_path=parcels,
@@ -439,6 +441,10 @@ def mosaic(
     refine: Annotated[
         bool, typer.Option(help="Co-register neighbouring frames before blending.")
     ] = True,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="dask.distributed scheduler (tcp://host:8786) to render tiles on."),
+    ] = None,
 ) -> None:
     """Ingest a flight's photos and mosaic them into a Cloud-Optimised GeoTIFF."""
     from rich.progress import Progress
@@ -446,7 +452,7 @@ def mosaic(
     import flows
     from core.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings(**({"dask_cluster": cluster} if cluster else {}))
     with Progress(console=out, transient=True) as progress:
         bar = progress.add_task("mosaic tiles", total=None)
 

@@ -12,11 +12,15 @@ import json
 import logging
 import os
 import shutil
+import socket
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -25,7 +29,10 @@ import geopandas as gpd
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 from rich.console import Console
 from rich.table import Table
 from shapely.geometry import LineString, Polygon
@@ -65,7 +72,7 @@ from pipeline.catalog import images_frame, skipped_frame
 from pipeline.coregister import coregister
 from pipeline.footprint import footprint, ground_sampling_m
 from pipeline.ingest import ingest_folder
-from pipeline.mosaic import mosaic_frames
+from pipeline.mosaic import Frame, Tile, TileJob, mosaic_frames
 from sim.vehicle import SimVehicle
 from sim.world import World, generate, load_world
 
@@ -77,6 +84,9 @@ SURVEY_GSD_CM = 10.0
 TRAINING_SEED = 101
 AGRICULTURAL_USES = ("orchard", "vineyard", "cereal", "vegetables", "bare")
 DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
+TILES_IN_FLIGHT_PER_THREAD = 2
+"""Mosaic tiles submitted ahead of the writer per worker thread: keeps every worker busy
+while bounding the finished tiles held in memory (about 4 MB per 1024 px tile)."""
 
 
 @dataclass(frozen=True)
@@ -169,9 +179,93 @@ def coregister_task(
     return coregister(result.images, crs, reference=reference)
 
 
+@task(name="render_tile", cache_policy=NO_CACHE)
+def render_tile_task(
+    render: Callable[..., Tile], frames: tuple[Frame, ...], grid: Grid, window: Window
+) -> Tile:
+    """One mosaic tile (``pipeline.mosaic.render_tile``), on whichever worker runs it."""
+    return render(frames, grid, window)
+
+
+def submit_tiles_in_order(
+    render: Callable[..., Tile], jobs: Iterable[TileJob], *, in_flight: int
+) -> Iterator[Tile]:
+    """A :data:`pipeline.mosaic.TileMapper` over Prefect tasks: keeps ``in_flight`` tiles
+    submitted to the flow's task runner and yields them in order, so at most that many
+    finished tiles wait in memory for the writer."""
+    pending: deque[PrefectFuture[Tile]] = deque()
+    for job in jobs:
+        pending.append(render_tile_task.submit(render, *job))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@flow(name="mosaic", validate_parameters=False)
+def mosaic_flow(
+    records: tuple[ImageRecord, ...],
+    grid: Grid,
+    out_path: Path,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Raster:
+    """The mosaic with each output tile a ``render_tile`` task on this flow's task runner."""
+    in_flight = TILES_IN_FLIGHT_PER_THREAD * task_runner_threads()
+    return mosaic_frames(
+        records,
+        grid,
+        out_path,
+        on_tile=on_tile,
+        map_tiles=partial(submit_tiles_in_order, in_flight=in_flight),
+    )
+
+
 @task(cache_policy=NO_CACHE)
 def mosaic_task(records: tuple[ImageRecord, ...], grid: Grid, out_path: Path) -> Raster:
+    """The mosaic on this machine, tile after tile (OpenCV already uses every core)."""
     return mosaic_frames(records, grid, out_path)
+
+
+def mosaic_on_cluster(
+    records: tuple[ImageRecord, ...],
+    grid: Grid,
+    out_path: Path,
+    address: str,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Raster:
+    """:func:`mosaic_flow` with its tiles on the dask.distributed scheduler at ``address``."""
+    from prefect_dask import DaskTaskRunner  # imports dask.distributed: only when asked
+
+    return mosaic_flow.with_options(task_runner=DaskTaskRunner(address=address))(
+        records, grid, out_path, on_tile
+    )
+
+
+def check_scheduler_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """InputError naming the ``dask_cluster`` setting unless a TCP connection to the
+    scheduler at ``address`` (tcp://host:port) opens within ``timeout_s``."""
+    parsed = urlsplit(address)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme != "tcp" or not parsed.hostname or port is None:
+        raise InputError(
+            "dask_cluster", f"{address!r} is not a scheduler address (tcp://host:port)"
+        )
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise InputError("dask_cluster", f"no Dask scheduler answers at {address} ({exc})") from exc
+
+
+def task_runner_threads() -> int:
+    """How many tasks the current flow's runner runs at once (threads of all Dask workers)."""
+    context = FlowRunContext.get()
+    client = getattr(context.task_runner, "client", None) if context else None
+    if client is not None:  # a DaskTaskRunner's
+        return max(1, sum(client.nthreads().values()))
+    return os.cpu_count() or 1
 
 
 @task(cache_policy=NO_CACHE)
@@ -270,7 +364,11 @@ def process(
     records = coregister_task(
         ingested, settings.crs, Path(previous["mosaic"]) if previous else None
     )
-    mosaic = mosaic_task(records, grid, out_dir / "mosaic.tif")
+    mosaic = (
+        mosaic_on_cluster(records, grid, out_dir / "mosaic.tif", settings.dask_cluster)
+        if settings.dask_cluster
+        else mosaic_task(records, grid, out_dir / "mosaic.tif")
+    )
     health = health_task(models, mosaic, parcels, out_dir)
     buildings = buildings_task(models, mosaic, parcels, settings)
     if previous is None:
@@ -384,11 +482,15 @@ def mosaic_folder(
 ) -> tuple[Raster, IngestResult]:
     """Ingest a folder of nadir photos, co-register them (unless ``refine`` is off) and
     mosaic them to a COG on a grid snapped to the median GSD (or ``mosaic_resolution_m``)."""
+    if settings.dask_cluster:
+        check_scheduler_reachable(settings.dask_cluster)
     ingested = ingest_folder(frames_dir)
     if not ingested.images:
         raise InputError(frames_dir, f"no usable photo ({len(ingested.skipped)} skipped)")
     records = coregister(ingested.images, settings.crs) if refine else ingested.images
     grid = grid_of_images(ingested, settings)
+    if settings.dask_cluster:
+        return mosaic_on_cluster(records, grid, out_path, settings.dask_cluster, on_tile), ingested
     return mosaic_frames(records, grid, out_path, on_tile=on_tile), ingested
 
 

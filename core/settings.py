@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         50.0, ge=0, description="The exported geofence surrounds the flight by this margin."
     )
     vehicle_timeout_s: float = Field(30.0, gt=0, description="Timeout for any vehicle step.")
+    dask_cluster: str | None = Field(
+        None,
+        description="Address of a dask.distributed scheduler (tcp://host:8786) whose workers "
+        "render the mosaic tiles; unset: threads on this machine.",
+    )
     sim_speedup: float = Field(
         20.0, gt=0, description="Simulated flight runs this many times faster than real time."
     )

@@ -1,14 +1,18 @@
 """Orthomosaic by direct georeferencing: warp nadir frames onto a grid, feather, write a COG.
 
-Each output tile is built on its own from the frames whose footprints meet it (so memory
-stays bounded by the tile and a few decoded frames), each frame warped with OpenCV from its
-frame-to-ground affine and weighted by its distance to the frame edge, so seams fade.
+Three steps, each a plain function so tiles can run anywhere (a thread, a Dask worker):
+:func:`prepare_frames` places every frame once (pose, footprint, exposure gain);
+:func:`render_tile` builds one output tile from the frames meeting it, each warped with
+OpenCV and weighted by its distance to the frame edge so seams fade; :func:`write_mosaic`
+writes the tiles, in order, to a staging GeoTIFF and then a COG. Memory stays bounded by a
+tile, a few decoded frames and the tiles a mapper keeps in flight.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +35,7 @@ from pipeline.exposure import exposure_gains
 from pipeline.footprint import decode_factor, footprint, frame_to_ground
 
 FRAME_CACHE_SIZE = 16
-"""Decoded frames kept in memory while tiles are built (about 60 MB per 20 MP frame)."""
+"""Decoded frames kept per process while tiles are built (about 60 MB per 20 MP frame)."""
 STAGING_BLOCK_PX = 256
 GDAL_CACHE_MB = 256
 """GDAL's block cache while writing: its default (5 % of RAM) took the peak RSS of a
@@ -55,7 +59,13 @@ class Frame:
     gain: float = 1.0
 
 
-Decoder = Callable[[Path, int], np.ndarray]
+Tile = tuple[np.ndarray, np.ndarray]
+"""One rendered tile: (3, rows, cols) uint8 RGB and a (rows, cols) uint8 mask (255 covered)."""
+TileJob = tuple[tuple[Frame, ...], Grid, Window]
+"""The arguments of :func:`render_tile` for one tile."""
+TileMapper = Callable[[Callable[..., Tile], Iterable[TileJob]], Iterator[Tile]]
+"""Runs ``render(*job)`` for every job and yields the tiles in the jobs' order, lazily (so
+only a bounded number is ever held); ``itertools.starmap`` runs them here, one by one."""
 
 
 def mosaic_frames(
@@ -67,6 +77,7 @@ def mosaic_frames(
     cog_profile: str = "deflate",
     balance_exposure: bool = True,
     on_tile: Callable[[int, int], None] | None = None,
+    map_tiles: TileMapper = itertools.starmap,
 ) -> Raster:
     """Mosaic nadir RGB frames onto ``grid`` as a Cloud-Optimised GeoTIFF at ``out_path``.
 
@@ -74,17 +85,61 @@ def mosaic_frames(
     ``grid``, written atomically. ``cog_profile`` is a rio-cogeo profile ("deflate",
     "jpeg", ...). With ``balance_exposure`` each frame is scaled by its gain from
     :func:`pipeline.exposure.exposure_gains`. ``on_tile(done, total)`` is called after each
-    output tile (progress). ProcessingError if there is no frame or a frame cannot be decoded.
+    output tile (progress). ``map_tiles`` renders the tiles (default: here, in turn; give
+    one that submits them to a cluster to run them elsewhere: the output is the same).
+    ProcessingError if there is no frame or a frame cannot be decoded.
     """
     if not records:
         raise ProcessingError(f"{out_path}: no frames to mosaic")
+    frames = prepare_frames(records, grid, balance_exposure=balance_exposure)
+    layout = list(tile_windows(grid, tile_px))
+    try:
+        return write_mosaic(
+            map_tiles(render_tile, tile_jobs(frames, grid, layout)),
+            layout,
+            grid,
+            out_path,
+            cog_profile=cog_profile,
+            on_tile=on_tile,
+        )
+    finally:
+        _decoded_frame.cache_clear()
+
+
+def prepare_frames(
+    records: Sequence[ImageRecord], grid: Grid, *, balance_exposure: bool = True
+) -> tuple[Frame, ...]:
+    """Every record placed on ``grid`` once, with its exposure gain (1 without balancing)."""
     gains = exposure_gains(records, grid.crs) if balance_exposure else (1.0,) * len(records)
-    frames = [
+    return tuple(
         dataclasses.replace(place_frame(record, grid), gain=gain)
         for record, gain in zip(records, gains, strict=True)
-    ]
+    )
+
+
+def tile_jobs(frames: Sequence[Frame], grid: Grid, tiles: Iterable[Window]) -> Iterator[TileJob]:
+    """For each tile window, the job of rendering it: only the frames whose footprints meet it."""
     tree = STRtree([frame.footprint for frame in frames])
-    decode = lru_cache(maxsize=FRAME_CACHE_SIZE)(read_frame_rgb)
+    for window in tiles:
+        tile_box = box(*windows.bounds(window, grid.transform))
+        hits = sorted(tree.query(tile_box, predicate="intersects"))
+        yield tuple(frames[i] for i in hits), grid, window
+
+
+def write_mosaic(
+    tiles: Iterable[Tile],
+    layout: Sequence[Window],
+    grid: Grid,
+    out_path: Path,
+    *,
+    cog_profile: str = "deflate",
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Raster:
+    """Write ``tiles`` (one per window of ``layout``, in order) as a COG on ``grid``, atomically.
+
+    Each tile is written to a tiled staging GeoTIFF as it arrives and then dropped; the COG
+    (overviews, internal mask) is translated from the staging file at the end.
+    """
     out_path = Path(out_path)
     profile = {
         "driver": "GTiff",
@@ -106,16 +161,14 @@ def mosaic_frames(
         staging = cog_tmp.with_name(f"{cog_tmp.stem}.staging.tif")
         try:
             with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_CACHEMAX=GDAL_CACHE_MB):
-                tiles = list(tile_windows(grid, tile_px))
                 with rasterio.open(staging, "w", **profile) as dst:
-                    for done, window in enumerate(tiles, start=1):
-                        tile_box = box(*windows.bounds(window, grid.transform))
-                        hits = [frames[i] for i in tree.query(tile_box, predicate="intersects")]
-                        rgb, covered = blend_tile(hits, grid, window, decode)
+                    for done, (window, (rgb, mask)) in enumerate(
+                        zip(layout, tiles, strict=True), start=1
+                    ):
                         dst.write(rgb, window=window)
-                        dst.write_mask(covered, window=window)
+                        dst.write_mask(mask, window=window)
                         if on_tile is not None:
-                            on_tile(done, len(tiles))
+                            on_tile(done, len(layout))
                 cog_translate(
                     staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
                 )
@@ -156,6 +209,13 @@ def read_frame_rgb(path: Path, decode_factor: int = 1) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+@lru_cache(maxsize=FRAME_CACHE_SIZE)
+def _decoded_frame(path: Path, sha256: str, decode_factor: int) -> np.ndarray:
+    """:func:`read_frame_rgb`, kept per process: neighbouring tiles share frames. The content
+    hash is part of the key, so a photo rewritten at the same path is decoded again."""
+    return read_frame_rgb(path, decode_factor)
+
+
 def tile_windows(grid: Grid, tile_px: int) -> Iterator[Window]:
     """Windows of at most ``tile_px`` square covering ``grid``, row by row."""
     for row in range(0, grid.height, tile_px):
@@ -163,10 +223,11 @@ def tile_windows(grid: Grid, tile_px: int) -> Iterator[Window]:
             yield Window(col, row, min(tile_px, grid.width - col), min(tile_px, grid.height - row))
 
 
-def blend_tile(
-    frames: Sequence[Frame], grid: Grid, window: Window, decode: Decoder = read_frame_rgb
-) -> tuple[np.ndarray, np.ndarray]:
-    """One tile of the mosaic: (3, rows, cols) uint8 RGB and a (rows, cols) uint8 mask."""
+def render_tile(frames: Sequence[Frame], grid: Grid, window: Window) -> Tile:
+    """One tile of the mosaic from the frames meeting it (others are skipped).
+
+    Pure and picklable, so it can run in any process; the same inputs give the same bytes.
+    """
     height, width = int(window.height), int(window.width)
     total = np.zeros((height, width, 3), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
@@ -176,7 +237,7 @@ def blend_tile(
         if part is None:
             continue
         col0, row0, part_width, part_height = part
-        image = decode(frame.record.path, frame.decode_factor)
+        image = _decoded_frame(frame.record.path, frame.record.sha256, frame.decode_factor)
         # Tile-part pixel (col, row) -> frame pixel, both as continuous corner-based coords.
         to_frame = ~frame.to_ground @ tile_transform @ Affine.translation(col0, row0)
         warped = _warp(image, to_frame, part_width, part_height) * np.float32(frame.gain)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import cv2
@@ -18,11 +19,19 @@ from photo_factory import (
     render_frame,
     write_photo,
 )
+from rasterio.windows import Window
 
 from core.errors import ProcessingError
 from core.types import Grid, ImageRecord
 from pipeline.ingest import ingest_folder
-from pipeline.mosaic import mosaic_frames, validate_cog
+from pipeline.mosaic import (
+    mosaic_frames,
+    prepare_frames,
+    render_tile,
+    tile_jobs,
+    tile_windows,
+    validate_cog,
+)
 
 # Four overlapping frames (64 x 48 m each) at yaws 0, 90, 180 and 30 deg.
 POSES = (
@@ -133,3 +142,70 @@ def test_jpeg_profile_keeps_the_mask(records: list[ImageRecord], tmp_path: Path)
         assert src.compression.name == "jpeg"
         mask = src.dataset_mask()
     assert mask[0, 0] == 0 and mask[350, 225] == 255
+
+
+def _reversed_via_pickle(render, jobs):
+    """A mapper that renders every tile from a pickled copy of its job, last tile first."""
+    jobs = [pickle.loads(pickle.dumps(job)) for job in jobs]
+    tiles = [render(*job) for job in reversed(jobs)]
+    yield from reversed(tiles)
+
+
+def test_tiles_rendered_apart_in_any_order_give_the_same_cog(
+    records: list[ImageRecord], mosaic: Path, tmp_path: Path
+) -> None:
+    grid = Grid.from_bounds(GRID_BOUNDS, ORTHO_RES_M, CRS)
+    out = mosaic_frames(
+        records, grid, tmp_path / "apart.tif", tile_px=512, map_tiles=_reversed_via_pickle
+    ).path
+    assert out.read_bytes() == mosaic.read_bytes()
+
+
+def test_each_tile_is_written_before_the_next_is_rendered(
+    records: list[ImageRecord], tmp_path: Path
+) -> None:
+    rendered: list[int] = []
+    written: list[tuple[int, int]] = []
+
+    def counting(render, jobs):
+        for job in jobs:
+            rendered.append(1)
+            yield render(*job)
+
+    grid = Grid.from_bounds(GRID_BOUNDS, 0.2, CRS)
+    mosaic_frames(
+        records,
+        grid,
+        tmp_path / "streamed.tif",
+        tile_px=128,
+        map_tiles=counting,
+        on_tile=lambda done, total: written.append((done, len(rendered))),
+    )
+    assert len(written) == len(list(tile_windows(grid, 128))) == 36
+    assert all(done == rendered_so_far for done, rendered_so_far in written)
+
+
+def test_a_tile_alone_is_the_mosaic_there(records: list[ImageRecord], mosaic: Path) -> None:
+    grid = Grid.from_bounds(GRID_BOUNDS, ORTHO_RES_M, CRS)
+    window = Window(0, 0, 512, 512)
+    frames, _, _ = next(tile_jobs(prepare_frames(records, grid), grid, [window]))
+    rgb, mask = render_tile(frames, grid, window)
+    with rasterio.open(mosaic) as src:
+        np.testing.assert_array_equal(rgb, src.read(window=window))
+        np.testing.assert_array_equal(mask, src.dataset_mask(window=window))
+    assert 0 < len(frames) < len(records), "only the frames meeting the tile"
+    assert 0 < mask.mean() < 255
+
+
+def test_a_photo_rewritten_in_place_is_decoded_again(ortho: np.ndarray, tmp_path: Path) -> None:
+    pose = POSES[0]
+    grid = Grid.from_bounds(GRID_BOUNDS, 0.2, CRS)
+    window = Window(0, 0, grid.width, grid.height)
+    tiles = []
+    for pixels in (render_frame(ortho, pose), 255 - render_frame(ortho, pose)):
+        write_photo(tmp_path / "DJI_0001.JPG", pixels, pose)
+        (record,) = ingest_folder(tmp_path).images
+        tiles.append(render_tile(prepare_frames([record], grid), grid, window))
+    (first, mask), (second, _) = tiles
+    covered = mask > 0
+    assert np.abs(first[:, covered].astype(int) + second[:, covered] - 255).mean() < 3

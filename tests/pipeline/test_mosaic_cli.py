@@ -42,3 +42,18 @@ def test_mosaic_command_of_a_folder_without_photos_is_one_line(tmp_path: Path, c
     assert cli.main(["mosaic", str(tmp_path / "empty"), "-o", str(tmp_path / "m.tif")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "empty" in err
+
+
+def test_mosaic_command_names_an_unreachable_dask_cluster(tmp_path: Path, capsys) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{unused.getsockname()[1]}"
+    out = tmp_path / "m.tif"
+    assert cli.main(["mosaic", str(tmp_path), "-o", str(out), "--cluster", address]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dask_cluster" in err and address in err
+    assert cli.main(["mosaic", str(tmp_path), "-o", str(out), "--cluster", "localhost"]) == 2
+    assert "tcp://host:port" in capsys.readouterr().err
+    assert not out.exists()
