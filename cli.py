@@ -469,6 +469,39 @@ def mosaic(
     _print_skipped(ingested)
 
 
+@app.command()
+def merge(
+    orthophotos: Annotated[
+        list[Path], typer.Argument(help="Orthophoto GeoTIFFs (ODM, Pix4D, DJI Terra), any CRS.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Merged COG to write.")],
+    crs: Annotated[
+        str | None, typer.Option(help="Output CRS (default: the `crs` setting).")
+    ] = None,
+    resolution: Annotated[
+        float | None, typer.Option(help="Output pixel size in CRS units (default: finest source).")
+    ] = None,
+    feather: Annotated[
+        bool, typer.Option(help="Blend overlaps by distance to each source's edge.")
+    ] = False,
+) -> None:
+    """Merge orthophoto tiles into one Cloud-Optimised GeoTIFF on a snapped grid."""
+    from core.settings import load_settings
+    from pipeline.orthophotos import grid_of_orthophotos, merge_orthophotos
+
+    settings = load_settings(**({"crs": crs} if crs else {}))
+    grid = grid_of_orthophotos(orthophotos, settings.crs, resolution)
+    merged = merge_orthophotos(orthophotos, grid, output, method="feather" if feather else "first")
+    raster = merged.raster
+    used = len(orthophotos) - len(merged.skipped)
+    out.print(
+        f"{output}: {raster.width} x {raster.height} px at {raster.transform.a:.3f} "
+        f"({raster.crs}) from {used} orthophotos, {len(merged.skipped)} skipped"
+    )
+    for skipped in merged.skipped:
+        out.print(f"  skipped {skipped.path.name}: {skipped.reason}")
+
+
 def _print_skipped(result: IngestResult) -> None:
     """One line per photo ingest left out, with its reason."""
     for skipped in result.skipped:

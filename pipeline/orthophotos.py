@@ -29,7 +29,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
-from shapely import STRtree, box
+from shapely import STRtree, box, unary_union
 from shapely.geometry import Polygon
 
 from core.errors import InputError
@@ -43,6 +43,8 @@ EDGE_MAP_CACHE_SIZE = 64
 GDAL_CACHE_MB = 256
 """GDAL's block cache while merging (its default, 5 % of RAM, would not bound memory)."""
 _EDGE_SAMPLES = 16
+MAX_GRID_SIDE_PX = 200_000
+"""A merged grid wider than this (10 km at 5 cm) is taken for a mistake, not a province."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,45 @@ def _write_tiles(
         valid = np.logical_or.reduce([part.valid for part in parts])
         dst.write(merge(parts, grid, window), window=window)
         dst.write_mask(valid.astype(np.uint8) * 255, window=window)
+
+
+def grid_of_orthophotos(paths: Sequence[Path], crs: str, resolution_m: float | None = None) -> Grid:
+    """The output grid in ``crs`` over every readable source, at ``resolution_m`` or the
+    finest source's pixel size there; snapped, so that epochs merged alike align pixel to
+    pixel. Unreadable sources are left to :func:`merge_orthophotos` to report; InputError
+    naming them if none can be read."""
+    outlines, pixel_sizes, problems = [], [], []
+    for path in paths:
+        try:
+            with rasterio.open(path) as src:
+                if src.crs is None or src.transform.is_identity:
+                    problems.append(f"{path}: not georeferenced")
+                    continue
+                outline = _outline(src.transform, src.width, src.height, src.crs.to_wkt(), crs)
+                if not math.isfinite(outline.area) or outline.area <= 0:
+                    problems.append(f"{path}: cannot be placed in {crs} (far outside it?)")
+                    continue
+                outlines.append(outline)
+                pixel_sizes.append(math.sqrt(outline.area / (src.width * src.height)))
+        except RasterioError as error:
+            problems.append(f"{path}: cannot be read as a raster ({error})")
+    if not outlines:
+        raise InputError("orthophotos", "; ".join(problems) or "no files given to merge")
+    resolution = resolution_m or _round_resolution(min(pixel_sizes))
+    grid = Grid.from_bounds(unary_union(outlines).bounds, resolution, crs)
+    if max(grid.width, grid.height) > MAX_GRID_SIDE_PX:
+        raise InputError(
+            "orthophotos",
+            f"together they span {grid.width} x {grid.height} px at {resolution} "
+            f"(over {MAX_GRID_SIDE_PX} a side): are some far away or in a wrong CRS?",
+        )
+    return grid
+
+
+def _round_resolution(size_m: float) -> float:
+    """A source pixel size rounded to two significant digits (0.0497 -> 0.05)."""
+    digits = 1 - math.floor(math.log10(size_m))
+    return round(size_m, digits)
 
 
 def open_orthophoto(path: Path, grid: Grid) -> Orthophoto:

@@ -15,7 +15,7 @@ from rasterio.windows import Window
 from core.errors import InputError
 from core.types import Grid
 from pipeline.mosaic import validate_cog
-from pipeline.orthophotos import merge_orthophotos
+from pipeline.orthophotos import grid_of_orthophotos, merge_orthophotos
 
 UTM15 = "EPSG:32615"
 
@@ -189,3 +189,60 @@ def test_no_usable_tile_is_an_input_error_naming_it(landsat: Path, tmp_path: Pat
     with pytest.raises(InputError, match="elsewhere.tif.*does not overlap"):
         merge_orthophotos([elsewhere], grid, tmp_path / "merged.tif")
     assert not (tmp_path / "merged.tif").exists()
+
+
+def test_grid_covers_every_source_at_the_finest_resolution(webodm: Path, tmp_path: Path) -> None:
+    coarse = tmp_path / "coarse.tif"
+    with rasterio.open(webodm) as src:
+        profile = src.profile | {
+            "width": 53,
+            "height": 53,
+            "transform": src.transform @ Affine.scale(4),
+        }
+        with rasterio.open(coarse, "w", **profile) as dst:
+            dst.write(src.read(out_shape=(4, 53, 53)))
+        bounds = src.bounds
+
+    grid = grid_of_orthophotos([coarse, webodm], UTM15)
+
+    assert grid.resolution_m == 0.5
+    left, bottom, right, top = grid.bounds
+    assert left <= bounds.left and bottom <= bounds.bottom
+    assert right >= bounds.right and top >= bounds.top
+    assert right - left < bounds.right - bounds.left + 1.0
+    assert left % 0.5 == 0 and top % 0.5 == 0  # snapped: epochs align pixel to pixel
+    assert grid_of_orthophotos([webodm], UTM15, resolution_m=2.0).resolution_m == 2.0
+
+
+def test_grid_of_far_apart_sources_is_refused(webodm: Path, tmp_path: Path) -> None:
+    far = _write_rgba(  # 580 km west of the orthophoto, in its CRS
+        tmp_path / "far.tif", np.full((4, 8, 8), 9, np.uint8), UTM15, Affine(1, 0, 0, 0, -1, 5e6)
+    )
+    with pytest.raises(InputError, match="wrong CRS"):
+        grid_of_orthophotos([webodm, far], UTM15)
+    other_zone = _flat_tile(tmp_path / "other_zone.tif", 5, 0.0)  # UTM 30N, at the equator
+    assert grid_of_orthophotos([webodm, other_zone], UTM15) == grid_of_orthophotos([webodm], UTM15)
+    with pytest.raises(InputError, match="missing.tif.*No such file"):
+        grid_of_orthophotos([tmp_path / "missing.tif"], UTM15)
+
+
+def test_merge_command_mosaics_tiles_and_reports_skipped(
+    webodm: Path, tmp_path: Path, capsys
+) -> None:
+    import cli
+
+    junk = tmp_path / "junk.tif"
+    junk.write_text("not a GeoTIFF")
+    out = tmp_path / "merged.tif"
+
+    code = cli.main(["merge", str(webodm), str(junk), "-o", str(out), "--crs", UTM15])
+
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "from 1 orthophotos, 1 skipped" in printed and "junk.tif" in printed
+    assert validate_cog(out)
+    with rasterio.open(out) as merged, rasterio.open(webodm) as src:
+        assert merged.res == (0.5, 0.5) and merged.count == 3
+        assert merged.crs == src.crs
+    assert cli.main(["merge", str(junk), "-o", str(tmp_path / "none.tif")]) == 2
+    assert "junk.tif" in capsys.readouterr().err
