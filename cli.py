@@ -10,7 +10,7 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -405,7 +405,8 @@ def ingest(
         float | None,
         typer.Option(
             "--ground-elevation",
-            help="Ground height above sea level (m), for cameras that record only GPS altitude.",
+            help="Ground height above sea level (m), for cameras that record only GPS altitude "
+            "(default: the `ground_elevation_m` setting).",
         ),
     ] = None,
     workspace: WorkspaceOption = None,
@@ -415,16 +416,17 @@ def ingest(
     from rich.progress import Progress
 
     from core.settings import load_settings
-    from pipeline.catalog import catalog_images
-    from pipeline.ingest import ingest_folder, summary_line
+    from pipeline.catalog import WORKSPACE_CATALOG, catalog_images
+    from pipeline.ingest import ingest_with_settings, summary_line
 
-    settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    given = {"workspace": workspace, "ground_elevation_m": ground_elevation_m}
+    settings = load_settings(**{name: value for name, value in given.items() if value is not None})
     with Progress(console=out, transient=True) as progress:
         bar = progress.add_task("reading photos", total=None)
-        ingested = ingest_folder(frames, ground_elevation_m=ground_elevation_m)
+        ingested = ingest_with_settings(frames, settings)
         progress.update(bar, description="cataloguing")
         update = catalog_images(
-            ingested, settings.workspace / "catalog", settings.crs, collection=collection
+            ingested, settings.workspace / WORKSPACE_CATALOG, settings.crs, collection=collection
         )
     out.print(summary_line(ingested))
     _print_skipped(ingested)
@@ -445,6 +447,17 @@ def mosaic(
         str | None,
         typer.Option(help="dask.distributed scheduler (tcp://host:8786) to render tiles on."),
     ] = None,
+    dem: Annotated[
+        Path | None,
+        typer.Option(help="DEM GeoTIFF (any CRS) to orthorectify on (else flat ground)."),
+    ] = None,
+    dem_heights: Annotated[
+        Literal["absolute", "nadir"],
+        typer.Option(
+            help="Camera height over the DEM: the photos' absolute altitude (same vertical "
+            "datum as the DEM), or their altitude above the DEM under the camera (datum-free)."
+        ),
+    ] = "absolute",
 ) -> None:
     """Ingest a flight's photos and mosaic them into a Cloud-Optimised GeoTIFF."""
     from rich.progress import Progress
@@ -460,7 +473,13 @@ def mosaic(
             progress.update(bar, completed=done, total=total)
 
         raster, ingested = flows.mosaic_folder(
-            frames, output, settings, refine=refine, on_tile=on_tile
+            frames,
+            output,
+            settings,
+            refine=refine,
+            on_tile=on_tile,
+            dem=dem,
+            dem_heights=dem_heights,
         )
     out.print(
         f"{output}: {raster.width} x {raster.height} px at {raster.transform.a:.3f} m "

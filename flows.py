@@ -68,11 +68,12 @@ from models.construction import detect_buildings, keep_compact, train_buildings_
 from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health_on
 from models.evaluation import class_scores, object_scores
 from models.training import load_model, save_model
-from pipeline.catalog import images_frame, skipped_frame
+from pipeline.catalog import WORKSPACE_CATALOG, catalog_images, images_frame, skipped_frame
 from pipeline.coregister import coregister
 from pipeline.footprint import footprint, ground_sampling_m
-from pipeline.ingest import ingest_folder
+from pipeline.ingest import ingest_with_settings
 from pipeline.mosaic import Frame, Tile, TileJob, mosaic_frames
+from pipeline.terrain_dem import HeightRule, check_dem
 from sim.vehicle import SimVehicle
 from sim.world import World, generate, load_world
 
@@ -167,8 +168,16 @@ def fly_task(
 
 
 @task(cache_policy=NO_CACHE)
-def ingest_task(frames_dir: Path) -> IngestResult:
-    return ingest_folder(frames_dir)
+def ingest_task(frames_dir: Path, epoch: str, settings: Settings) -> IngestResult:
+    """Ingest the photos and add them to the workspace catalogue (STAC collection ``epoch``);
+    photos catalogued before, by a rerun or ``raqib ingest``, are not added again."""
+    ingested = ingest_with_settings(frames_dir, settings)
+    if ingested.images:
+        update = catalog_images(
+            ingested, settings.workspace / WORKSPACE_CATALOG, settings.crs, collection=epoch
+        )
+        LOG.info("catalogue %s: %d photos added", update.geopackage, len(update.added))
+    return ingested
 
 
 @task(cache_policy=NO_CACHE)
@@ -208,6 +217,8 @@ def mosaic_flow(
     grid: Grid,
     out_path: Path,
     on_tile: Callable[[int, int], None] | None = None,
+    dem: Path | None = None,
+    dem_heights: HeightRule = "absolute",
 ) -> Raster:
     """The mosaic with each output tile a ``render_tile`` task on this flow's task runner."""
     in_flight = TILES_IN_FLIGHT_PER_THREAD * task_runner_threads()
@@ -217,6 +228,8 @@ def mosaic_flow(
         out_path,
         on_tile=on_tile,
         map_tiles=partial(submit_tiles_in_order, in_flight=in_flight),
+        dem=dem,
+        dem_heights=dem_heights,
     )
 
 
@@ -232,12 +245,14 @@ def mosaic_on_cluster(
     out_path: Path,
     address: str,
     on_tile: Callable[[int, int], None] | None = None,
+    dem: Path | None = None,
+    dem_heights: HeightRule = "absolute",
 ) -> Raster:
     """:func:`mosaic_flow` with its tiles on the dask.distributed scheduler at ``address``."""
     from prefect_dask import DaskTaskRunner  # imports dask.distributed: only when asked
 
     return mosaic_flow.with_options(task_runner=DaskTaskRunner(address=address))(
-        records, grid, out_path, on_tile
+        records, grid, out_path, on_tile, dem, dem_heights
     )
 
 
@@ -353,7 +368,7 @@ def process(
     permits = read_permits(permits_path)
     projects = read_projects(projects_path, crs=settings.crs) if projects_path else None
     models = models or default_models(settings)
-    ingested = ingest_task(frames_dir)
+    ingested = ingest_task(frames_dir, epoch, settings)
     if not ingested.images:
         raise InputError(
             frames_dir,
@@ -388,7 +403,7 @@ def process(
     if mission is not None:
         layers["mission"] = mission_frame(mission, settings.crs)
     layers |= {
-        "images": images_frame(ingested, settings.crs),
+        "images": images_frame(ingested, settings.crs, collection=epoch),
         "crop_health_parcels": health,
         "buildings": buildings,
         "new_buildings": changed,
@@ -479,19 +494,30 @@ def mosaic_folder(
     *,
     refine: bool = True,
     on_tile: Callable[[int, int], None] | None = None,
+    dem: Path | None = None,
+    dem_heights: HeightRule = "absolute",
 ) -> tuple[Raster, IngestResult]:
     """Ingest a folder of nadir photos, co-register them (unless ``refine`` is off) and
-    mosaic them to a COG on a grid snapped to the median GSD (or ``mosaic_resolution_m``)."""
+    mosaic them to a COG on a grid snapped to the median GSD (or ``mosaic_resolution_m``),
+    orthorectified on ``dem`` if given (see ``pipeline.mosaic.mosaic_frames``)."""
     if settings.dask_cluster:
         check_scheduler_reachable(settings.dask_cluster)
-    ingested = ingest_folder(frames_dir)
+    if dem is not None:
+        check_dem(dem)
+    ingested = ingest_with_settings(frames_dir, settings)
     if not ingested.images:
         raise InputError(frames_dir, f"no usable photo ({len(ingested.skipped)} skipped)")
     records = coregister(ingested.images, settings.crs) if refine else ingested.images
     grid = grid_of_images(ingested, settings)
     if settings.dask_cluster:
-        return mosaic_on_cluster(records, grid, out_path, settings.dask_cluster, on_tile), ingested
-    return mosaic_frames(records, grid, out_path, on_tile=on_tile), ingested
+        raster = mosaic_on_cluster(
+            records, grid, out_path, settings.dask_cluster, on_tile, dem, dem_heights
+        )
+    else:
+        raster = mosaic_frames(
+            records, grid, out_path, on_tile=on_tile, dem=dem, dem_heights=dem_heights
+        )
+    return raster, ingested
 
 
 def projects_frame(projects: gpd.GeoDataFrame, settings: Settings) -> gpd.GeoDataFrame:

@@ -39,18 +39,22 @@ from pipeline.footprint import footprint, frame_to_ground, true_north_bearing_de
 CRS = "EPSG:32630"
 CENTRE_M = (560_000.0, 3_860_000.0)
 """Survey centre in UTM 30N, on the Triffa plain near Berkane."""
-TOOLS = ("ours-frames", "ours-orthophotos", "gdalwarp", "rio-merge")
+TOOLS = ("ours-frames", "ours-frames-dem", "ours-orthophotos", "gdalwarp", "rio-merge")
+DEM_PIXEL_DEG = 1 / 3600
+"""The DEM's pixel: one arc-second in lon/lat, as Copernicus GLO-30's."""
 PYTHON = sys.executable
 HERE = Path(__file__).resolve()
 
 
 @dataclass(frozen=True)
 class Survey:
-    """The generated frames: records (JPEG paths), their GeoTIFF twins and the grid."""
+    """The generated frames: records (JPEG paths), their GeoTIFF twins, the grid and a
+    flat DEM under them (frames on it take the remap path: the per-pixel work of relief)."""
 
     records: list[ImageRecord]
     geotiffs: list[Path]
     grid: Grid
+    dem: Path
 
 
 def _camera(width_px: int, height_px: int) -> Camera:
@@ -141,7 +145,24 @@ def generate(args: argparse.Namespace, folder: Path) -> Survey:
         left = round((CENTRE_M[0] - args.grid_px * gsd_m / 2) / gsd_m) * gsd_m
         top = round((CENTRE_M[1] + args.grid_px * gsd_m / 2) / gsd_m) * gsd_m
         grid = Grid(CRS, Affine(gsd_m, 0, left, 0, -gsd_m, top), args.grid_px, args.grid_px)
-    return Survey(records=records, geotiffs=geotiffs, grid=grid)
+    return Survey(records=records, geotiffs=geotiffs, grid=grid, dem=_flat_dem(folder, grid))
+
+
+def _flat_dem(folder: Path, grid: Grid) -> Path:
+    """A flat lon/lat DEM at GLO-30's pixel over ``grid`` and 100 m around it."""
+    to_lonlat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    left, bottom, right, top = grid.bounds
+    lons, lats = to_lonlat.transform([left - 100, right + 100], [bottom - 100, top + 100])
+    width = math.ceil((lons[1] - lons[0]) / DEM_PIXEL_DEG)
+    height = math.ceil((lats[1] - lats[0]) / DEM_PIXEL_DEG)
+    transform = Affine(DEM_PIXEL_DEG, 0, lons[0], 0, -DEM_PIXEL_DEG, lats[1])
+    path = folder / "dem.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
+        crs="EPSG:4326", transform=transform,
+    ) as dst:  # fmt: skip
+        dst.write(np.full((height, width), 150.0, np.float32), 1)
+    return path
 
 
 def _commands(tool: str, survey_file: Path, survey: Survey, out: Path) -> list[str]:
@@ -200,12 +221,13 @@ def difference_to(path: Path, reference: Path, grid: Grid) -> str:
 
 
 def child(tool: str, survey_file: Path, out: Path) -> None:
-    """Run one of our two mosaics (inside the measured subprocess)."""
+    """Run one of our mosaics (inside the measured subprocess)."""
     survey: Survey = pickle.loads(survey_file.read_bytes())
-    if tool == "ours-frames":
+    if tool in ("ours-frames", "ours-frames-dem"):
         from pipeline.mosaic import mosaic_frames
 
-        mosaic_frames(survey.records, survey.grid, out, balance_exposure=False)
+        dem = survey.dem if tool == "ours-frames-dem" else None
+        mosaic_frames(survey.records, survey.grid, out, balance_exposure=False, dem=dem)
     else:
         from pipeline.orthophotos import merge_orthophotos
 
@@ -262,6 +284,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     outputs = {
         "ours-frames": "COG deflate + mask (mosaic_frames, from JPEG + pose)",
+        "ours-frames-dem": 'the same on a flat 1" lon/lat DEM (cv2.remap per pixel)',
         "ours-orthophotos": "COG deflate + mask (merge_orthophotos, from GeoTIFF)",
         "gdalwarp": "COG deflate + alpha (-of COG -dstalpha)",
         "rio-merge": "GTiff tiled deflate, nodata 0",

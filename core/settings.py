@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from zoneinfo import available_timezones
 
 import pyproj
 from pydantic import Field, ValidationError, field_validator
@@ -94,6 +95,23 @@ class Settings(BaseSettings):
     sim_speedup: float = Field(
         20.0, gt=0, description="Simulated flight runs this many times faster than real time."
     )
+    timezone: str = Field(
+        "Africa/Casablanca",
+        description="IANA time zone of camera clocks that record neither a UTC offset nor "
+        "GPS time (how ingest reads their capture time).",
+    )
+    max_off_nadir_deg: float = Field(
+        15.0,
+        ge=0,
+        le=90,
+        description="Ingest skips a photo whose camera axis is further than this from "
+        "straight down (oblique).",
+    )
+    ground_elevation_m: float | None = Field(
+        None,
+        description="Ground height above sea level under the flight (m), for cameras that "
+        "record only GPS altitude (no DJI RelativeAltitude).",
+    )
 
     @field_validator("crs")
     @classmethod
@@ -105,6 +123,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown CRS {value!r}") from exc
         if not crs.is_projected:
             raise ValueError(f"{value} is not a projected CRS (metres are needed)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        """Capture times are read in this zone: a typo must not shift them silently."""
+        if value not in available_timezones():
+            raise ValueError(f"unknown time zone {value!r} (an IANA name like Africa/Casablanca)")
         return value
 
     @classmethod

@@ -2,8 +2,10 @@
 
 A persistent catalogue lives in one folder (``<workspace>/catalog`` by convention)::
 
-    images.gpkg          layers ``images`` (footprint polygons) and ``image_centres`` (points)
-    stac/catalog.json    one STAC collection per flight or epoch, one item per photo
+    images.gpkg          layers ``images`` (footprint polygons) and ``image_centres`` (points),
+                         one row per file
+    stac/catalog.json    one STAC collection per flight or epoch, one item per capture (an
+                         RGB photo, or the band files of one multispectral trigger)
 
 Photos are keyed by the sha256 of their bytes: cataloguing the same photos again adds nothing.
 """
@@ -27,6 +29,8 @@ from core.types import ImageRecord, IngestResult
 from pipeline.footprint import footprint, lonlat_to_crs
 from pipeline.stac import add_images, check_collection_id, default_collection_id, item_id
 
+WORKSPACE_CATALOG = "catalog"
+"""The workspace's catalogue folder, which ``raqib ingest`` and the flows add to."""
 CATALOG_GPKG = "images.gpkg"
 STAC_DIR = "stac"
 IMAGES_LAYER = "images"
@@ -48,6 +52,7 @@ IMAGE_COLUMNS = (
     "roll_deg",
     "camera",
     "bands",
+    "capture_id",
     "width_px",
     "height_px",
     "collection",
@@ -72,9 +77,13 @@ def images_frame(result: IngestResult, crs: str, *, collection: str = "") -> gpd
     """Ingested photos with their ground footprints in ``crs`` (the ``images`` layer).
 
     ``captured_at`` is ISO 8601 with the photo's UTC offset; ``centre_x_m``/``centre_y_m``
-    is the camera position in ``crs``; ``stac_item`` the id of the photo's STAC item.
+    is the camera position in ``crs``; ``stac_item`` the id of the STAC item of the photo's
+    capture (shared by the band files of one trigger).
     """
     to_crs = lonlat_to_crs(crs)
+    item_of = {
+        image.sha256: item_id(capture) for capture in result.captures for image in capture.images
+    }
     rows = []
     for record in result.images:
         centre_x_m, centre_y_m = to_crs.transform(record.lon_deg, record.lat_deg)
@@ -94,10 +103,11 @@ def images_frame(result: IngestResult, crs: str, *, collection: str = "") -> gpd
                 "roll_deg": record.roll_deg,
                 "camera": record.camera.name,
                 "bands": ",".join(record.bands),
+                "capture_id": record.capture_id,
                 "width_px": record.width_px,
                 "height_px": record.height_px,
                 "collection": collection,
-                "stac_item": item_id(record),
+                "stac_item": item_of[record.sha256],
             }
         )
     geometry = [footprint(record, crs) for record in result.images]
@@ -179,7 +189,11 @@ def read_images(gpkg: Path, crs: str) -> gpd.GeoDataFrame:
         )
     missing = [column for column in IMAGE_COLUMNS if column not in frame.columns]
     if missing:
-        raise InputError(gpkg, f"'{IMAGES_LAYER}' layer lacks columns {missing}")
+        raise InputError(
+            gpkg,
+            f"'{IMAGES_LAYER}' layer lacks columns {missing} (an older catalogue?): "
+            "move its folder away and ingest the photos again",
+        )
     return frame.set_crs(crs, allow_override=True)
 
 

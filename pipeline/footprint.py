@@ -2,7 +2,8 @@
 
 Pinhole camera, principal point at the image centre, no distortion, flat ground; DJI's
 pose convention: yaw clockwise from true north, the image top points to the yaw and the
-image's +u axis to yaw + 90 deg. Pitch and roll are taken as exactly nadir.
+image's +u axis to yaw + 90 deg. Pitch and roll are taken as exactly nadir. Over relief
+the same affine holds after a scaling about the nadir point (:mod:`pipeline.terrain_dem`).
 """
 
 from __future__ import annotations
@@ -55,11 +56,23 @@ def decode_factor(record: ImageRecord, target_m: float) -> int:
     return max(f for f in DECODE_FACTORS if f <= max(ratio, 1.0))
 
 
+def nadir_point(record: ImageRecord, crs: str) -> tuple[float, float]:
+    """The ground point under the camera (the image centre's), in ``crs``."""
+    return lonlat_to_crs(crs).transform(record.lon_deg, record.lat_deg)
+
+
+def frame_size_px(record: ImageRecord) -> tuple[int, int]:
+    """The frame's (width, height) in pixels, from the photo or else its camera."""
+    return (
+        record.width_px or record.camera.image_width_px,
+        record.height_px or record.camera.image_height_px,
+    )
+
+
 def frame_to_ground(record: ImageRecord, crs: str) -> Affine:
     """Affine from frame pixel coordinates (col, row; corner-based) to ground ``crs`` coords."""
-    width_px = record.width_px or record.camera.image_width_px
-    height_px = record.height_px or record.camera.image_height_px
-    x_m, y_m = lonlat_to_crs(crs).transform(record.lon_deg, record.lat_deg)
+    width_px, height_px = frame_size_px(record)
+    x_m, y_m = nadir_point(record, crs)
     bearing_deg = record.yaw_deg + true_north_bearing_deg(record.lon_deg, record.lat_deg, crs)
     gsd_m = ground_sampling_m(record)
     return (
@@ -72,8 +85,7 @@ def frame_to_ground(record: ImageRecord, crs: str) -> Affine:
 
 def footprint(record: ImageRecord, crs: str) -> Polygon:
     """The frame's four ground corners in ``crs`` (top-left, top-right, bottom-right, ...)."""
-    width_px = record.width_px or record.camera.image_width_px
-    height_px = record.height_px or record.camera.image_height_px
+    width_px, height_px = frame_size_px(record)
     transform = frame_to_ground(record, crs)
     corners = [(0, 0), (width_px, 0), (width_px, height_px), (0, height_px)]
     return Polygon([transform @ corner for corner in corners])

@@ -11,12 +11,14 @@ import warnings
 from collections import Counter
 from datetime import tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from core.errors import InputError
+from core.settings import Settings
 from core.types import ImageRecord, IngestResult, SkippedInput
 from pipeline.exif import off_nadir_deg, read_metadata, record_from_metadata
 
@@ -88,6 +90,17 @@ def ingest_folder(
         except InputError as exc:
             skipped.append(SkippedInput(path, exc.problem, INCOMPLETE))
     return IngestResult(images=tuple(images), skipped=tuple(skipped))
+
+
+def ingest_with_settings(folder: Path, settings: Settings) -> IngestResult:
+    """:func:`ingest_folder` with the ``timezone``, ``max_off_nadir_deg`` and
+    ``ground_elevation_m`` settings: how the CLI and the flows ingest a folder."""
+    return ingest_folder(
+        folder,
+        ground_elevation_m=settings.ground_elevation_m,
+        default_tz=ZoneInfo(settings.timezone),
+        max_off_nadir_deg=settings.max_off_nadir_deg,
+    )
 
 
 def ingest_photo(

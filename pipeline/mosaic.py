@@ -6,6 +6,10 @@ Three steps, each a plain function so tiles can run anywhere (a thread, a Dask w
 OpenCV and weighted by its distance to the frame edge so seams fade; :func:`write_mosaic`
 writes the tiles, in order, to a staging GeoTIFF and then a COG. Memory stays bounded by a
 tile, a few decoded frames and the tiles a mapper keeps in flight.
+
+On flat ground a frame is one affine (``cv2.warpAffine``). Given a DEM, each tile samples
+the ground's heights and every pixel is looked up where the camera sees it over that relief
+(``cv2.remap``; see :mod:`pipeline.terrain_dem`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import cv2
@@ -22,6 +26,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio import windows
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
@@ -32,7 +37,14 @@ from core.errors import ProcessingError
 from core.io import atomic_path
 from core.types import Grid, ImageRecord, Raster
 from pipeline.exposure import exposure_gains
-from pipeline.footprint import decode_factor, footprint, frame_to_ground
+from pipeline.footprint import decode_factor, footprint, frame_size_px, frame_to_ground
+from pipeline.terrain_dem import (
+    HeightRule,
+    camera_elevation_m,
+    footprint_on_dem,
+    open_dem,
+    window_heights,
+)
 
 FRAME_CACHE_SIZE = 16
 """Decoded frames kept per process while tiles are built (about 60 MB per 20 MP frame)."""
@@ -57,6 +69,8 @@ class Frame:
     footprint: Polygon
     decode_factor: int = 1
     gain: float = 1.0
+    camera_elevation_m: float | None = None
+    """The camera's height in the DEM's heights when placed on one (None: flat ground)."""
 
 
 Tile = tuple[np.ndarray, np.ndarray]
@@ -78,6 +92,8 @@ def mosaic_frames(
     balance_exposure: bool = True,
     on_tile: Callable[[int, int], None] | None = None,
     map_tiles: TileMapper = itertools.starmap,
+    dem: Path | None = None,
+    dem_heights: HeightRule = "absolute",
 ) -> Raster:
     """Mosaic nadir RGB frames onto ``grid`` as a Cloud-Optimised GeoTIFF at ``out_path``.
 
@@ -87,15 +103,23 @@ def mosaic_frames(
     :func:`pipeline.exposure.exposure_gains`. ``on_tile(done, total)`` is called after each
     output tile (progress). ``map_tiles`` renders the tiles (default: here, in turn; give
     one that submits them to a cluster to run them elsewhere: the output is the same).
-    ProcessingError if there is no frame or a frame cannot be decoded.
+    With a ``dem`` (GeoTIFF, any CRS; the workers must see it at the same path) frames are
+    orthorectified on its relief, the camera placed by ``dem_heights``: "absolute" needs
+    the DEM in the vertical datum of the photos' GPS altitudes, "nadir" takes ``altitude_m``
+    above the DEM under the camera (see :mod:`pipeline.terrain_dem`). Without one: flat ground.
+    ProcessingError if there is no frame or a frame cannot be decoded; InputError naming
+    the DEM if it is not a georeferenced raster, misses a frame or is above a camera.
     """
     if not records:
         raise ProcessingError(f"{out_path}: no frames to mosaic")
-    frames = prepare_frames(records, grid, balance_exposure=balance_exposure)
+    frames = prepare_frames(
+        records, grid, balance_exposure=balance_exposure, dem=dem, dem_heights=dem_heights
+    )
     layout = list(tile_windows(grid, tile_px))
+    render = render_tile if dem is None else partial(render_tile, dem=dem)
     try:
         return write_mosaic(
-            map_tiles(render_tile, tile_jobs(frames, grid, layout)),
+            map_tiles(render, tile_jobs(frames, grid, layout)),
             layout,
             grid,
             out_path,
@@ -107,14 +131,24 @@ def mosaic_frames(
 
 
 def prepare_frames(
-    records: Sequence[ImageRecord], grid: Grid, *, balance_exposure: bool = True
+    records: Sequence[ImageRecord],
+    grid: Grid,
+    *,
+    balance_exposure: bool = True,
+    dem: Path | None = None,
+    dem_heights: HeightRule = "absolute",
 ) -> tuple[Frame, ...]:
-    """Every record placed on ``grid`` once, with its exposure gain (1 without balancing)."""
+    """Every record placed on ``grid`` once, with its exposure gain (1 without balancing),
+    and on the ``dem``'s relief if one is given."""
     gains = exposure_gains(records, grid.crs) if balance_exposure else (1.0,) * len(records)
-    return tuple(
+    frames = [
         dataclasses.replace(place_frame(record, grid), gain=gain)
         for record, gain in zip(records, gains, strict=True)
-    )
+    ]
+    if dem is None:
+        return tuple(frames)
+    with open_dem(dem) as src:
+        return tuple(place_on_dem(frame, src, grid.crs, dem_heights) for frame in frames)
 
 
 def tile_jobs(frames: Sequence[Frame], grid: Grid, tiles: Iterable[Window]) -> Iterator[TileJob]:
@@ -201,6 +235,17 @@ def place_frame(record: ImageRecord, grid: Grid) -> Frame:
     )
 
 
+def place_on_dem(frame: Frame, dem: DatasetReader, crs: str, rule: HeightRule) -> Frame:
+    """``frame`` with its camera's height over the DEM and its footprint grown to hold
+    every pixel it sees there."""
+    elevation_m = camera_elevation_m(frame.record, dem, crs, rule)
+    return dataclasses.replace(
+        frame,
+        camera_elevation_m=elevation_m,
+        footprint=footprint_on_dem(frame.record, dem, crs, elevation_m),
+    )
+
+
 def read_frame_rgb(path: Path, decode_factor: int = 1) -> np.ndarray:
     """A frame's pixels as an RGB uint8 array (rows, cols, 3), decoded at 1/``decode_factor``."""
     image = cv2.imread(str(path), _DECODE_FLAGS[decode_factor])
@@ -223,8 +268,11 @@ def tile_windows(grid: Grid, tile_px: int) -> Iterator[Window]:
             yield Window(col, row, min(tile_px, grid.width - col), min(tile_px, grid.height - row))
 
 
-def render_tile(frames: Sequence[Frame], grid: Grid, window: Window) -> Tile:
-    """One tile of the mosaic from the frames meeting it (others are skipped).
+def render_tile(
+    frames: Sequence[Frame], grid: Grid, window: Window, dem: Path | None = None
+) -> Tile:
+    """One tile of the mosaic from the frames meeting it (others are skipped), on the
+    ``dem``'s relief if given (frames placed on it by :func:`prepare_frames`).
 
     Pure and picklable, so it can run in any process; the same inputs give the same bytes.
     """
@@ -232,20 +280,29 @@ def render_tile(frames: Sequence[Frame], grid: Grid, window: Window) -> Tile:
     total = np.zeros((height, width, 3), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     tile_transform = windows.transform(window, grid.transform)
+    heights = None
+    if dem is not None and frames:
+        with open_dem(dem) as src:
+            heights = window_heights(src, grid, window)
     for frame in frames:
         part = _frame_window(frame, tile_transform, width, height)
         if part is None:
             continue
         col0, row0, part_width, part_height = part
+        rows, cols = slice(row0, row0 + part_height), slice(col0, col0 + part_width)
         image = _decoded_frame(frame.record.path, frame.record.sha256, frame.decode_factor)
         # Tile-part pixel (col, row) -> frame pixel, both as continuous corner-based coords.
         to_frame = ~frame.to_ground @ tile_transform @ Affine.translation(col0, row0)
-        warped = _warp(image, to_frame, part_width, part_height) * np.float32(frame.gain)
-        weight = _edge_distance_px(
-            to_frame, image.shape[1], image.shape[0], part_width, part_height
-        )
-        rows, cols = slice(row0, row0 + part_height), slice(col0, col0 + part_width)
-        total[rows, cols] += warped * weight[..., None]
+        if heights is None or frame.camera_elevation_m is None:
+            warped = _warp(image, to_frame, part_width, part_height)
+            weight = _edge_distance_px(
+                to_frame, image.shape[1], image.shape[0], part_width, part_height
+            )
+        else:
+            u, v = _frame_coords_on_dem(frame, to_frame, heights[rows, cols])
+            warped = _remap(image, u, v)
+            weight = _edge_distance(u, v, image.shape[1], image.shape[0])
+        total[rows, cols] += warped * np.float32(frame.gain) * weight[..., None]
         weight_sum[rows, cols] += weight
     covered = weight_sum > 0
     rgb = np.zeros((height, width, 3), np.uint8)
@@ -280,13 +337,48 @@ def _warp(image: np.ndarray, to_frame: Affine, width: int, height: int) -> np.nd
     ).astype(np.float32)
 
 
-def _edge_distance_px(
-    to_frame: Affine, frame_width: int, frame_height: int, width: int, height: int
-) -> np.ndarray:
-    """Feather weight: distance (frame px) from each output pixel centre to the frame edge."""
+def _remap(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Sample ``image`` at corner-based frame coordinates ``u``, ``v`` (bilinear)."""
+    half = np.float32(0.5)
+    return cv2.remap(
+        image, u - half, v - half, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float32)
+
+
+def _frame_coords(to_frame: Affine, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame coordinates (u, v; corner-based, float32) of each output pixel centre."""
     cols = np.arange(width, dtype=np.float32) + 0.5
     rows = (np.arange(height, dtype=np.float32) + 0.5)[:, None]
     u = to_frame.a * cols + to_frame.b * rows + to_frame.c
     v = to_frame.d * cols + to_frame.e * rows + to_frame.f
+    return u, v
+
+
+def _frame_coords_on_dem(
+    frame: Frame, to_frame: Affine, heights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame coordinates of each output pixel centre over ground at ``heights``: the flat
+    model's, scaled about the image centre by ``altitude_m`` / (camera height above the
+    ground there); (-1, -1), off the frame, where the ground has no height or is not below."""
+    u, v = _frame_coords(to_frame, heights.shape[1], heights.shape[0])
+    width_px, height_px = frame_size_px(frame.record)
+    u0, v0 = width_px / (2 * frame.decode_factor), height_px / (2 * frame.decode_factor)
+    above_m = np.float32(frame.camera_elevation_m) - heights
+    seen = above_m > 0  # False where NaN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.float32(frame.record.altitude_m) / above_m
+    off = np.float32(-1.0)
+    return np.where(seen, u0 + scale * (u - u0), off), np.where(seen, v0 + scale * (v - v0), off)
+
+
+def _edge_distance_px(
+    to_frame: Affine, frame_width: int, frame_height: int, width: int, height: int
+) -> np.ndarray:
+    """Feather weight: distance (frame px) from each output pixel centre to the frame edge."""
+    return _edge_distance(*_frame_coords(to_frame, width, height), frame_width, frame_height)
+
+
+def _edge_distance(u: np.ndarray, v: np.ndarray, frame_width: int, frame_height: int) -> np.ndarray:
+    """Feather weight: distance (frame px) from frame coordinates ``u``, ``v`` to the edge."""
     distance = np.minimum(np.minimum(u, frame_width - u), np.minimum(v, frame_height - v))
     return np.clip(distance, 0.0, None).astype(np.float32)

@@ -1,16 +1,20 @@
-"""The image catalogue as STAC: one Item per photo, one Collection per flight or epoch.
+"""The image catalogue as STAC: one Item per capture, one Collection per flight or epoch.
 
-Items carry the frame's ground footprint in lon/lat, the photo as a ``data`` asset with
-its bands (``eo``), the view geometry (``view``: off-nadir, look azimuth, sun position),
-``proj`` (a raw frame has no CRS: ``proj:code`` null, ``proj:shape``), ``gsd`` and
-``raqib:*`` fields (sha256, height above ground, camera pose). Item ids are built from the
-file name and its content hash, so re-adding the same photos adds nothing.
+A capture is one trigger of the camera: an RGB photo, or the band files of a multispectral
+camera (MicaSense, Sequoia) sharing a capture id. Its Item carries the ground footprint in
+lon/lat, one ``data`` asset per file with its bands (``eo``: name, common name, centre
+wavelength) and sha256, the view geometry (``view``: off-nadir, look azimuth, sun
+position), ``proj`` (a raw frame has no CRS: ``proj:code`` null, ``proj:shape``), ``gsd``
+and ``raqib:*`` fields (capture id, height above ground, camera pose). Item ids are built
+from file names and content hashes, so re-adding the same photos adds nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC
@@ -32,13 +36,14 @@ from shapely.geometry.polygon import orient
 
 from core.errors import InputError
 from core.io import atomic_path
-from core.types import ImageRecord
+from core.types import Capture, ImageRecord, IngestResult
 from pipeline.footprint import footprint, ground_sampling_m
 
 CATALOG_FILE = "catalog.json"
 CATALOG_ID = "raqib-images"
 SHA256_PROP = "raqib:sha256"
 ASSET_KEY = "image"
+"""Asset key of a capture made of one file; band files are keyed by their band name."""
 MIN_AZIMUTH_TILT_DEG = 1.0
 """Below this off-nadir angle a frame looks straight down: its look azimuth is undefined."""
 COMMON_BAND_NAMES = {
@@ -66,9 +71,18 @@ MEDIA_TYPES = {
 _COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def item_id(record: ImageRecord) -> str:
-    """The photo's Item id: file stem and the first 12 hex digits of its sha256."""
-    return f"{record.path.stem}-{record.sha256[:12]}"
+def item_id(capture: Capture) -> str:
+    """The capture's Item id: ``<stem>-<12 hex digits>``.
+
+    For one file, its stem and the start of its sha256; for band files, their common stem
+    (``IMG_0000`` for ``IMG_0000_1.tif`` ...) and the start of a hash of their sha256s.
+    """
+    images = capture.images
+    if len(images) == 1:
+        return f"{images[0].path.stem}-{images[0].sha256[:12]}"
+    stem = os.path.commonprefix([image.path.stem for image in images]).rstrip("_-. ")
+    digest = hashlib.sha256("".join(sorted(image.sha256 for image in images)).encode())
+    return f"{stem or 'capture'}-{digest.hexdigest()[:12]}"
 
 
 def local_utm_crs(lon_deg: float, lat_deg: float) -> str:
@@ -77,14 +91,17 @@ def local_utm_crs(lon_deg: float, lat_deg: float) -> str:
     return f"EPSG:{(32600 if lat_deg >= 0 else 32700) + zone}"
 
 
-def footprint_lonlat(record: ImageRecord) -> dict[str, Any]:
-    """The frame's footprint as a GeoJSON polygon in lon/lat (counter-clockwise ring).
+def footprint_lonlat(capture: Capture) -> dict[str, Any]:
+    """The ground its files' frames cover (convex hull), as a GeoJSON polygon in lon/lat
+    (counter-clockwise ring).
 
-    Computed in the photo's own UTM zone, so it is exact wherever the photo was taken.
+    Computed in the capture's own UTM zone, so it is exact wherever the photo was taken.
     """
-    crs = local_utm_crs(record.lon_deg, record.lat_deg)
+    first = capture.images[0]
+    crs = local_utm_crs(first.lon_deg, first.lat_deg)
+    covered = shapely.union_all([footprint(image, crs) for image in capture.images]).convex_hull
     to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    polygon = shapely.transform(footprint(record, crs), to_lonlat.transform, interleaved=False)
+    polygon = shapely.transform(covered, to_lonlat.transform, interleaved=False)
     ring = [(round(x, 8), round(y, 8)) for x, y in orient(polygon).exterior.coords]
     return {"type": "Polygon", "coordinates": [ring]}
 
@@ -107,49 +124,81 @@ def look_azimuth_deg(record: ImageRecord) -> float | None:
 
 
 def image_bands(record: ImageRecord) -> list[Band]:
-    """The photo's bands with their STAC common names where the name is a known one."""
+    """The file's bands: STAC common names where the name is a known one, centre
+    wavelengths (µm) where the camera wrote them."""
+    wavelengths_nm: tuple[float | None, ...] = record.wavelengths_nm
+    if len(wavelengths_nm) != len(record.bands):
+        wavelengths_nm = (None,) * len(record.bands)
     return [
-        Band.create(name=name, common_name=COMMON_BAND_NAMES.get(name)) for name in record.bands
+        Band.create(
+            name=name,
+            common_name=COMMON_BAND_NAMES.get(name),
+            center_wavelength=None if nm is None else round(nm / 1000.0, 4),
+        )
+        for name, nm in zip(record.bands, wavelengths_nm, strict=True)
     ]
 
 
-def image_item(record: ImageRecord) -> pystac.Item:
-    """The STAC Item of one ingested photo (asset href: the photo's absolute path)."""
-    geometry = footprint_lonlat(record)
+def asset_keys(capture: Capture) -> list[str]:
+    """``image`` for a one-file capture; else each file's band name (``nir``), or its stem
+    when it holds several bands or another file has the same band."""
+    if len(capture.images) == 1:
+        return [ASSET_KEY]
+    names = [image.bands[0] if len(image.bands) == 1 else "" for image in capture.images]
+    return [
+        name if name and names.count(name) == 1 else image.path.stem
+        for name, image in zip(names, capture.images, strict=True)
+    ]
+
+
+def capture_item(capture: Capture) -> pystac.Item:
+    """The STAC Item of one capture, an asset per file (href: the file's absolute path).
+
+    Time, pose and view are the first file's (the files of one trigger share them); the
+    geometry covers every file's frame; ``gsd`` is the coarsest file's.
+    """
+    first = capture.images[0]
+    geometry = footprint_lonlat(capture)
     ring = geometry["coordinates"][0]
     xs, ys = [x for x, _ in ring], [y for _, y in ring]
     properties = {
-        SHA256_PROP: record.sha256,
-        "raqib:altitude_m": record.altitude_m,
-        "raqib:yaw_deg": record.yaw_deg,
-        "raqib:pitch_deg": record.pitch_deg,
-        "raqib:roll_deg": record.roll_deg,
-        "raqib:local_time": record.captured_at.isoformat(),
-        "instruments": [record.camera.name],
-        "gsd": round(ground_sampling_m(record), 4),
+        "raqib:capture_id": capture.capture_id,
+        "raqib:altitude_m": first.altitude_m,
+        "raqib:yaw_deg": first.yaw_deg,
+        "raqib:pitch_deg": first.pitch_deg,
+        "raqib:roll_deg": first.roll_deg,
+        "raqib:local_time": first.captured_at.isoformat(),
+        "instruments": sorted({image.camera.name for image in capture.images}),
+        "gsd": round(max(ground_sampling_m(image) for image in capture.images), 4),
     }
     item = pystac.Item(
-        id=item_id(record),
+        id=item_id(capture),
         geometry=geometry,
         bbox=[min(xs), min(ys), max(xs), max(ys)],
-        datetime=record.captured_at.astimezone(UTC),
+        datetime=first.captured_at.astimezone(UTC),
         properties=properties,
     )
+    for key, image in zip(asset_keys(capture), capture.images, strict=True):
+        _add_file_asset(item, key, image)
+    EOExtension.ext(item, add_if_missing=True)
+    _apply_view(item, first)
+    return item
+
+
+def _add_file_asset(item: pystac.Item, key: str, record: ImageRecord) -> None:
     path = record.path.resolve()
     asset = pystac.Asset(
         href=str(path),
         title=path.name,
         media_type=MEDIA_TYPES.get(path.suffix.lower()),
         roles=["data"],
+        extra_fields={SHA256_PROP: record.sha256},
     )
-    item.add_asset(ASSET_KEY, asset)
+    item.add_asset(key, asset)
     EOExtension.ext(asset, add_if_missing=True).bands = image_bands(record)
-    EOExtension.ext(item, add_if_missing=True)
     projection = ProjectionExtension.ext(asset, add_if_missing=True)
     projection.code = None
     projection.shape = [record.height_px, record.width_px]
-    _apply_view(item, record)
-    return item
 
 
 def _apply_view(item: pystac.Item, record: ImageRecord) -> None:
@@ -210,16 +259,21 @@ def open_catalog(stac_dir: Path) -> pystac.Catalog:
 
 
 def catalogued_sha256(catalog: pystac.Catalog) -> set[str]:
-    """Content hashes of every photo already in the catalogue."""
-    return {item.properties.get(SHA256_PROP, "") for item in catalog.get_items(recursive=True)}
+    """Content hashes of every file already in the catalogue (its assets' ``raqib:sha256``)."""
+    return {
+        asset.extra_fields.get(SHA256_PROP, "")
+        for item in catalog.get_items(recursive=True)
+        for asset in item.assets.values()
+    }
 
 
 def add_images(
     stac_dir: Path, records: Iterable[ImageRecord], collection_id: str
 ) -> tuple[str, ...]:
-    """Add Items for the photos not yet catalogued to ``collection_id`` and save.
+    """Add an Item per capture of the photos not yet catalogued to ``collection_id``, save.
 
-    Photos whose sha256 is already in the catalogue are left out. Returns the new Item ids.
+    Photos whose sha256 is already in the catalogue are left out (band files catalogued
+    after the rest of their capture get an Item of their own). Returns the new Item ids.
     The catalogue is saved self-contained (relative links); each file is written atomically.
     """
     stac_dir = Path(stac_dir)
@@ -236,7 +290,7 @@ def add_images(
             catalog.normalize_and_save(str(stac_dir), stac_io=AtomicStacIO())
         return ()
     collection = flight_collection(catalog, collection_id)
-    items = [image_item(record) for record in new]
+    items = [capture_item(capture) for capture in IngestResult(images=tuple(new)).captures]
     collection.add_items(items)
     collection.update_extent_from_items()
     catalog.normalize_hrefs(str(stac_dir))

@@ -1,16 +1,32 @@
-"""The flows' own bookkeeping: the epoch manifest and how flags are scored."""
+"""The flows' own bookkeeping: the epoch manifest, the image catalogue, how flags are scored."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from prefect import flow
 from shapely.geometry import box
 
 import flows
 from core.errors import InputError
+from core.settings import Settings, load_settings
+from core.types import IngestResult
+from pipeline.stac import open_catalog
+
+
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[None]:
+    """A Prefect test server for the tasks run here (started once, it takes seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 def _epoch(workspace: Path, name: str, day: date) -> None:
@@ -54,3 +70,36 @@ def test_flag_scores_count_every_flag_and_every_violation() -> None:
     assert scores.precision == pytest.approx(1 / 3)
     assert scores.recall == pytest.approx(1 / 2)
     assert scores.support == 2
+
+
+@flow(name="ingest-epochs", validate_parameters=False)
+def ingest_epochs(flights: dict[str, Path], settings: Settings) -> list[IngestResult]:
+    """The flows' ingest task, once per epoch's photo folder."""
+    return [flows.ingest_task(folder, epoch, settings) for epoch, folder in flights.items()]
+
+
+@pytest.mark.slow
+def test_ingest_task_adds_each_epoch_to_the_workspace_catalogue_once(
+    prefect_server: None, shared_data: Path, tmp_path: Path
+) -> None:
+    flights = {}
+    for capture, epoch in (("IMG_0000", "epoch-a"), ("IMG_0001", "epoch-b")):
+        flights[epoch] = tmp_path / epoch
+        flights[epoch].mkdir()
+        for band_file in (shared_data / "drone_photos/micasense_rededge").glob(f"{capture}_*"):
+            shutil.copy(band_file, flights[epoch])
+    settings = load_settings(workspace=tmp_path / "ws", ground_elevation_m=0.0)
+    catalog = tmp_path / "ws" / "catalog"
+
+    assert [len(r.images) for r in ingest_epochs(flights, settings)] == [5, 5]
+    stac_files = {p: p.read_bytes() for p in catalog.rglob("*.json")}
+    (rerun,) = ingest_epochs({"epoch-a": flights["epoch-a"]}, settings)
+
+    assert len(rerun.images) == 5
+    assert {p: p.read_bytes() for p in catalog.rglob("*.json")} == stac_files
+    images = gpd.read_file(catalog / "images.gpkg", layer="images")
+    assert images.groupby("collection").size().to_dict() == {"epoch-a": 5, "epoch-b": 5}
+    stac = open_catalog(catalog / "stac")
+    items = {c.id: [i.id for i in c.get_items()] for c in stac.get_children()}
+    assert {epoch: len(ids) for epoch, ids in items.items()} == {"epoch-a": 1, "epoch-b": 1}
+    assert json.loads((catalog / "stac/catalog.json").read_text())["id"] == "raqib-images"

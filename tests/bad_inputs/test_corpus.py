@@ -210,6 +210,7 @@ def test_bad_parcels_are_refused_naming_the_file(
         ('crs = "EPSG:4326"\n', "projected"),
         ("min_building_area = 5\n", "min_building_area"),
         ("sim_speedup = 'fast'\n", "RAQIB_SIM_SPEEDUP"),
+        ('timezone = "Morocco/Berkane"\n', "RAQIB_TIMEZONE.*unknown time zone"),
     ],
 )
 def test_bad_settings_name_the_setting(

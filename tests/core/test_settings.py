@@ -16,9 +16,7 @@ def test_defaults_target_berkane_utm_zone() -> None:
     assert "{permit_id}" in settings.permit_url_template
 
 
-def test_toml_then_environment_override(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_toml_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "raqib.toml").write_text('workspace = "/data/raqib"\nfootprint_tolerance = 0.3\n')
     monkeypatch.chdir(tmp_path)
     assert load_settings().footprint_tolerance == 0.3
@@ -49,3 +47,22 @@ def test_working_crs_must_be_projected(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
     monkeypatch.setenv("RAQIB_CRS", "EPSG:26191")  # Merchich / Nord Maroc, the cadastre's
     assert load_settings().crs == "EPSG:26191"
+
+
+def test_ingest_settings_default_to_berkane_and_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert settings.timezone == "Africa/Casablanca"
+    assert settings.max_off_nadir_deg == 15.0 and settings.ground_elevation_m is None
+    monkeypatch.setenv("RAQIB_GROUND_ELEVATION_M", "12.5")
+    assert load_settings().ground_elevation_m == 12.5
+    for zone in ("Morocco/Berkane", "America", "UTC+1", "../etc/passwd"):
+        monkeypatch.setenv("RAQIB_TIMEZONE", zone)
+        with pytest.raises(InputError, match="RAQIB_TIMEZONE.*unknown time zone"):
+            load_settings()
+    monkeypatch.setenv("RAQIB_TIMEZONE", "Europe/Madrid")
+    assert load_settings().timezone == "Europe/Madrid"
+    monkeypatch.setenv("RAQIB_MAX_OFF_NADIR_DEG", "95")
+    with pytest.raises(InputError, match="RAQIB_MAX_OFF_NADIR_DEG"):
+        load_settings()

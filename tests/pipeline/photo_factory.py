@@ -8,6 +8,7 @@ towards yaw + 90, pinhole with the principal point at the centre, flat ground).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -298,3 +299,109 @@ def write_band_tiff(
     byte_order = "<" if header[:2] == b"II" else ">"
     path.write_bytes(header + pixels.astype(f"{byte_order}u2").tobytes())
     return path
+
+
+# Relief: a hillside with a ridge, its DEM in any CRS, and photos ray-cast onto it.
+
+
+@dataclass(frozen=True)
+class Ridge:
+    """A north-south ridge on a hillside rising gently northward. Heights in m, like
+    ``GROUND_ELEVATION_M``, the take-off height ``write_photo`` counts altitudes from, which
+    is half-way up the ridge by default (the flat model's plane then cuts the relief)."""
+
+    crest_east_m: float
+    relief_m: float = 30.0
+    foot_m: float = GROUND_ELEVATION_M - 15.0
+    """Height of the ridge's foot at the middle of the orthophoto."""
+    width_m: float = 25.0
+    """Standard deviation of the ridge's Gaussian cross-section."""
+    rise_per_m: float = 0.05
+    """Slope of the hillside northward, about the middle of the orthophoto."""
+
+    def height_m(self, east_m: np.ndarray, north_m: np.ndarray) -> np.ndarray:
+        across = (np.asarray(east_m) - self.crest_east_m) / self.width_m
+        along = np.asarray(north_m) - (ORTHO_TOP_M - 100.0)
+        return self.foot_m + self.relief_m * np.exp(-0.5 * across**2) + self.rise_per_m * along
+
+
+def write_dem(
+    path: Path,
+    height_m: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    crs: str = CRS,
+    spacing: float = 1.0,
+    margin_m: float = 100.0,
+) -> Path:
+    """A float32 GeoTIFF DEM of ``height_m(east, north)`` (UTM metres) at its cell centres, in
+    ``crs`` with ``spacing`` in that CRS's units, over the orthophoto grown by ``margin_m``."""
+    left, top = ORTHO_LEFT_M - margin_m, ORTHO_TOP_M + margin_m
+    right, bottom = ORTHO_LEFT_M + 200.0 + margin_m, ORTHO_TOP_M - 200.0 - margin_m
+    to_crs = pyproj.Transformer.from_crs(CRS, crs, always_xy=True)
+    xs, ys = to_crs.transform([left, right, left, right], [top, top, bottom, bottom])
+    width = math.ceil((max(xs) - min(xs)) / spacing)
+    height = math.ceil((max(ys) - min(ys)) / spacing)
+    transform = Affine(spacing, 0.0, min(xs), 0.0, -spacing, max(ys))
+    cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    x, y = transform * (cols, rows)
+    east, north = pyproj.Transformer.from_crs(crs, CRS, always_xy=True).transform(x, y)
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": 1,
+        "dtype": "float32",
+        "crs": crs,
+        "transform": transform,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(height_m(east, north).astype(np.float32), 1)
+    return path
+
+
+def seen_ground_m(
+    pose: Pose,
+    height_m: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    cols: np.ndarray,
+    rows: np.ndarray,
+    *,
+    iterations: int = 60,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ground point (east, north) seen at frame pixel coordinates ``cols``, ``rows``
+    (corner-based) over the ground ``height_m(east, north)``, from a camera ``pose.altitude_m``
+    above ``GROUND_ELEVATION_M`` (as ``write_photo`` records it).
+
+    Each ray is followed to the ground by fixed-point iteration, which converges (and
+    nothing is hidden) where the ground's slope times the ray's tangent stays below 1.
+    """
+    elevation_m = GROUND_ELEVATION_M + pose.altitude_m
+    bearing = math.radians(pose.yaw_deg - meridian_convergence_deg(pose))  # grid bearing
+    top = np.array([math.sin(bearing), math.cos(bearing)])  # image top, (east, north)
+    right = np.array([math.cos(bearing), -math.sin(bearing)])  # image +u, (east, north)
+    du, dv = np.asarray(cols) - WIDTH_PX / 2, np.asarray(rows) - HEIGHT_PX / 2
+    east_per_m = (du * right[0] - dv * top[0]) / FOCAL_PX  # ground offset per metre of depth
+    north_per_m = (du * right[1] - dv * top[1]) / FOCAL_PX
+    east = pose.east_m + east_per_m * pose.altitude_m  # where the take-off plane is seen
+    north = pose.north_m + north_per_m * pose.altitude_m
+    for _ in range(iterations):
+        depth_m = elevation_m - height_m(east, north)
+        east_next = pose.east_m + east_per_m * depth_m
+        north_next = pose.north_m + north_per_m * depth_m
+        step_m = max(np.abs(east_next - east).max(), np.abs(north_next - north).max())
+        east, north = east_next, north_next
+    if step_m > 1e-6:
+        raise ValueError(f"rays did not converge onto the ground ({step_m:.2g} m last step)")
+    return east, north
+
+
+def render_frame_on_dem(
+    ortho: np.ndarray, pose: Pose, height_m: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """The (HEIGHT_PX, WIDTH_PX, 3) nadir photo of ``ortho`` draped on the ground
+    ``height_m(east, north)``, taken at ``pose`` (see :func:`seen_ground_m`)."""
+    cols = np.arange(WIDTH_PX, dtype=np.float64)[None, :] + 0.5
+    rows = np.arange(HEIGHT_PX, dtype=np.float64)[:, None] + 0.5
+    east, north = seen_ground_m(pose, height_m, cols, rows)
+    map_col = ((east - ORTHO_LEFT_M) / ORTHO_RES_M - 0.5).astype(np.float32)
+    map_row = ((ORTHO_TOP_M - north) / ORTHO_RES_M - 0.5).astype(np.float32)
+    return cv2.remap(ortho, map_col, map_row, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

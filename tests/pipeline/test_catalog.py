@@ -50,6 +50,7 @@ def test_images_layer_round_trips_through_geopackage(result: IngestResult, tmp_p
         [565100.0, 3864900.0], abs=0.01
     )
     assert frame["bands"].iloc[0] == "red,green,blue"
+    assert frame["capture_id"].iloc[0] == "a"  # an RGB photo is a capture of its own
     assert frame["stac_item"].iloc[0] == f"a-{frame['sha256'].iloc[0][:12]}"
     out = tmp_path / "catalog.gpkg"
     frame.to_file(out, layer="images")
@@ -127,9 +128,25 @@ def test_real_micasense_flight_is_catalogued_in_its_utm_zone(
     images = gpd.read_file(update.geopackage, layer=IMAGES_LAYER)
     assert list(images["bands"].iloc[:5]) == ["blue", "green", "red", "nir", "red_edge"]
     assert (images["collection"] == "rededge-2017").all()
+    assert images.groupby("capture_id")["file"].apply(list).tolist() == [
+        [f"IMG_000{capture}_{band}.tif" for band in range(1, 6)] for capture in range(2)
+    ]
+    assert images.groupby("capture_id")["stac_item"].nunique().tolist() == [1, 1]
     assert images["captured_at"].iloc[0].startswith("2017-10-19T20:40:39")
     for footprint, x_m, y_m in zip(
         images.geometry, images["centre_x_m"], images["centre_y_m"], strict=True
     ):
         assert footprint.contains(gpd.points_from_xy([x_m], [y_m])[0])
-    assert len(list(open_catalog(tmp_path / "stac").get_items(recursive=True))) == 10
+    items = list(open_catalog(tmp_path / "stac").get_items(recursive=True))
+    assert sorted(item.id for item in items) == sorted(set(images["stac_item"]))
+    assert [len(item.assets) for item in items] == [5, 5]
+
+
+def test_a_catalogue_without_capture_ids_says_to_start_afresh(
+    result: IngestResult, tmp_path: Path
+) -> None:
+    update = catalog_images(result, tmp_path, CRS)
+    older = gpd.read_file(update.geopackage, layer=IMAGES_LAYER).drop(columns="capture_id")
+    older.to_file(update.geopackage, layer=IMAGES_LAYER)
+    with pytest.raises(InputError, match=r"images.gpkg.*\['capture_id'\].*move its folder away"):
+        catalog_images(result, tmp_path, CRS)

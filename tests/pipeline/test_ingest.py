@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,9 @@ from photo_factory import (
 )
 
 from core.errors import InputError
+from core.settings import load_settings
 from pipeline import ingest
-from pipeline.ingest import ingest_folder, skipped_counts, summary_line
+from pipeline.ingest import ingest_folder, ingest_with_settings, skipped_counts, summary_line
 
 POSE = Pose(565100.0, 3864900.0, altitude_m=60.0, yaw_deg=15.0)
 SEQUOIA_BANDS = (
@@ -116,6 +117,26 @@ def test_report_counts_skips_by_kind(flight: Path) -> None:
 def test_off_nadir_limit_is_a_parameter(flight: Path) -> None:
     result = ingest_folder(flight, max_off_nadir_deg=50.0)
     assert {"DJI_0008_oblique.jpg", "DJI_0009_rolled.jpg"} <= {r.path.name for r in result.images}
+
+
+def test_settings_give_the_clock_zone_the_tilt_limit_and_the_ground_elevation(
+    tmp_path: Path,
+) -> None:
+    frame = render_frame(make_ortho(size_px=800, seed=3), Pose(565040.0, 3864960.0))
+    write_photo(tmp_path / "clock_only.jpg", frame, POSE, utc_offset=None)
+    write_photo(tmp_path / "tilted_20.jpg", frame[::-1].copy(), POSE, pitch_deg=-70.0)
+    write_photo(tmp_path / "gps_altitude.jpg", frame[:, ::-1].copy(), POSE, with_xmp=False)
+
+    defaults = ingest_with_settings(tmp_path, load_settings())
+    assert [r.path.name for r in defaults.images] == ["clock_only.jpg"]
+    assert defaults.images[0].time_source == "camera clock, assumed Africa/Casablanca"
+    assert skipped_counts(defaults) == {"not nadir": 1, "incomplete metadata": 1}
+
+    settings = load_settings(timezone="Asia/Tokyo", max_off_nadir_deg=25, ground_elevation_m=150)
+    records = {r.path.name: r for r in ingest_with_settings(tmp_path, settings).images}
+    assert len(records) == 3
+    assert records["clock_only.jpg"].captured_at.utcoffset() == timedelta(hours=9)
+    assert records["gps_altitude.jpg"].altitude_m == pytest.approx(60.0, abs=0.01)
 
 
 def test_records_carry_hash_size_and_pose(flight: Path) -> None:

@@ -1,14 +1,27 @@
-"""``raqib mosaic``: a folder of photos to a COG from the command line, bad photos reported."""
+"""``raqib mosaic``: a folder of photos to a COG from the command line, bad photos reported,
+on flat ground or on a DEM."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import rasterio
-from photo_factory import ORTHO_LEFT_M, ORTHO_TOP_M, Pose, make_ortho, render_frame, write_photo
+from photo_factory import (
+    ORTHO_LEFT_M,
+    ORTHO_TOP_M,
+    Pose,
+    Ridge,
+    make_ortho,
+    render_frame,
+    render_frame_on_dem,
+    write_dem,
+    write_photo,
+)
 
 import cli
-from pipeline.mosaic import validate_cog
+from core.types import Grid
+from pipeline.ingest import ingest_folder
+from pipeline.mosaic import mosaic_frames, validate_cog
 
 POSES = (
     Pose(ORTHO_LEFT_M + 75, ORTHO_TOP_M - 80, yaw_deg=0.0),
@@ -57,3 +70,28 @@ def test_mosaic_command_names_an_unreachable_dask_cluster(tmp_path: Path, capsys
     assert cli.main(["mosaic", str(tmp_path), "-o", str(out), "--cluster", "localhost"]) == 2
     assert "tcp://host:port" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_mosaic_command_orthorectifies_on_a_dem_by_the_chosen_height_rule(tmp_path: Path) -> None:
+    ortho = make_ortho(seed=3)
+    ridge = Ridge(crest_east_m=ORTHO_LEFT_M + 95)
+    flight = tmp_path / "flight"
+    flight.mkdir()
+    for index, pose in enumerate(POSES[:2]):
+        write_photo(
+            flight / f"DJI_{index:04d}.JPG", render_frame_on_dem(ortho, pose, ridge.height_m), pose
+        )
+    dem = write_dem(tmp_path / "dem.tif", ridge.height_m)
+    out = tmp_path / "mosaic.tif"
+    args = ["mosaic", str(flight), "-o", str(out), "--no-refine", "--dem", str(dem)]
+
+    assert cli.main([*args, "--dem-heights", "nadir"]) == 0
+    with rasterio.open(out) as cog:
+        grid = Grid(cog.crs.to_string(), cog.transform, cog.width, cog.height)
+    records = ingest_folder(flight).images
+    by_rule = {
+        rule: mosaic_frames(records, grid, tmp_path / f"{rule}.tif", dem=dem, dem_heights=rule)
+        for rule in ("nadir", "absolute")
+    }
+    assert out.read_bytes() == by_rule["nadir"].path.read_bytes()
+    assert by_rule["nadir"].path.read_bytes() != by_rule["absolute"].path.read_bytes()

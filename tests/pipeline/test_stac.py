@@ -1,4 +1,4 @@
-"""STAC items of ingested photos: footprint, assets, eo/view/proj fields, offline validation."""
+"""STAC items of ingested captures: footprint, assets, eo/view/proj fields, offline validation."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from pyproj import Transformer
 from shapely.geometry import Point, Polygon, shape
 
 from core.errors import InputError
-from core.types import ImageRecord
+from core.types import Capture, ImageRecord
 from pipeline.ingest import ingest_folder
 from pipeline.stac import (
     add_images,
-    image_item,
+    capture_item,
     item_id,
     local_utm_crs,
     open_catalog,
@@ -41,6 +41,15 @@ def _photos(folder: Path, poses: list[Pose], seed: int = 1) -> list[ImageRecord]
         pixels = rng.integers(0, 255, (HEIGHT_PX, WIDTH_PX, 3), np.uint8)
         write_photo(folder / f"p{k}.jpg", pixels, pose)
     return list(ingest_folder(folder).images)
+
+
+def image_item(record: ImageRecord) -> pystac.Item:
+    """The Item of a one-photo capture (an RGB photo)."""
+    return capture_item(Capture(record.capture_id, (record,)))
+
+
+def photo_item_id(record: ImageRecord) -> str:
+    return item_id(Capture(record.capture_id, (record,)))
 
 
 @pytest.fixture
@@ -97,8 +106,10 @@ def test_item_carries_photo_asset_bands_pose_and_hash(record: ImageRecord) -> No
     assert asset["type"] == "image/jpeg" and asset["roles"] == ["data"]
     assert [b["common_name"] for b in asset["eo:bands"]] == ["red", "green", "blue"]
     assert asset["proj:code"] is None and asset["proj:shape"] == [HEIGHT_PX, WIDTH_PX]
+    assert asset["raqib:sha256"] == record.sha256
+    assert list(item["assets"]) == ["image"]
     properties = item["properties"]
-    assert properties["raqib:sha256"] == record.sha256
+    assert properties["raqib:capture_id"] == record.capture_id == "p0"
     assert properties["raqib:altitude_m"] == pytest.approx(60.0)
     assert properties["gsd"] == pytest.approx(0.1)
     assert properties["instruments"] == [record.camera.name]
@@ -171,7 +182,7 @@ def test_adding_the_same_photos_again_adds_nothing(tmp_path: Path) -> None:
     poses = [Pose(565100.0, 3864900.0), Pose(565140.0, 3864900.0)]
     records = _photos(tmp_path / "photos", poses)
     stac_dir = tmp_path / "stac"
-    assert add_images(stac_dir, records, "flight-a") == tuple(item_id(r) for r in records)
+    assert add_images(stac_dir, records, "flight-a") == tuple(photo_item_id(r) for r in records)
     before = sorted(p.read_bytes() for p in stac_dir.rglob("*.json"))
     assert add_images(stac_dir, records, "flight-a") == ()
     assert add_images(stac_dir, records, "flight-b") == ()
@@ -226,18 +237,57 @@ def test_local_utm_zone() -> None:
     assert local_utm_crs(151.2, -33.9) == "EPSG:32756"
 
 
-def test_real_micasense_captures_become_valid_multispectral_items(
+def _micasense(shared_data: Path) -> tuple[ImageRecord, ...]:
+    folder = shared_data / "drone_photos" / "micasense_rededge"
+    return ingest_folder(folder, ground_elevation_m=0.0).images
+
+
+def test_real_micasense_captures_become_one_item_each_with_an_asset_per_band(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    folder = shared_data / "drone_photos" / "micasense_rededge"
-    records = ingest_folder(folder, ground_elevation_m=0.0).images
-    assert len(records) == 10
-    add_images(tmp_path / "stac", records, "flight-2017-10-19")
+    records = _micasense(shared_data)
+    captures = {record.capture_id: [] for record in records}
+    for record in records:
+        captures[record.capture_id].append(record)
+    assert [len(files) for files in captures.values()] == [5, 5]
+    ids = add_images(tmp_path / "stac", records, "flight-2017-10-19")
+    assert [item_id.split("-")[0] for item_id in ids] == ["IMG_0000", "IMG_0001"]
     catalog = open_catalog(tmp_path / "stac")
     assert validate_catalog(catalog) == EXTENSIONS
-    items = sorted(catalog.get_items(recursive=True), key=lambda item: item.id)
-    assert [item.assets["image"].media_type for item in items] == ["image/tiff"] * 10
-    common = [item.assets["image"].extra_fields["eo:bands"][0]["common_name"] for item in items]
-    assert common[:5] == ["blue", "green", "red", "nir", "rededge"]
-    for item, record in zip(items, sorted(records, key=item_id), strict=True):
-        assert shape(item.geometry).contains(Point(record.lon_deg, record.lat_deg))
+    items = {
+        item.properties["raqib:capture_id"]: item for item in catalog.get_items(recursive=True)
+    }
+    assert set(items) == set(captures)
+    for capture_id, files in captures.items():
+        item = items[capture_id]
+        assert list(item.assets) == ["blue", "green", "red", "nir", "red_edge"]
+        assets = list(item.assets.values())
+        assert [asset.href for asset in assets] == [str(r.path.resolve()) for r in files]
+        assert [asset.extra_fields["raqib:sha256"] for asset in assets] == [r.sha256 for r in files]
+        assert {asset.media_type for asset in assets} == {"image/tiff"}
+        bands = [asset.extra_fields["eo:bands"] for asset in assets]
+        assert bands[4] == [
+            {"name": "red_edge", "common_name": "rededge", "center_wavelength": 0.717}
+        ]
+        assert [b[0]["center_wavelength"] for b in bands] == [0.475, 0.56, 0.668, 0.84, 0.717]
+        assert shape(item.geometry).contains(Point(files[0].lon_deg, files[0].lat_deg))
+        assert item.datetime == files[0].captured_at
+    assert add_images(tmp_path / "stac", records, "flight-2017-10-19") == ()
+
+
+def test_a_capture_item_id_depends_on_its_files_not_their_order(shared_data: Path) -> None:
+    band_files = _micasense(shared_data)[:5]
+    capture = Capture(band_files[0].capture_id, band_files)
+    assert item_id(capture) == item_id(Capture(capture.capture_id, band_files[::-1]))
+    assert item_id(capture) != item_id(Capture(capture.capture_id, band_files[:4]))
+
+
+def test_band_files_catalogued_after_their_capture_get_an_item_of_their_own(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    band_files = _micasense(shared_data)[:5]
+    first = add_images(tmp_path / "stac", band_files[:3], "flight-a")
+    later = add_images(tmp_path / "stac", band_files, "flight-a")
+    assert len(first) == len(later) == 1 and first != later
+    items = list(open_catalog(tmp_path / "stac").get_items(recursive=True))
+    assert sorted(len(item.assets) for item in items) == [2, 3]
