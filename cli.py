@@ -370,6 +370,7 @@ def process(
     import flows
     from core.errors import InputError
     from core.settings import load_settings
+    from pipeline.stac import check_collection_id
 
     _quiet_user_errors()
     try:
@@ -383,6 +384,7 @@ def process(
             raise InputError(path, f"{what} not found")
     if settings.dask_cluster:
         flows.check_scheduler_reachable(settings.dask_cluster)
+    check_collection_id(epoch or day.isoformat())  # it names the catalogue's collection
     result = flows.process(
         frames_dir=frames,
         parcels_path=parcels,

@@ -73,7 +73,13 @@ from pipeline.coregister import coregister
 from pipeline.footprint import footprint, ground_sampling_m
 from pipeline.ingest import ingest_with_settings
 from pipeline.mosaic import Frame, Tile, TileJob, mosaic_frames
-from pipeline.terrain_dem import HeightRule, check_dem
+from pipeline.terrain_dem import (
+    HeightRule,
+    camera_elevation_m,
+    check_dem,
+    footprint_on_dem,
+    open_dem,
+)
 from sim.vehicle import SimVehicle
 from sim.world import World, generate, load_world
 
@@ -478,9 +484,28 @@ def capture_start(world: World, epoch: str) -> datetime:
     return datetime.fromisoformat(f"{entry['date']}T{entry['time_local']}{entry['utc_offset']}")
 
 
-def grid_of_images(result: IngestResult, settings: Settings) -> Grid:
-    """The output grid over all image footprints, at the setting's or the median GSD."""
-    shapes = [footprint(record, settings.crs) for record in result.images]
+def grid_of_images(
+    result: IngestResult,
+    settings: Settings,
+    *,
+    dem: Path | None = None,
+    dem_heights: HeightRule = "absolute",
+) -> Grid:
+    """The output grid over all image footprints (on ``dem`` if given: wider over low
+    ground), at the setting's or the median GSD."""
+    if dem is None:
+        shapes = [footprint(record, settings.crs) for record in result.images]
+    else:
+        with open_dem(dem) as heights:
+            shapes = [
+                footprint_on_dem(
+                    record,
+                    heights,
+                    settings.crs,
+                    camera_elevation_m(record, heights, settings.crs, dem_heights),
+                )
+                for record in result.images
+            ]
     bounds = gpd.GeoSeries(shapes).total_bounds
     gsds = sorted(ground_sampling_m(record) for record in result.images)
     resolution_m = settings.mosaic_resolution_m or round(gsds[len(gsds) // 2], 3)
@@ -504,11 +529,13 @@ def mosaic_folder(
         check_scheduler_reachable(settings.dask_cluster)
     if dem is not None:
         check_dem(dem)
+        if Path(out_path).resolve() == Path(dem).resolve():
+            raise InputError(out_path, "is the DEM itself; write the mosaic elsewhere")
     ingested = ingest_with_settings(frames_dir, settings)
     if not ingested.images:
         raise InputError(frames_dir, f"no usable photo ({len(ingested.skipped)} skipped)")
     records = coregister(ingested.images, settings.crs) if refine else ingested.images
-    grid = grid_of_images(ingested, settings)
+    grid = grid_of_images(ingested, settings, dem=dem, dem_heights=dem_heights)
     if settings.dask_cluster:
         raster = mosaic_on_cluster(
             records, grid, out_path, settings.dask_cluster, on_tile, dem, dem_heights

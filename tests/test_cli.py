@@ -58,6 +58,17 @@ def test_process_of_a_missing_folder_names_it(tmp_path: Path) -> None:
     assert "p.gpkg" in done.stderr or "no_such_flight" in done.stderr
 
 
+def test_process_refuses_an_epoch_name_unfit_for_a_folder(tmp_path: Path) -> None:
+    for name in ("flight", "p.gpkg", "permits.csv"):
+        (tmp_path / name).mkdir() if name == "flight" else (tmp_path / name).write_text("")
+    done = run_cli(
+        "process", "flight", "--parcels", "p.gpkg", "--permits", "permits.csv",
+        "--date", "2026-07-10", "--epoch", "../outside", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "../outside" in done.stderr, done.stderr
+
+
 def test_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
     (tmp_path / "raqib.toml").write_text('crs = "EPSG:4326"\n')
     done = run_cli("survey", "--world", "nowhere", cwd=tmp_path)

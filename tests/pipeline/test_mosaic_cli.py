@@ -95,3 +95,27 @@ def test_mosaic_command_orthorectifies_on_a_dem_by_the_chosen_height_rule(tmp_pa
     }
     assert out.read_bytes() == by_rule["nadir"].path.read_bytes()
     assert by_rule["nadir"].path.read_bytes() != by_rule["absolute"].path.read_bytes()
+
+
+def test_mosaic_grid_on_a_dem_holds_the_ground_seen_below_the_flat_plane(tmp_path: Path) -> None:
+    ortho = make_ortho(seed=3)
+    ridge = Ridge(crest_east_m=ORTHO_LEFT_M + 95)  # the frames' nadir points are up its sides
+    flight = tmp_path / "flight"
+    flight.mkdir()
+    for index, pose in enumerate(POSES):
+        write_photo(
+            flight / f"DJI_{index:04d}.JPG", render_frame_on_dem(ortho, pose, ridge.height_m), pose
+        )
+    dem = write_dem(tmp_path / "dem.tif", ridge.height_m)
+    flat, on_dem = tmp_path / "flat.tif", tmp_path / "on_dem.tif"
+    common = ["--no-refine"]
+    assert cli.main(["mosaic", str(flight), "-o", str(flat), *common]) == 0
+    assert cli.main(["mosaic", str(flight), "-o", str(on_dem), "--dem", str(dem), *common]) == 0
+
+    with rasterio.open(flat) as a, rasterio.open(on_dem) as b:
+        assert b.bounds.left < a.bounds.left or b.bounds.right > a.bounds.right
+        assert b.bounds.left <= a.bounds.left and b.bounds.right >= a.bounds.right
+        assert b.bounds.bottom <= a.bounds.bottom and b.bounds.top >= a.bounds.top
+        edge = b.dataset_mask()[:, :3]  # ground the flat grid would have cropped
+        assert edge.any() or b.dataset_mask()[:, -3:].any()
+    assert cli.main(["mosaic", str(flight), "-o", str(dem), "--dem", str(dem), *common]) == 2
