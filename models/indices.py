@@ -1,21 +1,47 @@
-"""Visible-band vegetation indices: a registry of pure functions and a windowed raster writer.
+"""Vegetation indices: a registry of pure functions over named bands, and a windowed writer.
 
-Each index takes float32 red, green, blue arrays (any scale: the indices are ratios) and
-returns float32, nan where the denominator is zero.
+An index function takes float32 arrays named after the bands it needs (``BANDS``: "red",
+"green", "blue", "nir", "rededge") and returns float32, nan where a denominator is zero or an
+input is nan. Band names as cameras write them (MicaSense "Red edge", Mavic 3M "RE"...) are
+mapped onto ``BANDS`` by :func:`canonical_band`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.io import DatasetReader
 
 from core.errors import InputError
 from core.types import Raster
-from models.windows import atomic_writer, blocks, open_rgb, output_profile, raster_ref, read_rgb
+from models.windows import atomic_writer, blocks, output_profile, raster_ref
 
-IndexFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "rededge")
+BAND_ALIASES: dict[str, str] = {
+    "red": "red",
+    "r": "red",
+    "green": "green",
+    "g": "green",
+    "blue": "blue",
+    "b": "blue",
+    "nir": "nir",
+    "near_infrared": "nir",
+    "red_edge": "rededge",
+    "rededge": "rededge",
+    "re": "rededge",
+}
+"""Band names as ingest records them (lower case, ``_`` for spaces) -> ``BANDS``: MicaSense
+"Blue", "Green", "Red", "NIR", "Red edge"; DJI Mavic 3M "G", "R", "RE", "NIR"."""
+SAVI_SOIL_FACTOR = 0.5
+"""Huete's L for intermediate vegetation cover."""
+OSAVI_SOIL_FACTOR = 0.16
 
 
 def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -25,47 +51,216 @@ def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
+def ndvi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
+    """Normalised Difference Vegetation Index (Rouse et al. 1974, NASA SP-351):
+    (NIR - R) / (NIR + R)."""
+    return safe_ratio(nir - red, nir + red)
+
+
+def ndre(nir: np.ndarray, rededge: np.ndarray) -> np.ndarray:
+    """Normalised Difference Red Edge (Barnes et al. 2000, 5th Int. Conf. on Precision
+    Agriculture): (NIR - RE) / (NIR + RE)."""
+    return safe_ratio(nir - rededge, nir + rededge)
+
+
+def gndvi(nir: np.ndarray, green: np.ndarray) -> np.ndarray:
+    """Green NDVI (Gitelson, Kaufman & Merzlyak 1996, Remote Sens. Environ. 58:289):
+    (NIR - G) / (NIR + G)."""
+    return safe_ratio(nir - green, nir + green)
+
+
+def savi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
+    """Soil-Adjusted Vegetation Index (Huete 1988, Remote Sens. Environ. 25:295):
+    (1 + L)(NIR - R) / (NIR + R + L), L = 0.5; needs reflectance (0-1)."""
+    factor = SAVI_SOIL_FACTOR
+    return safe_ratio((1 + factor) * (nir - red), nir + red + factor)
+
+
+def osavi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
+    """Optimised SAVI (Rondeaux, Steven & Baret 1996, Remote Sens. Environ. 55:95):
+    (NIR - R) / (NIR + R + 0.16); needs reflectance (0-1)."""
+    return safe_ratio(nir - red, nir + red + OSAVI_SOIL_FACTOR)
+
+
 def vari(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
-    """Visible Atmospherically Resistant Index (Gitelson 2002): (G - R) / (G + R - B)."""
+    """Visible Atmospherically Resistant Index (Gitelson et al. 2002, Remote Sens. Environ.
+    80:76): (G - R) / (G + R - B)."""
     return safe_ratio(green - red, green + red - blue)
 
 
 def exg(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
-    """Excess Green (Woebbecke 1995) on chromatic coordinates: 2g - r - b."""
-    total = red + green + blue
-    return safe_ratio(2 * green - red - blue, total)
+    """Excess Green (Woebbecke et al. 1995, Trans. ASAE 38:259) on chromatic coordinates
+    r, g, b = R, G, B / (R + G + B): 2g - r - b."""
+    return safe_ratio(2 * green - red - blue, red + green + blue)
+
+
+def exgr(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
+    """Excess Green minus Excess Red (Meyer & Neto 2008, Comput. Electron. Agric. 63:282):
+    ExG - ExR with ExR = 1.4r - g, i.e. 3g - 2.4r - b on chromatic coordinates."""
+    return safe_ratio(3 * green - 2.4 * red - blue, red + green + blue)
 
 
 def gli(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
-    """Green Leaf Index (Louhaichi 2001): (2G - R - B) / (2G + R + B)."""
+    """Green Leaf Index (Louhaichi, Borman & Johnson 2001, Geocarto Int. 16:65):
+    (2G - R - B) / (2G + R + B)."""
     return safe_ratio(2 * green - red - blue, 2 * green + red + blue)
 
 
-def ngrdi(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
-    """Normalised Green-Red Difference Index (Tucker 1979): (G - R) / (G + R)."""
+def tgi(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
+    """Triangular Greenness Index (Hunt et al. 2013, Int. J. Appl. Earth Obs. Geoinf. 21:103):
+    -0.5 [190 (R - G) - 120 (R - B)] for bands at 670, 550 and 480 nm. Not a ratio: its scale
+    is the input's (reflectance gives the published range)."""
+    return (-0.5 * (190 * (red - green) - 120 * (red - blue))).astype(np.float32, copy=False)
+
+
+def ngrdi(red: np.ndarray, green: np.ndarray) -> np.ndarray:
+    """Normalised Green-Red Difference Index (Tucker 1979, Remote Sens. Environ. 8:127):
+    (G - R) / (G + R)."""
     return safe_ratio(green - red, green + red)
 
 
-INDICES: dict[str, IndexFunction] = {"vari": vari, "exg": exg, "gli": gli, "ngrdi": ngrdi}
+@dataclass(frozen=True)
+class VegetationIndex:
+    """An index formula and the bands it needs, named after its parameters."""
+
+    name: str
+    formula: Callable[..., np.ndarray]
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(inspect.signature(self.formula).parameters)
+
+
+VEGETATION_INDICES: dict[str, VegetationIndex] = {
+    f.__name__: VegetationIndex(f.__name__, f)
+    for f in (ndvi, ndre, gndvi, savi, osavi, vari, exg, exgr, gli, tgi, ngrdi)
+}
+INDICES: dict[str, VegetationIndex] = {
+    name: VEGETATION_INDICES[name] for name in ("vari", "exg", "gli", "ngrdi")
+}
+"""The RGB indices the pixel classifiers use as features: fixed, as saved models list them."""
+
+
+def canonical_band(name: str) -> str | None:
+    """The ``BANDS`` name of a band as a camera or ingest names it, None if it is none of them."""
+    return BAND_ALIASES.get(name.strip().lower().replace(" ", "_").replace("-", "_"))
+
+
+def index_values(index: str, bands: Mapping[str, np.ndarray], source: str | Path) -> np.ndarray:
+    """Index ``index`` of float32 arrays keyed by ``BANDS`` name; InputError naming ``source``
+    when the index is unknown or a band it needs is missing."""
+    formula = _index(index, source)
+    _require_bands(formula, bands, source)
+    return formula.formula(*(bands[band] for band in formula.bands))
 
 
 def compute_index(index: str, rgb: np.ndarray) -> np.ndarray:
     """Index ``index`` of a (3, H, W) RGB array, as (H, W) float32."""
     red, green, blue = (band.astype(np.float32) for band in rgb)
-    return INDICES[index](red, green, blue)
+    return index_values(index, {"red": red, "green": green, "blue": blue}, "RGB array")
 
 
-def index_raster(src_path: str | Path, index: str, out_path: str | Path) -> Raster:
-    """Write index ``index`` of an RGB(A) image as a float32 GeoTIFF (nodata nan), by blocks."""
-    if index not in INDICES:
-        raise InputError(src_path, f"unknown index {index!r}; choose one of {sorted(INDICES)}")
-    with open_rgb(src_path) as src:
+def panel_scale(panel_value: float, panel_reflectance: float) -> float:
+    """Factor turning a band's pixel values into reflectance, from a calibration panel photo:
+    ``panel_reflectance / panel_value``.
+
+    ``panel_value`` is the mean value (radiance, or vignetting-corrected DN) of the panel's
+    pixels in this band, ``panel_reflectance`` the panel's certified reflectance in it.
+    Assumes values are linear in radiance, the panel is Lambertian and the light did not
+    change between the panel photo and the flight.
+    """
+    if not panel_value > 0 or not 0 < panel_reflectance <= 1:
+        raise InputError(
+            "calibration panel",
+            f"needs a value > 0 and a reflectance in (0, 1], got {panel_value}, "
+            f"{panel_reflectance}",
+        )
+    return panel_reflectance / panel_value
+
+
+def irradiance_scale(irradiance_w_m2_nm: float) -> float:
+    """Factor turning at-sensor radiance (W/m2/sr/nm) into reflectance, from the sun sensor:
+    reflectance = pi * radiance / irradiance.
+
+    ``irradiance_w_m2_nm`` is the horizontal spectral irradiance the sun sensor (MicaSense DLS)
+    measured at capture time in this band. Assumes a Lambertian surface lit by that same
+    irradiance, and no atmosphere worth correcting between the ground and a drone.
+    """
+    if not irradiance_w_m2_nm > 0:
+        raise InputError("sun sensor", f"irradiance must be > 0, got {irradiance_w_m2_nm}")
+    return math.pi / irradiance_w_m2_nm
+
+
+def raster_bands(
+    src: DatasetReader, path: str | Path, band_names: Sequence[str] | None = None
+) -> dict[str, int]:
+    """Band number (1-based) of each ``BANDS`` band of ``src``, read from ``band_names`` (as
+    ingest records them, one per band) when given, else from the band descriptions, else from
+    the red/green/blue colour interpretation. Unrecognised names are left out."""
+    if band_names is not None and len(band_names) != src.count:
+        raise InputError(path, f"{len(band_names)} band names given for {src.count} bands")
+    names = band_names if band_names is not None else src.descriptions
+    mapping = {}
+    for number, name in enumerate(names, start=1):
+        band = canonical_band(name) if name else None
+        if band is not None:
+            mapping.setdefault(band, number)
+    if mapping or band_names is not None:
+        return mapping
+    colours = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
+    return {colours[c]: n for n, c in enumerate(src.colorinterp, start=1) if c in colours}
+
+
+def index_raster(
+    src_path: str | Path,
+    index: str,
+    out_path: str | Path,
+    *,
+    band_names: Sequence[str] | None = None,
+    scales: Mapping[str, float] | None = None,
+) -> Raster:
+    """Write index ``index`` of a raster as a float32 GeoTIFF (nodata nan), block by block.
+
+    Bands are found by :func:`raster_bands`; ``scales`` (``BANDS`` name -> factor, from
+    :func:`panel_scale` or :func:`irradiance_scale`) turn values into reflectance first. A
+    pixel is nan where any band the index needs is nodata or masked.
+    """
+    formula = _index(index, src_path)
+    try:
+        src = rasterio.open(src_path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(src_path, f"cannot open raster ({exc})") from exc
+    with src:
+        if src.crs is None:
+            raise InputError(src_path, "raster has no CRS")
+        mapping = raster_bands(src, src_path, band_names)
+        _require_bands(formula, mapping, src_path)
+        numbers = [mapping[band] for band in formula.bands]
+        factors = [np.float32((scales or {}).get(band, 1.0)) for band in formula.bands]
         profile = output_profile(src, dtype="float32", count=1, nodata=float("nan"))
         with atomic_writer(out_path, profile) as dst:
             dst.set_band_description(1, index)
             for block in blocks(src.width, src.height):
-                rgb, valid = read_rgb(src, block.window)
-                values = compute_index(index, rgb)
-                values[~valid] = np.nan
-                dst.write(values, 1, window=block.window)
+                values = src.read(numbers, window=block.window, out_dtype=np.float32)
+                valid = (src.read_masks(numbers, window=block.window) > 0).all(axis=0)
+                result = formula.formula(*(v * f for v, f in zip(values, factors, strict=True)))
+                result[~valid] = np.nan
+                dst.write(result, 1, window=block.window)
     return raster_ref(out_path)
+
+
+def _index(index: str, source: str | Path) -> VegetationIndex:
+    if index not in VEGETATION_INDICES:
+        raise InputError(
+            source, f"unknown index {index!r}; choose one of {sorted(VEGETATION_INDICES)}"
+        )
+    return VEGETATION_INDICES[index]
+
+
+def _require_bands(index: VegetationIndex, available: Collection[str], source: str | Path) -> None:
+    missing = [band for band in index.bands if band not in available]
+    if missing:
+        raise InputError(
+            source,
+            f"index {index.name!r} needs band(s) {missing}; found {sorted(available) or 'none'}",
+        )
