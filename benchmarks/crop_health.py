@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
+from process_cost import measure
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
@@ -129,23 +129,6 @@ def child(tool: str, workdir: Path) -> None:
         seconds = time.perf_counter() - start
         table = table.rename(columns={"p10_10": "p10", "p90_90": "p90"})
     (workdir / f"{tool}.pkl").write_bytes(pickle.dumps((seconds, table[list(EXACTEXTRACT_OPS)])))
-
-
-def measure(command: list[str]) -> tuple[float, float, float, str]:
-    """Wall seconds, CPU seconds (user + system), peak RSS (MiB) and error text, by GNU time
-    (``wait4`` would report this process's RSS: Linux keeps it across ``exec``)."""
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
-        start = time.perf_counter()
-        done = subprocess.run(
-            ["/usr/bin/time", "-f", "%M %U %S", "-o", rss_file.name, *command],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wall_s = time.perf_counter() - start
-        rss_kib, user_s, system_s = map(float, rss_file.read().strip().splitlines()[-1].split())
-    failure = done.stderr.strip().splitlines()[-1] if done.returncode else ""
-    return wall_s, user_s + system_s, rss_kib / 1024.0, failure
 
 
 def largest_difference(table: pd.DataFrame, reference: pd.DataFrame) -> str:

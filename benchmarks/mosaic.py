@@ -18,7 +18,6 @@ import math
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 import rasterio
 from affine import Affine
+from process_cost import measure
 from pyproj import Transformer
 from rasterio.windows import Window
 
@@ -184,28 +184,6 @@ def _commands(tool: str, survey_file: Path, survey: Survey, out: Path) -> list[s
         "--co", "TILED=YES", "--co", "COMPRESS=DEFLATE", "--co", "PHOTOMETRIC=RGB",
         *tiffs, str(out),
     ]  # fmt: skip
-
-
-def measure(command: list[str]) -> tuple[float, float, float, str]:
-    """Wall seconds, CPU seconds (user + system), peak RSS (MiB) of the process, and its
-    error text if it failed.
-
-    Peak RSS comes from GNU time (``/usr/bin/time``), not from ``wait4`` here: Linux keeps
-    the high-water mark across ``exec``, so a child forked from this (large) process would
-    report at least this process's RSS.
-    """
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
-        start = time.perf_counter()
-        done = subprocess.run(
-            ["/usr/bin/time", "-f", "%M %U %S", "-o", rss_file.name, *command],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wall_s = time.perf_counter() - start
-        rss_kib, user_s, system_s = map(float, rss_file.read().strip().splitlines()[-1].split())
-    failure = done.stderr.strip().splitlines()[-1] if done.returncode else ""
-    return wall_s, user_s + system_s, rss_kib / 1024.0, failure
 
 
 def difference_to(path: Path, reference: Path, grid: Grid) -> str:
