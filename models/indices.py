@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.io import DatasetReader
 
 from core.errors import InputError
 from core.types import Raster
-from models.windows import atomic_writer, blocks, output_profile, raster_ref
+from models.windows import atomic_writer, blocks, open_georaster, output_profile, raster_ref
 
 BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "rededge")
 BAND_ALIASES: dict[str, str] = {
@@ -226,13 +225,7 @@ def index_raster(
     pixel is nan where any band the index needs is nodata or masked.
     """
     formula = _index(index, src_path)
-    try:
-        src = rasterio.open(src_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(src_path, f"cannot open raster ({exc})") from exc
-    with src:
-        if src.crs is None:
-            raise InputError(src_path, "raster has no CRS")
+    with open_georaster(src_path) as src:
         mapping = raster_bands(src, src_path, band_names)
         _require_bands(formula, mapping, src_path)
         numbers = [mapping[band] for band in formula.bands]

@@ -55,20 +55,32 @@ def blocks(
             yield Block(window, Window(left, top, right - left, bottom - top))
 
 
-def open_rgb(path: str | Path) -> DatasetReader:
-    """Open an RGB(A) image, raising :class:`InputError` when it is not one."""
+def open_georaster(path: str | Path, *, north_up: bool = False) -> DatasetReader:
+    """Open a raster that has a CRS (and, with ``north_up``, no rotation); InputError
+    naming ``path`` otherwise."""
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(path, f"cannot open raster ({exc})") from exc
+    problem = None
+    if src.crs is None:
+        problem = "raster has no CRS"
+    elif north_up and (src.transform.b != 0 or src.transform.d != 0):
+        problem = "rotated rasters are not supported"
+    if problem:
+        src.close()
+        raise InputError(path, problem)
+    return src
+
+
+def open_rgb(path: str | Path) -> DatasetReader:
+    """Open an RGB(A) image, raising :class:`InputError` when it is not one."""
+    src = open_georaster(path)
     if src.count < 3 or src.dtypes[0] != "uint8":
         src.close()
         raise InputError(
             path, f"expected 3 or 4 uint8 bands (RGB[A]), got {src.count} {src.dtypes[0]}"
         )
-    if src.crs is None:
-        src.close()
-        raise InputError(path, "raster has no CRS")
     return src
 
 

@@ -34,6 +34,7 @@ from rasterio.windows import Window
 
 from core.errors import InputError
 from core.types import Raster
+from models.windows import open_georaster
 
 QUANTILES: dict[str, float] = {"median": 0.5, "p10": 0.1, "p90": 0.9}
 STATISTICS: tuple[str, ...] = ("count", "area_m2", "mean", *QUANTILES)
@@ -77,15 +78,7 @@ def parcel_statistics(
     path = raster.path if isinstance(raster, Raster) else Path(raster)
     if id_column not in parcels.columns:
         raise InputError("parcels", f"no column {id_column!r}")
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(path, f"cannot open raster ({exc})") from exc
-    with src:
-        if src.crs is None:
-            raise InputError(path, "raster has no CRS")
-        if src.transform.b != 0 or src.transform.d != 0:
-            raise InputError(path, "rotated rasters are not supported")
+    with open_georaster(path, north_up=True) as src:
         numbers = list(bands) if bands is not None else list(src.indexes)
         names = [src.descriptions[n - 1] or f"band{n}" for n in numbers]
         ids = parcels[id_column].astype(str).tolist()

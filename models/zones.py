@@ -31,7 +31,6 @@ import cv2
 import geopandas as gpd
 import numpy as np
 import pyogrio
-import rasterio
 import shapely
 from affine import Affine
 from rasterio import features as rio_features
@@ -44,6 +43,7 @@ from sklearn.cluster import KMeans
 
 from core.errors import InputError
 from core.io import write_geopackage
+from models.windows import open_georaster
 
 ZONE_COUNTS: tuple[int, ...] = (3, 4, 5)
 MMU_HA = 0.05
@@ -279,19 +279,12 @@ def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
 
 
 def _open_index(path: str | Path) -> DatasetReader:
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(path, f"cannot open raster ({exc})") from exc
+    src = open_georaster(path, north_up=True)
     problem = None
     if src.count != 1:
         problem = f"expected a one-band index raster, got {src.count} bands"
-    elif src.crs is None:
-        problem = "raster has no CRS"
     elif src.crs.linear_units not in ("metre", "meter"):
         problem = f"zones need a projected CRS in metres, not {src.crs.to_string()}"
-    elif src.transform.b != 0 or src.transform.d != 0:
-        problem = "rotated rasters are not supported"
     if problem:
         src.close()
         raise InputError(path, problem)
