@@ -38,7 +38,7 @@ from rich.table import Table
 from shapely.geometry import LineString, Polygon
 
 from core.errors import InputError
-from core.io import atomic_path
+from core.io import atomic_path, rewrite_as_cog
 from core.settings import Settings
 from core.types import (
     Accuracy,
@@ -67,7 +67,11 @@ from models.change import confirm_changes, new_buildings
 from models.construction import detect_buildings, keep_compact, train_buildings_on
 from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health_on
 from models.evaluation import class_scores, object_scores
+from models.health_trend import declining_parcels, parcel_history, read_history, write_history
+from models.indices import index_raster
 from models.training import load_model, save_model
+from models.zonal import parcel_statistics
+from models.zones import write_prescription, zones_of_parcels
 from pipeline.catalog import WORKSPACE_CATALOG, catalog_images, images_frame, skipped_frame
 from pipeline.coregister import coregister
 from pipeline.footprint import footprint, ground_sampling_m
@@ -91,6 +95,9 @@ SURVEY_GSD_CM = 10.0
 TRAINING_SEED = 101
 AGRICULTURAL_USES = ("orchard", "vineyard", "cereal", "vegetables", "bare")
 DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
+HISTORY_GEOPACKAGE = "crop_health_history.gpkg"
+"""Workspace file holding every epoch's per-parcel index statistics (table parcel_history)."""
+INDEX_RASTER = "vegetation_index.tif"
 TILES_IN_FLIGHT_PER_THREAD = 2
 """Mosaic tiles submitted ahead of the writer per worker thread: keeps every worker busy
 while bounding the finished tiles held in memory (about 4 MB per 1024 px tile)."""
@@ -293,14 +300,76 @@ def task_runner_threads() -> int:
 def health_task(
     models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, out_dir: Path
 ) -> gpd.GeoDataFrame:
-    """Classify crop health inside the agricultural parcels and summarise per parcel."""
-    farms = (
-        parcels[parcels["land_use"].isin(AGRICULTURAL_USES)] if "land_use" in parcels else parcels
-    )
+    """Classify crop health inside the agricultural parcels (a COG) and summarise per parcel."""
+    farms = agricultural(parcels)
     classes = classify_health(
         load_model(models.health), mosaic.path, out_dir / "crop_health.tif", mask_polygons=farms
     )
+    rewrite_as_cog(classes.path)
     return parcel_health(classes, mosaic.path, farms)
+
+
+@dataclass(frozen=True)
+class VigourLayers:
+    """Per-parcel index statistics, management zones and the trend since the last epoch."""
+
+    statistics: pd.DataFrame
+    zones: gpd.GeoDataFrame
+    trend: gpd.GeoDataFrame
+
+
+@task(cache_policy=NO_CACHE)
+def vigour_task(
+    mosaic: Raster,
+    parcels: gpd.GeoDataFrame,
+    out_dir: Path,
+    captured_on: date,
+    settings: Settings,
+) -> VigourLayers:
+    """The ``health_index`` raster (COG), its exact per-parcel statistics, management zones
+    (with a prescription GPKG + shapefile) and the workspace's per-parcel history, updated
+    with this epoch and compared with the one before (declining parcels)."""
+    farms = agricultural(parcels)
+    index = index_raster(mosaic.path, settings.health_index, out_dir / INDEX_RASTER)
+    rewrite_as_cog(index.path)
+    statistics = parcel_statistics(index, farms)
+    for repaired in statistics.repaired:
+        LOG.warning("parcel %s repaired for statistics: %s", repaired.parcel_id, repaired.reason)
+    zoning = zones_of_parcels(
+        index.path, farms, n_zones=settings.management_zones, mmu_ha=settings.zone_mmu_ha
+    )
+    for note in zoning.notes:
+        LOG.info("zones of parcel %s: %s", note.parcel_id, note.note)
+    write_prescription(zoning.zones, out_dir / "prescription")
+    history_path = settings.workspace / HISTORY_GEOPACKAGE
+    history = parcel_history(
+        {captured_on: statistics.table},
+        farms,
+        index=settings.health_index,
+        history=read_history(history_path),
+    )
+    write_history(history, history_path)
+    trend = declining_parcels(
+        history,
+        index=settings.health_index,
+        drop=settings.decline_drop,
+        normalise="crop-or-all" if "land_use" in farms else "all",
+        after=captured_on,
+    )
+    for column in ("date_before", "date_after"):  # GeoPackage dates as ISO text
+        trend[column] = trend[column].map(lambda day: day.isoformat() if pd.notna(day) else None)
+    return VigourLayers(
+        statistics=statistics.table,
+        zones=zoning.zones,
+        trend=farms[["parcel_id", "geometry"]].merge(trend, on="parcel_id", how="inner"),
+    )
+
+
+def agricultural(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The parcels whose land use is farming (all of them when land use is not recorded)."""
+    if "land_use" not in parcels:
+        return parcels
+    return parcels[parcels["land_use"].isin(AGRICULTURAL_USES)]
 
 
 @task(cache_policy=NO_CACHE)
@@ -391,6 +460,7 @@ def process(
         else mosaic_task(records, grid, out_dir / "mosaic.tif")
     )
     health = health_task(models, mosaic, parcels, out_dir)
+    vigour = vigour_task(mosaic, parcels, out_dir, captured_on, settings)
     buildings = buildings_task(models, mosaic, parcels, settings)
     if previous is None:
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
@@ -410,7 +480,9 @@ def process(
         layers["mission"] = mission_frame(mission, settings.crs)
     layers |= {
         "images": images_frame(ingested, settings.crs, collection=epoch),
-        "crop_health_parcels": health,
+        "crop_health_parcels": health.merge(vigour.statistics, on="parcel_id", how="left"),
+        "management_zones": vigour.zones,
+        "parcel_trend": vigour.trend,
         "buildings": buildings,
         "new_buildings": changed,
         "flagged_parcels": flagged,

@@ -72,3 +72,15 @@ def write_geopackage(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame]) -
                 options["geometry_type"] = kinds[0] if len(kinds) else "Unknown"
             pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=name, **options)
     return path
+
+
+def rewrite_as_cog(path: str | Path, *, profile: str = "deflate") -> Path:
+    """Rewrite the GeoTIFF at ``path`` as a Cloud-Optimised GeoTIFF (overviews, tiled;
+    rio-cogeo ``profile``), atomically: QGIS and web viewers then read it fast at any zoom."""
+    from rio_cogeo.cogeo import cog_translate
+    from rio_cogeo.profiles import cog_profiles
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        cog_translate(path, tmp, cog_profiles.get(profile), in_memory=False, quiet=True)
+    return path

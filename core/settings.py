@@ -71,6 +71,23 @@ class Settings(BaseSettings):
     footprint_tolerance: float = Field(
         0.15, ge=0, description="Built area may exceed the permitted footprint by this share."
     )
+    health_index: str = Field(
+        "gli",
+        description="Vegetation index of the per-parcel statistics, zones and history "
+        "(e.g. gli, vari, ngrdi for RGB mosaics; ndvi, ndre with a NIR band).",
+    )
+    management_zones: int = Field(
+        3, ge=3, le=5, description="Zones per agricultural parcel (variable-rate classes)."
+    )
+    zone_mmu_ha: float = Field(
+        0.05, gt=0, description="Smallest management zone polygon (ha); smaller are merged."
+    )
+    decline_drop: float = Field(
+        0.05,
+        gt=0,
+        description="A parcel is 'declining' when its mean index drops by more than this "
+        "since the previous epoch, beyond the median change of parcels of the same crop.",
+    )
     camera_file: Path | None = Field(
         None, description="A TOML file of extra cameras (same fields as flights/cameras.toml)."
     )

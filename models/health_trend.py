@@ -52,7 +52,7 @@ TREND_COLUMNS: tuple[str, ...] = (
     "explanation",
 )
 DECLINING, NOT_DECLINING, NOT_COMPARABLE = "declining", "not declining", "not comparable"
-NORMALISATIONS = ("none", "crop", "all")
+NORMALISATIONS = ("none", "crop", "all", "crop-or-all")
 DEFAULT_DROP = 0.10
 """Absolute drop of the index (its own units) beyond which a parcel is declining."""
 MIN_VALID_SHARE = 0.8
@@ -115,7 +115,8 @@ def declining_parcels(
     (default ``DEFAULT_DROP``) or, with ``relative``, by more than that share of its earlier
     value. With ``normalise="crop"`` (or ``"all"``) the drop is counted beyond the median
     change of the other comparable parcels of its crop (or of all parcels), so a shift every
-    parcel shares flags nothing; a decline shared by most of a crop's parcels then goes
+    parcel shares flags nothing (``"crop-or-all"``: by crop, or by all parcels where a crop
+    has too few others); a decline shared by most of a crop's parcels then goes
     unflagged too (``"none"`` shows it). Parcels with less than ``min_valid_share`` of their
     area valid in either epoch, or too few others to normalise by, are "not comparable".
     """
@@ -143,6 +144,13 @@ def declining_parcels(
     if normalise == "crop":
         reasons[reasons.isna() & groups.isna()] = "no crop (land use) known to normalise by crop"
     reference, others = _reference_change(change.where(reasons.isna()), groups, normalise)
+    if normalise == "crop-or-all":  # a crop with too few parcels is compared with all
+        everyone = pd.Series("all", index=pairs.index, dtype=object)
+        all_reference, all_others = _reference_change(change.where(reasons.isna()), everyone, "all")
+        fall_back = groups.isna() | (others < min_reference_parcels)
+        reference = reference.where(~fall_back, all_reference)
+        others = others.where(~fall_back, all_others)
+        groups = groups.where(~fall_back, "all")
     too_few = reasons.isna() & (others < min_reference_parcels) & (normalise != "none")
     reasons[too_few] = [
         f"only {n} other comparable {_others_label(group, normalise)} "
@@ -415,7 +423,7 @@ def _incomparable(
 
 def _groups(pairs: pd.DataFrame, normalise: str) -> pd.Series:
     """The reference group of each parcel: its crop, one group for all, or none."""
-    if normalise == "crop":
+    if normalise in ("crop", "crop-or-all"):
         return pairs["crop"].astype(object)
     return pd.Series("all" if normalise == "all" else None, index=pairs.index, dtype=object)
 
@@ -454,7 +462,7 @@ def _median_of_others(values: np.ndarray) -> np.ndarray:
 
 
 def _others_label(group: object, normalise: str) -> str:
-    return f"{group} parcels" if normalise == "crop" else "parcels"
+    return f"{group} parcels" if normalise != "all" and group != "all" else "parcels"
 
 
 def _explain(

@@ -27,6 +27,34 @@ def test_every_epoch_publishes_the_required_layers(surveyed) -> None:
         assert images.crs.to_epsg() == 32630
 
 
+def test_crop_health_layers_zones_and_trend_are_published(surveyed) -> None:
+    import flows
+    from models.health_trend import read_history
+
+    settings = surveyed.settings
+    index = settings.health_index
+    for number, result in enumerate(surveyed.epochs):
+        for raster in ("crop_health.tif", flows.INDEX_RASTER):
+            assert validate_cog(result.out_dir / raster), raster
+        health = gpd.read_file(result.geopackage, layer="crop_health_parcels")
+        assert health[f"{index}_mean"].notna().all()
+        assert (health[f"{index}_p10"] <= health[f"{index}_p90"]).all()
+        zones = gpd.read_file(result.geopackage, layer="management_zones")
+        assert set(zones["zone"]) <= set(range(1, settings.management_zones + 1))
+        assert set(zones["parcel_id"]) <= set(health["parcel_id"]) and len(zones) > len(health)
+        assert (result.out_dir / "prescription.shp").exists()
+        trend = gpd.read_file(result.geopackage, layer="parcel_trend")
+        assert set(trend["parcel_id"]) == set(health["parcel_id"])
+        if number == 0:
+            assert (trend["status"] == "not comparable").all()
+        else:
+            assert (trend["date_before"] == surveyed.epochs[0].captured_on.isoformat()).any()
+            assert (trend["status"] != "not comparable").any()
+    history = read_history(settings.workspace / flows.HISTORY_GEOPACKAGE)
+    assert history["date"].nunique() == len(surveyed.epochs)
+    assert not history.duplicated(["index", "parcel_id", "date"]).any()
+
+
 def test_mosaics_are_valid_cogs_on_one_grid(surveyed) -> None:
     grids = []
     for result in surveyed.epochs:

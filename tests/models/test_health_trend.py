@@ -203,6 +203,22 @@ def test_normalising_by_crop_keeps_a_cereal_harvest_from_flagging_and_still_find
     assert "the 7 other orchard parcels" in p01
 
 
+def test_a_crop_with_too_few_parcels_is_compared_with_all_parcels(tmp_path):
+    history = _history(tmp_path, {"shift": {"cereal": -0.35}, "stressed": ["P01"]})
+
+    enough = declining_parcels(history, normalise="crop-or-all")
+    cereals_fall_back = declining_parcels(
+        history, normalise="crop-or-all", min_reference_parcels=4
+    )
+
+    assert _flagged(enough) == _flagged(declining_parcels(history, normalise="crop")) == ["P01"]
+    assert _flagged(cereals_fall_back) == ["P01", "P20", "P21", "P22", "P23"]
+    explained = cereals_fall_back.set_index("parcel_id")["explanation"]
+    assert "the 7 other orchard parcels" in explained["P01"]
+    assert "the 11 other parcels" in explained["P20"]
+    assert (cereals_fall_back["status"] != "not comparable").all()
+
+
 def test_partly_imaged_parcels_are_reported_not_comparable_instead_of_flagged(tmp_path):
     half_of_last_column = WIDTH - int(PARCEL_M / 2 / PIXEL_M)
     history = _history(
