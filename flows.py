@@ -126,6 +126,9 @@ class EpochResult:
     new_buildings: int
     flags: int
     mission_plan: Path | None = None
+    zones: int = 0
+    declining: tuple[str, ...] = ()
+    """Parcels whose vegetation index dropped since the previous epoch beyond their peers'."""
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -507,6 +510,8 @@ def process(
         new_buildings=len(changed),
         flags=len(flagged),
         mission_plan=mission_plan,
+        zones=len(vigour.zones),
+        declining=tuple(vigour.trend.loc[vigour.trend["status"] == "declining", "parcel_id"]),
     )
 
 
@@ -883,7 +888,9 @@ def print_epoch_result(result: EpochResult, console: Console) -> None:
         f"[bold]{result.epoch}[/] ({result.captured_on}): {result.images} images "
         f"({len(result.skipped)} skipped), mosaic {result.mosaic.width} x "
         f"{result.mosaic.height} px, {result.buildings} buildings, "
-        f"{result.new_buildings} new or grown, {result.flags} flagged parcels"
+        f"{result.new_buildings} new or grown, {result.flags} flagged parcels, "
+        f"{result.zones} management zones, {len(result.declining)} declining parcels"
+        + (f" ({', '.join(result.declining)})" if result.declining else "")
     )
     for name, reason in result.skipped:
         console.print(f"  skipped {name}: {reason}")
