@@ -25,6 +25,8 @@ ASPHALT_M = (37.0, 44.0)
 TRACK_WIDTH_M = 5.0
 CANAL_WIDTH_M = 1.6
 LOT_WIDTH_M = 20.0
+ORCHARD_TREE_SPACING_M = 4.8
+ORCHARD_ROW_SPACING_M = 6.0
 
 NEW_CASES_SMALL = (
     "permitted",
@@ -503,6 +505,22 @@ def health_zones(layout: Layout) -> list[tuple[str, str, Polygon]]:
             if not geom.is_empty and geom.area > 1.0:
                 out.append((parcel.parcel_id, health, geom))
     return out
+
+
+def orchard_planting(parcel: Parcel) -> np.ndarray:
+    """Nominal (x, y) of every planting position of an orchard, as (N, 2).
+
+    Rows run ``ORCHARD_ROW_SPACING_M`` apart, trees ``ORCHARD_TREE_SPACING_M`` apart along
+    them; the renderer jitters each tree by ~0.1 m and leaves out dead or removed ones.
+    """
+    x0, y0, x1, y1 = parcel.geometry.bounds
+    lo, hi = (x0, x1) if parcel.rows_along_x else (y0, y1)
+    side_lo, side_hi = (y0, y1) if parcel.rows_along_x else (x0, x1)
+    along = np.arange(lo + 2.5, hi - 1.5, ORCHARD_TREE_SPACING_M)
+    across = np.arange(side_lo + 3.0, side_hi - 1.5, ORCHARD_ROW_SPACING_M)
+    a, b = np.meshgrid(along, across)
+    xs, ys = (a, b) if parcel.rows_along_x else (b, a)
+    return np.column_stack([xs.ravel(), ys.ravel()])
 
 
 def shift(geom: Polygon, left: float, bottom: float) -> Polygon:

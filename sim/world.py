@@ -20,12 +20,13 @@ import rasterio
 import shapely
 from affine import Affine
 from pyproj import Transformer
-from shapely.geometry import Polygon, box
+from scipy.spatial import cKDTree
+from shapely.geometry import Point, Polygon, box
 
 from core.errors import InputError
 from core.io import atomic_path
-from sim._render_layout import Layout, health_zones, make_layout, shift
-from sim._render_ortho import SUMMER, WINTER, Season, render
+from sim._render_layout import Layout, health_zones, make_layout, orchard_planting, shift
+from sim._render_ortho import SUMMER, WINTER, EpochPainter, Season
 
 CRS = "EPSG:32630"
 SW_CORNER_LONLAT = (-2.300, 34.928)
@@ -45,6 +46,7 @@ PROJECT = {
     "planned_end": "2026-12-31",
 }
 PERMIT_COLUMNS = ["permit_id", "parcel_id", "status", "issued", "expires", "permitted_footprint_m2"]
+PLANTING_MATCH_M = 0.6  # a rendered crown lies within this of its planting position (jitter 0.12 m)
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,61 @@ def _buildings(layout: Layout, epoch2: bool, left: float, bottom: float) -> gpd.
     return _frame(rows, ["building_id", "parcel_id", "case", "roof", "height_m"])
 
 
-def _write_records(layout: Layout, paths: WorldPaths, left: float, bottom: float) -> None:
+def _paint(
+    layout: Layout, season: Season, gsd_m: float, seed: int, epoch_rng: np.random.Generator
+) -> tuple[np.ndarray, list[tuple[float, float, float]]]:
+    """The epoch's RGB array and the crowns it painted, (x, y, radius_m) in local metres."""
+    painter = EpochPainter(layout, season, gsd_m, seed, epoch_rng)
+    rgb = painter.paint()
+    return rgb, [(x, y, r) for x, y, r, _, _ in painter.trees()]
+
+
+def _trees(
+    layout: Layout, crowns: list[tuple[float, float, float]], left: float, bottom: float
+) -> gpd.GeoDataFrame:
+    """Every orchard planting position (alive: its painted crown; removed: none painted there)
+    and every street tree."""
+    painted = np.array(crowns, dtype=float).reshape(-1, 3)
+    index = cKDTree(painted[:, :2])
+    rows = []
+    for parcel in layout.parcels:
+        if parcel.land_use != "orchard":
+            continue
+        planted = orchard_planting(parcel)
+        distance, nearest = index.query(planted, distance_upper_bound=PLANTING_MATCH_M)
+        alive = np.isfinite(distance)
+        inside = shapely.contains_xy(parcel.geometry, painted[:, 0], painted[:, 1])
+        if alive.sum() != inside.sum():
+            raise RuntimeError(f"orchard {parcel.parcel_id}: planting and painted crowns disagree")
+        for k, ((x, y), live) in enumerate(zip(planted, alive, strict=True)):
+            px, py, radius = painted[nearest[k]] if live else (x, y, np.nan)
+            rows.append(
+                dict(
+                    parcel_id=parcel.parcel_id,
+                    planting="orchard",
+                    status="alive" if live else "removed",
+                    crown_radius_m=float(radius),
+                    geometry=Point(left + px, bottom + py),
+                )
+            )
+    rows += [
+        dict(
+            parcel_id=None,
+            planting="street",
+            status="alive",
+            crown_radius_m=r,
+            geometry=Point(left + x, bottom + y),
+        )
+        for x, y, r in layout.street_trees
+    ]
+    trees = _frame(rows, ["parcel_id", "planting", "status", "crown_radius_m"])
+    trees.insert(0, "tree_id", [f"T-{i + 1:05d}" for i in range(len(trees))])
+    return trees
+
+
+def _write_records(
+    layout: Layout, paths: WorldPaths, left: float, bottom: float, trees: gpd.GeoDataFrame
+) -> None:
     parcels = _frame(
         [
             dict(
@@ -221,6 +277,7 @@ def _write_records(layout: Layout, paths: WorldPaths, left: float, bottom: float
             "buildings_epoch2": _buildings(layout, True, left, bottom),
             "health": health,
             "greenhouses": greenhouses,
+            "trees": trees,
         },
     )
 
@@ -257,9 +314,9 @@ def generate(
     top = bottom + height_m
     for k, (_, _, season) in enumerate(SEASONS):
         epoch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, k)))
-        rgb = render(layout, season, gsd_m, seed, epoch_rng)
+        rgb, crowns = _paint(layout, season, gsd_m, seed, epoch_rng)  # same crowns every epoch
         _write_ortho(paths.ortho(season.name), rgb, left, top, gsd_m)
-    _write_records(layout, paths, left, bottom)
+    _write_records(layout, paths, left, bottom, _trees(layout, crowns, left, bottom))
 
     bounds = (left, bottom, left + width_m, top)
     to_lonlat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)

@@ -44,7 +44,7 @@ def test_same_seed_gives_same_bytes_and_records(world: World, tmp_path: Path) ->
     for name, _ in world.epochs:
         assert sha256(again.paths.ortho(name)) == sha256(world.paths.ortho(name))
     assert again.paths.permits.read_bytes() == world.paths.permits.read_bytes()
-    for layer in ("buildings_epoch1", "buildings_epoch2", "health", "greenhouses"):
+    for layer in ("buildings_epoch1", "buildings_epoch2", "health", "greenhouses", "trees"):
         a = gpd.read_file(world.paths.truth, layer=layer)
         b = gpd.read_file(again.paths.truth, layer=layer)
         pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
@@ -63,6 +63,7 @@ def test_files_layers_and_columns(world: World) -> None:
         "buildings_epoch2",
         "health",
         "greenhouses",
+        "trees",
     }
     parcels = gpd.read_file(world.paths.parcels, layer="parcels")
     assert {"parcel_id", "commune", "land_use"} <= set(parcels.columns)
@@ -207,3 +208,18 @@ def test_crops_change_with_the_season_but_roofs_do_not(world: World) -> None:
     roof_change = np.abs(mean_rgb(world, "epoch2", roofs) - mean_rgb(world, "epoch1", roofs))
     assert crop_change.max() > 60  # green winter wheat, golden summer stubble
     assert roof_change.max() < crop_change.max() / 2
+
+
+def test_tree_truth_lists_crowns_where_they_are_painted_and_gaps_where_they_are_not(
+    world: World,
+) -> None:
+    trees = gpd.read_file(world.paths.truth, layer="trees")
+    orchard = trees.query("planting == 'orchard'")
+    assert {"alive", "removed"} <= set(orchard.status)
+    assert orchard.query("status == 'alive'").crown_radius_m.between(0.8, 2.0).all()
+    with rasterio.open(world.paths.ortho("epoch2")) as src:
+        points = zip(orchard.geometry.x, orchard.geometry.y, strict=True)
+        rgb = np.stack(list(src.sample(points))).astype(float)
+    excess_green = (2 * rgb[:, 1] - rgb[:, 0] - rgb[:, 2]) / rgb.sum(axis=1)
+    alive = (orchard.status == "alive").to_numpy()
+    assert excess_green[alive].min() > excess_green[~alive].max()
