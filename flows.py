@@ -70,6 +70,7 @@ from models.evaluation import class_scores, object_scores
 from models.health_trend import declining_parcels, parcel_history, read_history, write_history
 from models.indices import index_raster
 from models.training import load_model, save_model
+from models.trees import detect_trees, missing_trees, trees_per_parcel
 from models.zonal import parcel_statistics
 from models.zones import write_prescription, zones_of_parcels
 from pipeline.catalog import WORKSPACE_CATALOG, catalog_images, images_frame, skipped_frame
@@ -368,6 +369,46 @@ def vigour_task(
     )
 
 
+@dataclass(frozen=True)
+class OrchardLayers:
+    """Tree crowns, the trees missing from their rows, and counts per orchard parcel."""
+
+    crowns: gpd.GeoDataFrame
+    missing: gpd.GeoDataFrame
+    per_parcel: pd.DataFrame
+
+
+@task(cache_policy=NO_CACHE)
+def trees_task(mosaic: Raster, parcels: gpd.GeoDataFrame) -> OrchardLayers:
+    """Tree crowns in the orchard parcels (land use ``orchard``), counted per parcel, and the
+    planting positions where a tree is missing from its row."""
+    orchards = (
+        parcels[parcels["land_use"] == "orchard"] if "land_use" in parcels else parcels.iloc[:0]
+    )
+    crowns = detect_trees(mosaic.path, parcels=orchards) if len(orchards) else None
+    if crowns is None or crowns.empty:
+        none = gpd.GeoDataFrame({"parcel_id": pd.Series(dtype=str)}, geometry=[], crs=parcels.crs)
+        return OrchardLayers(
+            crowns=none,
+            missing=none.assign(row_id=pd.Series(dtype=int)),
+            per_parcel=pd.DataFrame(none.drop(columns="geometry")),
+        )
+    orchards = orchards.to_crs(crowns.crs)
+    missing = pd.concat(
+        [
+            missing_trees(crowns, parcel.geometry).assign(parcel_id=parcel.parcel_id)
+            for parcel in orchards.itertuples()
+        ],
+        ignore_index=True,
+    )
+    per_parcel = trees_per_parcel(crowns, orchards).drop(columns="geometry", errors="ignore")
+    return OrchardLayers(
+        crowns=crowns,
+        missing=gpd.GeoDataFrame(missing, geometry="geometry", crs=crowns.crs),
+        per_parcel=pd.DataFrame(per_parcel),
+    )
+
+
 def agricultural(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """The parcels whose land use is farming (all of them when land use is not recorded)."""
     if "land_use" not in parcels:
@@ -464,6 +505,7 @@ def process(
     )
     health = health_task(models, mosaic, parcels, out_dir)
     vigour = vigour_task(mosaic, parcels, out_dir, captured_on, settings)
+    orchards = trees_task(mosaic, parcels)
     buildings = buildings_task(models, mosaic, parcels, settings)
     if previous is None:
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
@@ -483,8 +525,12 @@ def process(
         layers["mission"] = mission_frame(mission, settings.crs)
     layers |= {
         "images": images_frame(ingested, settings.crs, collection=epoch),
-        "crop_health_parcels": health.merge(vigour.statistics, on="parcel_id", how="left"),
+        "crop_health_parcels": health.merge(vigour.statistics, on="parcel_id", how="left").merge(
+            orchards.per_parcel, on="parcel_id", how="left"
+        ),
         "management_zones": vigour.zones,
+        "tree_crowns": orchards.crowns,
+        "missing_trees": orchards.missing,
         "parcel_trend": vigour.trend,
         "buildings": buildings,
         "new_buildings": changed,

@@ -55,6 +55,21 @@ def test_crop_health_layers_zones_and_trend_are_published(surveyed) -> None:
     assert not history.duplicated(["index", "parcel_id", "date"]).any()
 
 
+def test_orchard_trees_are_counted_close_to_the_planted_ones(surveyed) -> None:
+    planted = gpd.read_file(surveyed.world.paths.truth, layer="trees")
+    alive = planted[(planted["planting"] == "orchard") & (planted["status"] == "alive")]
+    for result in surveyed.epochs:
+        health = gpd.read_file(result.geopackage, layer="crop_health_parcels")
+        orchards = health[health["tree_count"].notna()]
+        assert not orchards.empty
+        crowns = gpd.read_file(result.geopackage, layer="tree_crowns")
+        assert set(crowns["parcel_id"]) <= set(orchards["parcel_id"])
+        for parcel in orchards.itertuples():
+            truth = alive.within(parcel.geometry).sum()
+            assert truth > 20 and abs(parcel.tree_count - truth) <= 0.2 * truth, parcel.parcel_id
+        assert gpd.read_file(result.geopackage, layer="missing_trees")["parcel_id"].notna().all()
+
+
 def test_mosaics_are_valid_cogs_on_one_grid(surveyed) -> None:
     grids = []
     for result in surveyed.epochs:
