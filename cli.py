@@ -10,13 +10,16 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 
 from core.errors import RaqibError
 from core.types import IngestResult
+
+if TYPE_CHECKING:
+    from models.training import PixelModel
 
 app = typer.Typer(
     help="Raqib: drone surveys, crop health and construction monitoring for Berkane province.",
@@ -25,6 +28,8 @@ app = typer.Typer(
 )
 world_app = typer.Typer(help="The embedded synthetic Berkane world.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
+evaluate_app = typer.Typer(help="Measure the classifiers' accuracy.", no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
 
 out = Console()
 
@@ -62,6 +67,115 @@ def world_generate(
 
     world = generate(out_dir, seed=seed, width_m=width_m, height_m=height_m)
     out.print(f"world written to {world.root} ({width_m:.0f} x {height_m:.0f} m, seed {seed})")
+
+
+@evaluate_app.command("crop-health")
+def evaluate_crop_health(
+    world_seed: Annotated[
+        int | None,
+        typer.Option(help="Score on a simulator world of this seed (truth known; default 7)."),
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="An orthomosaic (RGB GeoTIFF) instead of the simulator.")
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Labelled polygons (GPKG) over --image; without: unsupervised."),
+    ] = None,
+    class_column: Annotated[str, typer.Option(help="Column of --labels with the class.")] = (
+        "health"
+    ),
+    layer: Annotated[str | None, typer.Option(help="Layer of --labels to read.")] = None,
+    block_m: Annotated[
+        float, typer.Option(help="Side of the cross-validation blocks, metres.")
+    ] = 50.0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    write: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
+        "docs/crop_health_accuracy.md"
+    ),
+    save: Annotated[
+        Path | None, typer.Option("--save-model", help="Also fit on all labels and save the model.")
+    ] = None,
+) -> None:
+    """Cross-validate the crop-health classifier by spatial blocks (healthy / stressed / bare),
+    print the per-class report and write it; without labels, fit the unsupervised fallback."""
+    import tempfile
+
+    from core.errors import InputError
+    from models.unsupervised import train_health_unsupervised, unsupervised_report
+    from models.validation import KAPPA_TARGET
+    from sim.world import generate
+
+    if image is not None and world_seed is not None:
+        raise InputError("--world-seed", "give either --world-seed or --image, not both")
+    if labels is not None and image is None:
+        raise InputError("--labels", "labels need the --image they were drawn on")
+    cv_options = f"--block-m {block_m:g} --folds {folds}"
+    if image is not None and labels is None:
+        model = train_health_unsupervised(image)
+        body = unsupervised_report(model, image).markdown()
+        _publish_health_report(f"--image {image}", body, write, model, save)
+    elif image is not None and labels is not None:
+        options = f"--image {image} --labels {labels} --class-column {class_column}"
+        options += f" --layer {layer}" if layer else ""
+        body, model = _cross_validated_health(
+            [(image, labels)], class_column, layer, block_m, folds, None, fit=save is not None
+        )
+        _publish_health_report(f"{options} {cv_options}", body, write, model, save)
+    else:
+        seed = 7 if world_seed is None else world_seed
+        with tempfile.TemporaryDirectory(prefix="raqib-evaluate-") as tmp:
+            world = generate(Path(tmp), seed=seed)
+            examples = [(world.paths.ortho(name), world.paths.truth) for name, _ in world.epochs]
+            body, model = _cross_validated_health(
+                examples, "health", "health", block_m, folds, KAPPA_TARGET, fit=save is not None
+            )
+        intro = f"Simulator world seed {seed} (500 x 400 m, both epochs; truth known).\n\n"
+        _publish_health_report(
+            f"--world-seed {seed} {cv_options}", intro + body, write, model, save
+        )
+
+
+def _cross_validated_health(
+    examples: list[tuple[Path, Path]],
+    class_column: str,
+    layer: str | None,
+    block_m: float,
+    folds: int,
+    target_kappa: float | None,
+    *,
+    fit: bool,
+) -> tuple[str, PixelModel | None]:
+    """The spatial cross-validation report of crop health on ``examples`` (Markdown), and the
+    model fitted on all of them when ``fit``."""
+    from models.crop_health import train_health_on, validate_health
+
+    report = validate_health(examples, class_column, block_m=block_m, n_folds=folds, layer=layer)
+    model = train_health_on(examples, class_column, layer=layer) if fit else None
+    return report.markdown(target_kappa=target_kappa), model
+
+
+def _publish_health_report(
+    options: str, body: str, path: Path, model: PixelModel | None, save: Path | None
+) -> None:
+    """Write the report under a header naming the command and the date, print it, save the
+    model if asked."""
+    from rich.markdown import Markdown
+
+    from core.io import atomic_path
+    from models.training import save_model
+
+    text = (
+        f"# Crop health accuracy\n\nGenerated by `raqib evaluate crop-health {options}` on "
+        f"{date.today()}; rerun the command rather than editing this file.\n\n{body}"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp_path:
+        tmp_path.write_text(text, encoding="utf-8")
+    if save is not None and model is not None:
+        save_model(model, save)
+    out.print(Markdown(text))
+    out.print(f"report written to {path}" + (f"; model saved to {save}" if save else ""))
 
 
 def _overlaps(text: str) -> tuple[float, float]:

@@ -6,8 +6,10 @@ The class raster codes are 0 = nodata or outside the crop mask, then 1, 2, 3 for
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,15 +21,20 @@ from core.errors import InputError, ProcessingError
 from core.types import Raster
 from models.features import FEATURE_MARGIN_PX
 from models.indices import compute_index
+from models.labels import Labels, LabelSource, checked_labels, require_two_classes
 from models.training import (
     PixelModel,
+    PixelSample,
     burn,
     fit_pixel_model,
     labels_in_crs,
     predict_blocks,
-    sample_pixels,
+    sample_labelled_pixels,
 )
+from models.validation import CrossValidationReport, cross_validate
 from models.windows import atomic_writer, blocks, open_rgb, output_profile, raster_ref
+
+LOG = logging.getLogger(__name__)
 
 HEALTH_CLASSES: tuple[str, ...] = ("healthy", "stressed", "bare")
 NODATA_CODE = 0
@@ -43,55 +50,142 @@ class HealthModel(PixelModel):
     """A pixel classifier for ``HEALTH_CLASSES``."""
 
 
+HealthExamples = Sequence[tuple[str | Path, LabelSource]]
+
+
 def train_health(
     image_path: str | Path,
-    labels: gpd.GeoDataFrame,
+    labels: LabelSource,
     class_column: str = "health",
     *,
+    layer: str | None = None,
     max_samples_per_class: int = 20000,
     seed: int = 0,
 ) -> HealthModel:
-    """Fit a health classifier on pixels inside labelled polygons (``class_column`` values
-    among ``HEALTH_CLASSES``)."""
+    """Fit a health classifier on pixels inside labelled polygons (a GeoDataFrame or a file
+    such as an agronomist's GPKG; ``class_column`` values among ``HEALTH_CLASSES``)."""
     return train_health_on(
-        [(image_path, labels)], class_column, max_samples_per_class=max_samples_per_class, seed=seed
+        [(image_path, labels)],
+        class_column,
+        layer=layer,
+        max_samples_per_class=max_samples_per_class,
+        seed=seed,
     )
 
 
 def train_health_on(
-    examples: Sequence[tuple[str | Path, gpd.GeoDataFrame]],
+    examples: HealthExamples,
     class_column: str = "health",
     *,
+    layer: str | None = None,
     max_samples_per_class: int = 20000,
     seed: int = 0,
 ) -> HealthModel:
-    """Fit a health classifier on (image, labelled polygons) pairs, e.g. several dates."""
-    per_image = max(1, max_samples_per_class // len(examples))
-    xs, ys = [], []
-    for k, (image_path, labels) in enumerate(examples):
-        if class_column not in labels.columns:
-            raise InputError(image_path, f"labels have no column {class_column!r}")
-        unknown = set(labels[class_column].dropna()) - set(HEALTH_CLASSES)
-        if unknown:
-            raise InputError(
-                image_path,
-                f"column {class_column!r} has classes {sorted(unknown)} not in {HEALTH_CLASSES}",
-            )
-        with open_rgb(image_path) as src:
-            labels = labels_in_crs(labels, src, image_path)
-        shapes = [
-            (geom, HEALTH_CLASSES.index(name) + 1)
-            for geom, name in zip(labels.geometry, labels[class_column], strict=True)
-            if geom is not None and not geom.is_empty and isinstance(name, str)
-        ]
-        x, y = sample_pixels(
-            image_path, shapes, len(HEALTH_CLASSES), max_samples_per_class=per_image, seed=seed + k
-        )
-        xs.append(x)
-        ys.append(y)
-    return fit_pixel_model(
-        np.concatenate(xs), np.concatenate(ys), HEALTH_CLASSES, seed=seed, model_type=HealthModel
+    """Fit a health classifier on (image, labelled polygons) pairs, e.g. several dates.
+
+    Labels are checked by :func:`models.labels.checked_labels`; what was repaired is logged.
+    """
+    sample, _ = health_sample(
+        examples, class_column, layer=layer, max_samples_per_class=max_samples_per_class, seed=seed
     )
+    return fit_pixel_model(sample.x, sample.y, HEALTH_CLASSES, seed=seed, model_type=HealthModel)
+
+
+def validate_health(
+    examples: HealthExamples,
+    class_column: str = "health",
+    *,
+    block_m: float | None = 50.0,
+    n_folds: int = 5,
+    layer: str | None = None,
+    max_samples_per_class: int = 20000,
+    seed: int = 0,
+) -> CrossValidationReport:
+    """Cross-validate :func:`train_health_on` on the same examples: by spatial blocks of
+    ``block_m`` with a buffer of the features' reach (see :mod:`models.validation`), or by
+    random pixels when ``block_m`` is None (optimistic; for comparison only)."""
+    sample, labels = health_sample(
+        examples, class_column, layer=layer, max_samples_per_class=max_samples_per_class, seed=seed
+    )
+    report = cross_validate(
+        sample,
+        HEALTH_CLASSES,
+        block_m=block_m,
+        buffer_m=_feature_reach_m([one.image for one in labels]),
+        n_folds=n_folds,
+        seed=seed,
+    )
+    names = {one.source: Path(one.source).name for one in labels}
+    several = len(names) > 1
+    return replace(
+        report,
+        sources=tuple(f"{names[one.source]} over {one.image.name}" for one in labels),
+        notes=tuple(
+            dict.fromkeys(
+                f"{names[one.source]}: {note}" if several else note
+                for one in labels
+                for note in one.notes
+            )
+        ),
+    )
+
+
+def health_sample(
+    examples: HealthExamples,
+    class_column: str,
+    *,
+    layer: str | None = None,
+    max_samples_per_class: int = 20000,
+    seed: int = 0,
+) -> tuple[PixelSample, list[Labels]]:
+    """Labelled pixels of every example (at most ``max_samples_per_class`` per class in all),
+    and the checked labels they came from."""
+    per_image = max(1, max_samples_per_class // len(examples))
+    labels = [
+        checked_labels(given, class_column, HEALTH_CLASSES, image, layer=layer)
+        for image, given in examples
+    ]
+    require_two_classes(labels)
+    for source, note in dict.fromkeys((one.source, note) for one in labels for note in one.notes):
+        LOG.warning("%s: %s", source, note)
+    sample = PixelSample.concat(
+        [
+            sample_labelled_pixels(
+                one.image,
+                one.shapes,
+                len(HEALTH_CLASSES),
+                max_samples_per_class=per_image,
+                seed=seed + k,
+            )
+            for k, one in enumerate(labels)
+        ]
+    )
+    present = [HEALTH_CLASSES[code - 1] for code in np.unique(sample.y)]
+    if len(present) < 2:
+        raise InputError(
+            labels[0].source,
+            f"only {present} has labelled pixels where the image is valid; training needs two",
+        )
+    return sample, labels
+
+
+def _feature_reach_m(images: Sequence[Path]) -> float:
+    """How far (m) the pixel features look around a pixel, over images that share one
+    projected CRS (spatial blocks need one grid)."""
+    reach_m, crs_names = [], set()
+    for image in images:
+        with open_rgb(image) as src:
+            if not src.crs.is_projected:
+                raise InputError(image, "spatial cross-validation needs a projected CRS in metres")
+            crs_names.add(src.crs.to_string())
+            reach_m.append(
+                FEATURE_MARGIN_PX * abs(src.transform.a) * src.crs.linear_units_factor[1]
+            )
+    if len(crs_names) > 1:
+        raise InputError(
+            images[0], f"images in several CRSs {sorted(crs_names)}: reproject them to one"
+        )
+    return max(reach_m)
 
 
 def classify_health(
@@ -104,7 +198,8 @@ def classify_health(
     stride_px: int = 2,
 ) -> Raster:
     """Write the uint8 class raster of ``image_path`` (nodata 0), only inside ``mask_polygons``
-    (e.g. the agricultural parcels) when given. Class probabilities are averaged over a
+    (e.g. the agricultural parcels) when given, tagged with the model's ``training``
+    (``unsupervised`` models have no measured accuracy). Class probabilities are averaged over a
     Gaussian of ``smoothing_m`` before the vote, as crop condition varies over metres; the
     classifier runs on every ``stride_px``-th pixel (see :func:`predict_blocks`)."""
     if tuple(model.classes) != HEALTH_CLASSES:
@@ -117,6 +212,7 @@ def classify_health(
         profile = output_profile(src, dtype="uint8", count=1, nodata=NODATA_CODE)
         with atomic_writer(out_path, profile) as dst:
             dst.write_colormap(1, HEALTH_COLOURS)
+            dst.update_tags(training=model.training, classes=",".join(HEALTH_CLASSES))
             sigma_px = smoothing_m / abs(src.transform.a)
             margin_px = FEATURE_MARGIN_PX + math.ceil(3 * sigma_px)
             for block, proba, predicted in predict_blocks(

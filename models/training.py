@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import cv2
 import geopandas as gpd
@@ -30,15 +30,47 @@ from models.features import FEATURE_MARGIN_PX, FEATURE_NAMES, pixel_features
 from models.windows import BLOCK_PX, Block, blocks, open_rgb, read_rgb
 
 
+class PixelEstimator(Protocol):
+    """What a pixel model needs of its estimator (a scikit-learn classifier, or thresholds)."""
+
+    classes_: np.ndarray
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class PixelModel:
     """A fitted pixel classifier; class ``classes[i]`` has raster code ``i + 1``."""
 
-    estimator: HistGradientBoostingClassifier
+    estimator: PixelEstimator
     classes: tuple[str, ...]
     feature_names: tuple[str, ...]
     training_hash: str
     sklearn_version: str
+    training: Literal["supervised", "unsupervised"] = "supervised"
+    """Fitted on labels, or clusters of an index without labels (accuracy unknown)."""
+
+
+@dataclass(frozen=True, eq=False)
+class PixelSample:
+    """Labelled pixels: features ``x`` (N, F), codes ``y`` (N,), map coordinates ``xy``
+    (N, 2) of their centres, and ``weight`` (N,): the labelled pixels each one stands for in
+    its image and class (sampling is capped per class, so rare classes weigh less)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    xy: np.ndarray
+    weight: np.ndarray
+
+    @staticmethod
+    def concat(samples: Sequence[PixelSample]) -> PixelSample:
+        """The samples of several images, one after the other."""
+        return PixelSample(
+            *(
+                np.concatenate([getattr(s, name) for s in samples])
+                for name in ("x", "y", "xy", "weight")
+            )
+        )
 
 
 M = TypeVar("M", bound=PixelModel)
@@ -62,14 +94,37 @@ def sample_pixels(
     max_samples_per_class: int = 20000,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features ``X`` (N, F) and codes ``y`` (N,) of pixels burnt with ``shapes`` (in raster CRS).
+    """Features ``X`` (N, F) and codes ``y`` (N,) of pixels burnt with ``shapes``
+    (see :func:`sample_labelled_pixels`)."""
+    sample = sample_labelled_pixels(
+        image_path,
+        shapes,
+        n_classes,
+        background_code=background_code,
+        max_samples_per_class=max_samples_per_class,
+        seed=seed,
+    )
+    return sample.x, sample.y
+
+
+def sample_labelled_pixels(
+    image_path: str | Path,
+    shapes: Sequence[tuple[BaseGeometry, int]],
+    n_classes: int,
+    *,
+    background_code: int = 0,
+    max_samples_per_class: int = 20000,
+    seed: int = 0,
+) -> PixelSample:
+    """Pixels burnt with ``shapes`` (in raster CRS): their features, codes and positions.
 
     Later shapes overwrite earlier ones; code 0 is never sampled, ``background_code`` is given to
     pixels no shape covers. Each class keeps a uniform random sample of at most
     ``max_samples_per_class`` pixels (bottom-k of random keys, so memory stays bounded).
     """
     rng = np.random.default_rng(seed)
-    kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    totals = np.zeros(n_classes + 1, dtype=np.int64)
     with open_rgb(image_path) as src:
         for block in blocks(src.width, src.height, margin_px=FEATURE_MARGIN_PX):
             codes = burn(shapes, src, block.window, fill=background_code)
@@ -77,7 +132,9 @@ def sample_pixels(
                 continue
             rgb, valid = read_rgb(src, block.padded)
             codes[~valid[block.inner]] = 0
+            totals += np.bincount(codes.ravel(), minlength=n_classes + 1)[: n_classes + 1]
             inner_features = pixel_features(rgb)[block.inner]
+            to_map = rio_windows.transform(block.window, src.transform)
             for code in range(1, n_classes + 1):
                 rows, cols = np.nonzero(codes == code)
                 if rows.size == 0:
@@ -86,19 +143,30 @@ def sample_pixels(
                 if rows.size > max_samples_per_class:
                     pick = np.argpartition(keys, max_samples_per_class)[:max_samples_per_class]
                     rows, cols, keys = rows[pick], cols[pick], keys[pick]
-                new_keys, new_x = keys, inner_features[rows, cols]
+                east, north = to_map @ (cols + 0.5, rows + 0.5)
+                new = (keys, inner_features[rows, cols], np.column_stack([east, north]))
                 if code in kept:
-                    new_keys = np.concatenate([kept[code][0], new_keys])
-                    new_x = np.concatenate([kept[code][1], new_x])
-                if new_keys.size > max_samples_per_class:
-                    pick = np.argpartition(new_keys, max_samples_per_class)[:max_samples_per_class]
-                    new_keys, new_x = new_keys[pick], new_x[pick]
-                kept[code] = (new_keys, new_x)
+                    new = tuple(
+                        np.concatenate([a, b]) for a, b in zip(kept[code], new, strict=True)
+                    )
+                if new[0].size > max_samples_per_class:
+                    pick = np.argpartition(new[0], max_samples_per_class)[:max_samples_per_class]
+                    new = tuple(a[pick] for a in new)
+                kept[code] = new
     if not kept:
         raise InputError(image_path, "no labelled pixels fall inside the image")
-    x = np.concatenate([kept[c][1] for c in sorted(kept)])
-    y = np.concatenate([np.full(kept[c][1].shape[0], c, dtype=np.int16) for c in sorted(kept)])
-    return x, y
+    codes_kept = sorted(kept)
+    sizes = [kept[c][0].size for c in codes_kept]
+    return PixelSample(
+        x=np.concatenate([kept[c][1] for c in codes_kept]),
+        y=np.concatenate(
+            [np.full(n, c, dtype=np.int16) for c, n in zip(codes_kept, sizes, strict=True)]
+        ),
+        xy=np.concatenate([kept[c][2] for c in codes_kept]),
+        weight=np.concatenate(
+            [np.full(n, totals[c] / n) for c, n in zip(codes_kept, sizes, strict=True)]
+        ),
+    )
 
 
 def burn(

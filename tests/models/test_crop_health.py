@@ -5,10 +5,17 @@ import rasterio
 from shapely.geometry import box
 
 from core.errors import InputError, ProcessingError
-from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health
+from models.crop_health import (
+    HEALTH_CLASSES,
+    classify_health,
+    parcel_health,
+    train_health,
+    validate_health,
+)
 from models.evaluation import class_scores
 from models.indices import index_raster
 from models.training import load_model, save_model
+from models.unsupervised import train_health_unsupervised, unsupervised_report
 
 
 def test_a_model_trained_on_one_scene_classifies_another(health_raster, test_scene):
@@ -95,3 +102,55 @@ def test_a_building_model_is_refused_for_crop_health(building_model, test_scene,
 def test_a_single_band_raster_is_refused_with_its_name(health_model, health_raster, tmp_path):
     with pytest.raises(InputError, match="health.tif.*uint8 bands"):
         classify_health(health_model, health_raster.path, tmp_path / "again.tif")
+
+
+def test_training_reads_a_gpkg_with_its_own_class_column(train_scene, test_scene, tmp_path):
+    labels = tmp_path / "agronomist.gpkg"
+    train_scene.health.rename(columns={"health": "etat"}).to_file(labels, layer="visite")
+    model = train_health(train_scene.image, labels, class_column="etat", max_samples_per_class=2000)
+    raster = classify_health(model, test_scene.image, tmp_path / "health.tif")
+    scores = class_scores(raster, test_scene.health, "health", HEALTH_CLASSES)
+    assert scores["healthy"].kappa > 0.8
+    assert model.training == "supervised"
+
+
+def test_spatial_cross_validation_of_a_scene_reports_every_class(train_scene):
+    report = validate_health(
+        [(train_scene.image, train_scene.health)],
+        block_m=15.0,
+        n_folds=3,
+        max_samples_per_class=1500,
+    )
+    assert [s.name for s in report.scores] == list(HEALTH_CLASSES)
+    assert report.block_m == 15.0 and report.buffer_m == pytest.approx(6.4)
+    assert sum(s.tested_px for s in report.scores) == 4500
+    assert report.sources == ("labels over ortho.tif",)
+    assert "| healthy |" in report.markdown() and "Cohen's kappa" in report.markdown()
+
+
+def test_the_unsupervised_fallback_orders_clusters_by_index_and_says_so(test_scene, tmp_path):
+    model = train_health_unsupervised(test_scene.image, mask_polygons=test_scene.health)
+    assert model.training == "unsupervised"
+    raster = classify_health(model, test_scene.image, tmp_path / "clusters.tif")
+    with rasterio.open(raster.path) as src:
+        assert src.tags()["training"] == "unsupervised"
+    summary = parcel_health(raster, test_scene.image, test_scene.health.assign(parcel_id=[1, 2, 3]))
+    assert summary["healthy_pct"].iloc[0] > summary["healthy_pct"].iloc[2]
+    assert summary["bare_pct"].iloc[2] > summary["bare_pct"].iloc[0]
+    text = unsupervised_report(model, test_scene.image).markdown()
+    assert "accuracy unknown" in text and "`unsupervised`" in text
+    assert not {"kappa", "precision", "recall"} & set(text.lower().split())
+
+
+def test_a_supervised_raster_is_tagged_supervised(health_raster):
+    with rasterio.open(health_raster.path) as src:
+        assert src.tags()["training"] == "supervised"
+
+
+def test_an_unsupervised_model_keeps_its_mark_when_saved(test_scene, tmp_path):
+    model = train_health_unsupervised(test_scene.image, max_samples=5000)
+    loaded = load_model(save_model(model, tmp_path / "clusters.joblib"))
+    assert loaded.training == "unsupervised"
+    assert unsupervised_report(loaded, test_scene.image) == unsupervised_report(
+        model, test_scene.image
+    )

@@ -1,8 +1,10 @@
 import joblib
+import numpy as np
 import pytest
+import shapely
 
 from core.errors import InputError
-from models.training import load_model
+from models.training import load_model, sample_labelled_pixels
 
 
 @pytest.mark.parametrize(
@@ -28,3 +30,21 @@ def test_a_joblib_file_of_something_else_is_an_input_error(tmp_path):
     joblib.dump({"not": "a model"}, path)
     with pytest.raises(InputError, match="not a Raqib"):
         load_model(path)
+
+
+def test_sampled_pixels_lie_in_their_polygon_and_weigh_what_it_covers(train_scene):
+    shapes = [(geom, code) for code, geom in enumerate(train_scene.health.geometry, start=1)]
+    sample = sample_labelled_pixels(train_scene.image, shapes, 3, max_samples_per_class=1000)
+    for geom, code in shapes:
+        mine = sample.y == code
+        assert mine.sum() == 1000
+        assert shapely.contains_xy(geom, sample.xy[mine, 0], sample.xy[mine, 1]).all()
+        covered_px = geom.area / 0.1**2
+        assert sample.weight[mine].sum() == pytest.approx(covered_px, rel=0.01)
+
+
+def test_a_sample_keeps_all_pixels_of_a_class_below_the_cap(train_scene):
+    small = train_scene.health.geometry.iloc[0].centroid.buffer(0.5, cap_style="square")
+    sample = sample_labelled_pixels(train_scene.image, [(small, 1)], 1)
+    assert sample.y.size == 100
+    assert np.all(sample.weight == 1.0)
