@@ -1,10 +1,12 @@
 """Co-registration of overlapping frames: refine GNSS positions and yaws so frames agree.
 
 GNSS noise (decimetres to a metre) and gimbal-yaw noise (a degree or two) misplace each
-frame independently, which shows as doubled edges in a mosaic. ORB features matched between
-overlapping frames give tie points on the ground; a sparse least-squares adjustment finds a
-small shift and rotation per frame that brings the tie points together, with the mean
-shift kept at zero, so the flight's absolute GNSS placement is kept.
+frame independently, which shows as doubled edges in a mosaic. SIFT features matched between
+overlapping frames (ratio test, RANSAC similarity) give tie points on the ground; a sparse
+least-squares adjustment (Gauss-Newton) finds a small shift and rotation per frame that
+brings the tie points together, with the mean shift kept at zero, so the flight's absolute
+GNSS placement is kept: tie points cannot see a bias common to the whole flight, only a
+georeferenced ``reference`` raster (or ground control) can.
 """
 
 from __future__ import annotations
@@ -53,7 +55,15 @@ GAUGE_WEIGHT = 10.0
 """Weight of the rows that keep the mean shift at zero."""
 _MIN_MATCH_PX = 64
 """A reference window smaller than this (px, either side) gives no features."""
-_ORB_FEATURES = 2000
+_SIFT_FEATURES = 2000
+_SIFT_CONTRAST = 0.02
+"""Half OpenCV's default: smooth fields and orchards still give features."""
+_GAUSS_NEWTON_STEPS = 3
+_SIFT_BIAS_PX = 0.25
+"""OpenCV's SIFT places keypoints a quarter pixel down-right of where they are (its first
+octave is the image upsampled 2x); measured by matching an image with its 180 deg turn."""
+_RATIO = 0.8
+"""Lowe's ratio test: best match clearly better than the second best."""
 _DECODE_FLAGS = {
     1: cv2.IMREAD_GRAYSCALE,
     2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
@@ -128,10 +138,17 @@ def _features(record: ImageRecord, crs: str) -> _Features:
     centre = to_ground @ (record.width_px / 2, record.height_px / 2)
     if image is None:
         return _Features(centre, np.empty((0, 2)), None)
-    keypoints, descriptors = cv2.ORB_create(_ORB_FEATURES).detectAndCompute(image, None)
-    pixels = np.array([kp.pt for kp in keypoints], dtype=np.float64).reshape(-1, 2)
+    pixels, descriptors = _detect(image)
     pixels = (pixels + 0.5) * factor  # keypoint centre -> full-frame corner-based coordinates
     return _Features(centre, _apply(to_ground, pixels), descriptors)
+
+
+def _detect(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """SIFT keypoints (n, 2; pixel centres at integers) and descriptors of a grey image."""
+    sift = cv2.SIFT_create(_SIFT_FEATURES, contrastThreshold=_SIFT_CONTRAST)
+    keypoints, descriptors = sift.detectAndCompute(image, None)
+    pixels = np.array([kp.pt for kp in keypoints], dtype=np.float64).reshape(-1, 2)
+    return pixels - _SIFT_BIAS_PX, descriptors
 
 
 def _reference_features(src: DatasetReader, bounds: tuple[float, ...]) -> _Features:
@@ -156,17 +173,15 @@ def _reference_features(src: DatasetReader, bounds: tuple[float, ...]) -> _Featu
     to_ground = window_transform(window, src.transform) @ Affine.scale(
         window.width / shape[1], window.height / shape[0]
     )
-    if min(shape) < _MIN_MATCH_PX:  # a sliver of overlap: ORB's pyramid needs room
+    if min(shape) < _MIN_MATCH_PX:  # a sliver of overlap: the feature pyramid needs room
         return _Features((left, top), np.empty((0, 2)), None)
     image = (
         cv2.cvtColor(np.ascontiguousarray(bands.transpose(1, 2, 0)), cv2.COLOR_RGB2GRAY)
         if len(bands) == 3
         else bands[0]
     )
-    keypoints, descriptors = cv2.ORB_create(_ORB_FEATURES).detectAndCompute(
-        image.astype(np.uint8), None
-    )
-    pixels = np.array([kp.pt for kp in keypoints], dtype=np.float64).reshape(-1, 2) + 0.5
+    pixels, descriptors = _detect(image.astype(np.uint8))
+    pixels = pixels + 0.5
     centre = to_ground @ (shape[1] / 2, shape[0] / 2)
     return _Features(centre, _apply(to_ground, pixels), descriptors)
 
@@ -188,9 +203,14 @@ def _tie_points(first: _Features, second: _Features) -> tuple[np.ndarray, np.nda
     in_a, in_b = _inside(first.ground_xy, overlap), _inside(second.ground_xy, overlap)
     if in_a.size < MIN_INLIERS or in_b.size < MIN_INLIERS:
         return empty
-    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(
-        first.descriptors[in_a], second.descriptors[in_b]
+    candidates = cv2.BFMatcher(cv2.NORM_L2).knnMatch(
+        first.descriptors[in_a], second.descriptors[in_b], k=2
     )
+    matches = [
+        pair[0]
+        for pair in candidates
+        if len(pair) == 2 and pair[0].distance < _RATIO * pair[1].distance
+    ]
     if len(matches) < MIN_INLIERS:
         return empty
     points_a = first.ground_xy[in_a[[m.queryIdx for m in matches]]]
@@ -231,19 +251,53 @@ def _adjust(
     *,
     fixed_reference: bool = False,
 ) -> np.ndarray:
-    """Least-squares (shift_e, shift_n, rotation_rad) per frame, linearised for small angles.
+    """Least-squares (shift_e, shift_n, rotation_rad) per frame (Gauss-Newton).
 
-    A corrected point is p + t + theta * perp(p - c), perp(x, y) = (-y, x). Each tie asks its
-    two corrected points to coincide. Weak priors keep every correction small (and so let the
-    GNSS positions, not the noisier gimbal yaws, set the block's rotation); two gauge rows
-    keep the mean shift at zero. With ``fixed_reference``, frame ``count`` is the reference:
-    held in place, it replaces the gauge.
+    A corrected point is c + t + R(theta) (p - c). Each tie asks its two corrected points to
+    coincide. Weak priors keep every correction small (and so let the GNSS positions, not the
+    noisier gimbal yaws, set the block's rotation); two gauge rows keep the mean shift at
+    zero. With ``fixed_reference``, frame ``count`` is the reference: held in place, it
+    replaces the gauge. Each step is linearised for small angles, then the tie points are
+    moved by the corrections so far and the next step refines them.
     """
     frames = count + 1 if fixed_reference else count
+    ties = [(i, j, a[:: max(1, len(a) // MAX_TIES_PER_PAIR)], b) for i, j, a, b in ties]
+    ties = [(i, j, a, b[:: max(1, len(b) // MAX_TIES_PER_PAIR)]) for i, j, a, b in ties]
+    solution = np.zeros(3 * frames)
+    for _ in range(_GAUSS_NEWTON_STEPS):
+        corrections = solution.reshape(frames, 3)
+        moved = [
+            (i, j, _moved(a, centres[i], corrections[i]), _moved(b, centres[j], corrections[j]))
+            for i, j, a, b in ties
+        ]
+        solution = solution + _adjust_step(
+            moved, centres + corrections[:, :2], solution, count, fixed_reference
+        )
+    return solution
+
+
+def _moved(points: np.ndarray, centre: np.ndarray, correction: np.ndarray) -> np.ndarray:
+    """``points`` of a frame centred at ``centre`` after its (shift_e, shift_n, rotation)."""
+    cos, sin = math.cos(correction[2]), math.sin(correction[2])
+    relative = points - centre
+    rotated = np.column_stack(
+        (cos * relative[:, 0] - sin * relative[:, 1], sin * relative[:, 0] + cos * relative[:, 1])
+    )
+    return centre + correction[:2] + rotated
+
+
+def _adjust_step(
+    ties: list[tuple[int, int, np.ndarray, np.ndarray]],
+    centres: np.ndarray,
+    solution: np.ndarray,
+    count: int,
+    fixed_reference: bool,
+) -> np.ndarray:
+    """One linearised step: the change of ``solution`` that best closes the ``ties``
+    (p + dt + dtheta * perp(p - c), perp(x, y) = (-y, x)) under the priors and gauge."""
+    frames = len(solution) // 3
     blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (columns, coefficients, rhs)
     for i, j, points_i, points_j in ties:
-        step = max(1, len(points_i) // MAX_TIES_PER_PAIR)
-        points_i, points_j = points_i[::step], points_j[::step]
         rel_i, rel_j = points_i - centres[i], points_j - centres[j]
         n = len(points_i)
         ones = np.ones(n)
@@ -266,12 +320,14 @@ def _adjust(
     if fixed_reference:
         weights[3 * count :] = GAUGE_WEIGHT * 1e3
     coefs.append(weights)
-    rhs.append(np.zeros(3 * frames))
+    rhs.append(-weights * solution)  # the priors hold the total correction, not the step
     shifts = unknowns[unknowns % 3 < 2] if not fixed_reference else unknowns[:0]
     rows.append(first_row + 3 * frames + shifts % 3)
     cols.append(shifts)
-    coefs.append(np.full(len(shifts), GAUGE_WEIGHT / PRIOR_SHIFT_M))
-    rhs.append(np.zeros(2))
+    gauge_weight = GAUGE_WEIGHT / PRIOR_SHIFT_M
+    coefs.append(np.full(len(shifts), gauge_weight))
+    total_shift = solution.reshape(frames, 3)[:, :2].sum(axis=0)
+    rhs.append(-gauge_weight * total_shift if len(shifts) else np.zeros(2))
     matrix = coo_matrix(
         (np.concatenate(coefs), (np.concatenate(rows), np.concatenate(cols))),
         shape=(first_row + 3 * frames + 2, 3 * frames),
