@@ -315,11 +315,16 @@ class GnssError:
     the bias; the photo metadata records the estimate plus measurement noise.
     """
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, bias_m: tuple[float, float] | None = None) -> None:
+        """``bias_m``: the (east, north) bias at take-off, 1-3 m; a seeded one by default."""
         self._rng = rng
         angle = rng.uniform(0, 2 * math.pi)
         magnitude_m = rng.uniform(1.0, 3.0)
         self.bias_m = np.array([magnitude_m * math.sin(angle), magnitude_m * math.cos(angle)])
+        if bias_m is not None:
+            if not 1.0 <= math.hypot(*bias_m) <= 3.0:
+                raise ValueError(f"GNSS bias {bias_m} m: its length must be 1-3 m")
+            self.bias_m = np.array(bias_m, dtype=np.float64)
         self.altitude_bias_m = float(rng.normal(0.0, 0.5))
         self._time_s = 0.0
 
@@ -361,6 +366,7 @@ class SimVehicle:
     With ``ortho_path``, ``camera`` and ``out_dir`` every trigger renders a JPEG into
     ``out_dir`` (plus ``poses.csv``); ``on_trigger`` replaces that with your own callback.
     Callbacks run on a worker thread so the autopilot keeps its timing while frames render.
+    ``gnss_bias_m`` fixes the GNSS bias at take-off (see :class:`GnssError`).
     """
 
     def __init__(
@@ -379,6 +385,7 @@ class SimVehicle:
         on_trigger: Callable[[Trigger], None] | None = None,
         health: Health | None = None,
         drop_link_after_items: int | None = None,
+        gnss_bias_m: tuple[float, float] | None = None,
     ) -> None:
         self.port = port or free_udp_port()
         self.health = health or Health()
@@ -403,7 +410,7 @@ class SimVehicle:
             math.atan2(north_e - self.home_easting_m, north_n - self.home_northing_m)
         )
         self._state = _State(self.home_easting_m, self.home_northing_m)
-        self._gnss = GnssError(np.random.default_rng(seed))
+        self._gnss = GnssError(np.random.default_rng(seed), gnss_bias_m)
         self._flight_camera: FlightCamera | None = None
         self._render_to: tuple[Path, Camera, Path] | None = None
         if on_trigger is None and ortho_path is not None:
