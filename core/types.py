@@ -291,6 +291,22 @@ class Accuracy:
     kappa: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of_matches(
+        cls, name: str, matched: int, predicted: int, actual: int, **extra: float
+    ) -> Accuracy:
+        """Scores of ``matched`` one-to-one matches among ``predicted`` detections of
+        ``actual`` true objects, with the counts (and ``extra``) in ``extra``."""
+        precision = matched / predicted if predicted else 0.0
+        recall = matched / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if matched else 0.0
+        counts = {
+            "true_positives": float(matched),
+            "false_positives": float(predicted - matched),
+            "false_negatives": float(actual - matched),
+        }
+        return cls(name, precision, recall, f1, support=actual, extra=counts | extra)
+
 
 @dataclass(frozen=True)
 class Flag:

@@ -50,22 +50,12 @@ def object_scores(
         matched_pred.add(int(pred_idx[k]))
         matched_truth.add(int(truth_idx[k]))
         matched_iou.append(float(iou[k]))
-    tp = len(matched_iou)
-    precision = tp / len(pred_geoms) if len(pred_geoms) else 0.0
-    recall = tp / len(truth_geoms) if len(truth_geoms) else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-    return Accuracy(
-        name=name,
-        precision=precision,
-        recall=recall,
-        f1=f1,
-        support=len(truth_geoms),
-        extra={
-            "true_positives": float(tp),
-            "false_positives": float(len(pred_geoms) - tp),
-            "false_negatives": float(len(truth_geoms) - tp),
-            "mean_matched_iou": float(np.mean(matched_iou)) if matched_iou else 0.0,
-        },
+    return Accuracy.of_matches(
+        name,
+        len(matched_iou),
+        len(pred_geoms),
+        len(truth_geoms),
+        mean_matched_iou=float(np.mean(matched_iou)) if matched_iou else 0.0,
     )
 
 

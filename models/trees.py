@@ -261,22 +261,7 @@ def point_scores(
         if i not in used_found and j not in used_true:
             used_found.add(i)
             used_true.add(j)
-    tp = len(used_found)
-    precision = tp / len(found) if len(found) else 0.0
-    recall = tp / len(true) if len(true) else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-    return Accuracy(
-        name=name,
-        precision=precision,
-        recall=recall,
-        f1=f1,
-        support=len(true),
-        extra={
-            "true_positives": float(tp),
-            "false_positives": float(len(found) - tp),
-            "false_negatives": float(len(true) - tp),
-        },
-    )
+    return Accuracy.of_matches(name, len(used_found), len(found), len(true))
 
 
 # -- detection -------------------------------------------------------------------------------
