@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio import windows
-from rasterio.io import DatasetReader
+from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
@@ -175,39 +176,12 @@ def write_mosaic(
     (overviews, internal mask) is translated from the staging file at the end.
     """
     out_path = Path(out_path)
-    profile = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": 3,
-        "dtype": "uint8",
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "tiled": True,
-        "blockxsize": STAGING_BLOCK_PX,
-        "blockysize": STAGING_BLOCK_PX,
-        "compress": "deflate",
-        "zlevel": 1,
-        "photometric": "RGB",
-    }
-    with atomic_path(out_path, suffix=".tif") as cog_tmp:
-        # The staging file is never renamed: its unique name comes from the COG's.
-        staging = cog_tmp.with_name(f"{cog_tmp.stem}.staging.tif")
-        try:
-            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_CACHEMAX=GDAL_CACHE_MB):
-                with rasterio.open(staging, "w", **profile) as dst:
-                    for done, (window, (rgb, mask)) in enumerate(
-                        zip(layout, tiles, strict=True), start=1
-                    ):
-                        dst.write(rgb, window=window)
-                        dst.write_mask(mask, window=window)
-                        if on_tile is not None:
-                            on_tile(done, len(layout))
-                cog_translate(
-                    staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
-                )
-        finally:
-            staging.unlink(missing_ok=True)
+    with staged_cog(out_path, grid, count=3, dtype="uint8", cog_profile=cog_profile) as dst:
+        for done, (window, (rgb, mask)) in enumerate(zip(layout, tiles, strict=True), start=1):
+            dst.write(rgb, window=window)
+            dst.write_mask(mask, window=window)
+            if on_tile is not None:
+                on_tile(done, len(layout))
     return Raster(
         path=out_path,
         crs=grid.crs,
@@ -216,6 +190,42 @@ def write_mosaic(
         height=grid.height,
         count=3,
     )
+
+
+@contextmanager
+def staged_cog(
+    out_path: Path, grid: Grid, *, count: int, dtype: str, cog_profile: str = "deflate"
+) -> Iterator[DatasetWriter]:
+    """A tiled staging GeoTIFF on ``grid`` to write by windows (with an internal mask); on
+    exit it becomes the COG (overviews) at ``out_path``, atomically, and is removed. GDAL's
+    block cache is capped at :data:`GDAL_CACHE_MB` meanwhile."""
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "tiled": True,
+        "blockxsize": STAGING_BLOCK_PX,
+        "blockysize": STAGING_BLOCK_PX,
+        "compress": "deflate",
+        "zlevel": 1,
+        **({"photometric": "RGB"} if count == 3 else {}),
+    }
+    with atomic_path(out_path, suffix=".tif") as cog_tmp:
+        # The staging file is never renamed: its unique name comes from the COG's.
+        staging = cog_tmp.with_name(f"{cog_tmp.stem}.staging.tif")
+        try:
+            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_CACHEMAX=GDAL_CACHE_MB):
+                with rasterio.open(staging, "w", **profile) as dst:
+                    yield dst
+                cog_translate(
+                    staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
+                )
+        finally:
+            staging.unlink(missing_ok=True)
 
 
 def validate_cog(path: Path) -> bool:

@@ -27,21 +27,16 @@ from rasterio.io import DatasetWriter
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject
 from rasterio.windows import Window
-from rio_cogeo.cogeo import cog_translate
-from rio_cogeo.profiles import cog_profiles
 from shapely import STRtree, box, unary_union
 from shapely.geometry import Polygon
 
 from core.errors import InputError
-from core.io import atomic_path
 from core.types import Grid, Raster, SkippedInput
-from pipeline.mosaic import STAGING_BLOCK_PX, tile_windows
+from pipeline.mosaic import staged_cog, tile_windows
 
 EDGE_MAP_PX = 128
 """Long side (px) of the coarse map of distance to a source's data edge used to feather."""
 EDGE_MAP_CACHE_SIZE = 64
-GDAL_CACHE_MB = 256
-"""GDAL's block cache while merging (its default, 5 % of RAM, would not bound memory)."""
 _EDGE_SAMPLES = 16
 MAX_GRID_SIDE_PX = 200_000
 """A merged grid wider than this (10 km at 5 cm) is taken for a mistake, not a province."""
@@ -136,33 +131,10 @@ def merge_orthophotos(
     merge = MERGE_METHODS[method]
     first = sources[0]
     out_path = Path(out_path)
-    profile = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": len(first.colour_bands),
-        "dtype": first.dtype,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "tiled": True,
-        "blockxsize": STAGING_BLOCK_PX,
-        "blockysize": STAGING_BLOCK_PX,
-        "compress": "deflate",
-        "zlevel": 1,
-    }
-    if len(first.colour_bands) == 3:
-        profile["photometric"] = "RGB"
-    with atomic_path(out_path, suffix=".tif") as cog_tmp:
-        staging = cog_tmp.with_name(f"{cog_tmp.stem}.staging.tif")
-        try:
-            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_CACHEMAX=GDAL_CACHE_MB):
-                with rasterio.open(staging, "w", **profile) as dst:
-                    _write_tiles(dst, sources, grid, tile_px, merge, Resampling[resampling])
-                cog_translate(
-                    staging, cog_tmp, cog_profiles.get(cog_profile), in_memory=False, quiet=True
-                )
-        finally:
-            staging.unlink(missing_ok=True)
+    with staged_cog(
+        out_path, grid, count=len(first.colour_bands), dtype=first.dtype, cog_profile=cog_profile
+    ) as dst:
+        _write_tiles(dst, sources, grid, tile_px, merge, Resampling[resampling])
     raster = Raster(
         path=out_path,
         crs=grid.crs,
