@@ -554,7 +554,10 @@ def ingest(
 
 @app.command()
 def mosaic(
-    frames: Annotated[Path, typer.Argument(help="Folder of georeferenced nadir photos.")],
+    frames: Annotated[
+        Path,
+        typer.Argument(help="Folder of nadir photos, or of multispectral band files."),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Mosaic COG to write.")],
     refine: Annotated[
         bool, typer.Option(help="Co-register neighbouring frames before blending.")
@@ -574,14 +577,29 @@ def mosaic(
             "datum as the DEM), or their altitude above the DEM under the camera (datum-free)."
         ),
     ] = "absolute",
+    panel: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Multispectral: calibration panel reading BAND=RAW_VALUE:REFLECTANCE, once "
+            "per band (e.g. --panel nir=21500:0.49); else the sun sensor's irradiance if the "
+            "photos have it, else raw values."
+        ),
+    ] = None,
 ) -> None:
-    """Ingest a flight's photos and mosaic them into a Cloud-Optimised GeoTIFF."""
+    """Ingest a flight's photos and mosaic them into a Cloud-Optimised GeoTIFF.
+
+    RGB photos give 3 uint8 bands; multispectral band files (MicaSense, Sequoia, DJI M3M),
+    recognised from their metadata, give one float32 band per camera band, aligned per
+    capture, named (blue, green, red, nir, rededge) and in reflectance when calibrated.
+    """
     from rich.progress import Progress
 
     import flows
     from core.settings import load_settings
+    from pipeline.radiometry import parse_panel
 
     settings = load_settings(**({"dask_cluster": cluster} if cluster else {}))
+    panels = dict(parse_panel(reading) for reading in panel or ())
     with Progress(console=out, transient=True) as progress:
         bar = progress.add_task("mosaic tiles", total=None)
 
@@ -596,10 +614,17 @@ def mosaic(
             on_tile=on_tile,
             dem=dem,
             dem_heights=dem_heights,
+            panels=panels,
         )
+    multispectral = any(len(image.bands) == 1 for image in ingested.images)
+    source = (
+        f"{len(ingested.captures)} captures of {raster.count} bands"
+        if multispectral
+        else f"{len(ingested.images)} photos"
+    )
     out.print(
         f"{output}: {raster.width} x {raster.height} px at {raster.transform.a:.3f} m "
-        f"({raster.crs}) from {len(ingested.images)} photos, {len(ingested.skipped)} skipped"
+        f"({raster.crs}) from {source}, {len(ingested.skipped)} skipped"
     )
     _print_skipped(ingested)
 

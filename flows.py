@@ -15,7 +15,7 @@ import shutil
 import socket
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from functools import partial
@@ -78,6 +78,12 @@ from pipeline.coregister import coregister
 from pipeline.footprint import footprint, ground_sampling_m
 from pipeline.ingest import ingest_with_settings
 from pipeline.mosaic import Frame, Tile, TileJob, mosaic_frames
+from pipeline.multispectral_mosaic import (
+    coregister_captures,
+    mosaic_captures,
+    multispectral_captures,
+)
+from pipeline.radiometry import PanelReading
 from pipeline.terrain_dem import (
     HeightRule,
     camera_elevation_m,
@@ -644,10 +650,15 @@ def mosaic_folder(
     on_tile: Callable[[int, int], None] | None = None,
     dem: Path | None = None,
     dem_heights: HeightRule = "absolute",
+    panels: Mapping[str, PanelReading] | None = None,
 ) -> tuple[Raster, IngestResult]:
     """Ingest a folder of nadir photos, co-register them (unless ``refine`` is off) and
     mosaic them to a COG on a grid snapped to the median GSD (or ``mosaic_resolution_m``),
-    orthorectified on ``dem`` if given (see ``pipeline.mosaic.mosaic_frames``)."""
+    orthorectified on ``dem`` if given (see ``pipeline.mosaic.mosaic_frames``).
+
+    Multispectral band files (one band per file, grouped by capture) give one float32 band per
+    camera band (``pipeline.multispectral_mosaic``), in reflectance from ``panels`` readings
+    or the sun sensor when there is one."""
     if settings.dask_cluster:
         check_scheduler_reachable(settings.dask_cluster)
     if dem is not None:
@@ -657,8 +668,29 @@ def mosaic_folder(
     ingested = ingest_with_settings(frames_dir, settings)
     if not ingested.images:
         raise InputError(frames_dir, f"no usable photo ({len(ingested.skipped)} skipped)")
-    records = coregister(ingested.images, settings.crs) if refine else ingested.images
     grid = grid_of_images(ingested, settings, dem=dem, dem_heights=dem_heights)
+    if any(len(image.bands) == 1 for image in ingested.images):
+        if settings.dask_cluster:
+            raise InputError(
+                settings.dask_cluster,
+                "multispectral mosaics render on this machine: drop --cluster",
+            )
+        captures = multispectral_captures(ingested)
+        if refine:
+            captures = coregister_captures(captures, settings.crs)
+        raster = mosaic_captures(
+            captures,
+            grid,
+            out_path,
+            panels=panels,
+            on_tile=on_tile,
+            dem=dem,
+            dem_heights=dem_heights,
+        )
+        return raster, ingested
+    if panels:
+        raise InputError(frames_dir, "calibration panels are for multispectral band files, not RGB")
+    records = coregister(ingested.images, settings.crs) if refine else ingested.images
     if settings.dask_cluster:
         raster = mosaic_on_cluster(
             records, grid, out_path, settings.dask_cluster, on_tile, dem, dem_heights

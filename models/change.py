@@ -12,7 +12,6 @@ from rasterio import windows as rio_windows
 from rasterio.windows import Window
 
 from core.errors import ProcessingError
-from models.features import FEATURE_MARGIN_PX
 from models.training import PixelModel, pixel_probabilities
 from models.windows import open_rgb, read_rgb
 
@@ -59,6 +58,7 @@ def built_share(
     """Share of each polygon's valid pixels that ``model`` calls built-up in ``image_path``
     (nan where the image does not cover the polygon). ``model`` codes built-up as class 1."""
     shares = np.full(len(polygons), np.nan)
+    margin_px = model.features.margin_px
     with open_rgb(image_path) as src:
         full = Window(0, 0, src.width, src.height)
         for i, geom in enumerate(polygons.to_crs(src.crs).geometry):
@@ -66,10 +66,10 @@ def built_share(
             try:
                 window = (
                     Window(
-                        inner.col_off - FEATURE_MARGIN_PX,
-                        inner.row_off - FEATURE_MARGIN_PX,
-                        inner.width + 2 * FEATURE_MARGIN_PX,
-                        inner.height + 2 * FEATURE_MARGIN_PX,
+                        inner.col_off - margin_px,
+                        inner.row_off - margin_px,
+                        inner.width + 2 * margin_px,
+                        inner.height + 2 * margin_px,
                     )
                     .round_offsets()
                     .round_lengths()

@@ -21,7 +21,7 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import ProcessingError
-from models.features import FEATURE_MARGIN_PX
+from models.features import BUILDING_FEATURES
 from models.training import (
     PixelModel,
     fit_pixel_model,
@@ -89,6 +89,7 @@ def train_buildings_on(
             image_path,
             shapes,
             2,
+            features=BUILDING_FEATURES,
             background_code=2,
             max_samples_per_class=NEGATIVE_POOL_FACTOR * per_image,
             seed=seed + k,
@@ -127,7 +128,7 @@ def detect_buildings(
         size_px = max(3, int(round(opening_m / abs(src.transform.a))) | 1)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size_px, size_px))
         for block, proba, valid in predict_blocks(
-            model, src, block_px=block_px, margin_px=FEATURE_MARGIN_PX + size_px
+            model, src, block_px=block_px, margin_px=model.features.margin_px + size_px
         ):
             built = ((proba[0] >= threshold) & valid).astype(np.uint8)
             built = cv2.morphologyEx(built, cv2.MORPH_OPEN, kernel)
@@ -166,7 +167,9 @@ def _subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 def _fit(positives: np.ndarray, negatives: np.ndarray, seed: int) -> BuildingModel:
     x = np.concatenate([positives, negatives])
     y = np.concatenate([np.ones(len(positives), np.int16), np.full(len(negatives), 2, np.int16)])
-    return fit_pixel_model(x, y, BUILDING_CLASSES, seed=seed, model_type=BuildingModel)
+    return fit_pixel_model(
+        x, y, BUILDING_CLASSES, features=BUILDING_FEATURES, seed=seed, model_type=BuildingModel
+    )
 
 
 def _polygonise(

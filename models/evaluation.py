@@ -88,7 +88,7 @@ def class_scores(
             if value in classes and geom is not None
         ]
         for block in blocks(src.width, src.height):
-            expected = burn(shapes, src, block.window).astype(np.int64)
+            expected = burn(shapes, src.transform, block.window).astype(np.int64)
             predicted = src.read(1, window=block.window).astype(np.int64)
             confusion += np.bincount(
                 (expected * n_codes + predicted).ravel(), minlength=confusion.size

@@ -1,75 +1,156 @@
 """Per-pixel features for the pixel classifiers: colour, vegetation indices, texture, edges.
 
-Scales are in pixels and suit ~10 cm orthomosaics (0.5 m, 1.5 m, 4 m and 10 m
-neighbourhoods: a roof, a crown, a tree row spacing).
-Filters reflect at array borders; callers read blocks with ``FEATURE_MARGIN_PX`` of margin so
-that a pixel's features do not depend on where the block seams fall.
+A :class:`FeatureSet` says which neighbourhoods the features look at, in pixels of the image
+they are computed on: :data:`BUILDING_FEATURES` for ~10 cm orthomosaics (0.5 m, 1.5 m, 4 m and
+10 m: a roof, a crown, a tree row spacing), :data:`CROP_FEATURES` for the coarser grid crop
+health is classified on (see ``models.crop_health``), with Gabor energy for row and crown
+patterns.
+Filters reflect at array borders; callers read blocks with ``margin_px`` of margin so that a
+pixel's features do not depend on where the block seams fall.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from models.indices import INDICES, compute_index
 
-TEXTURE_SCALES_PX = (5, 15, 41, 101)
-EDGE_SCALES_PX = (9, 31)
-FEATURE_MARGIN_PX = 64
+GABOR_ORIENTATIONS = 4
+"""Orientations (0°, 45°, 90°, 135°) of the Gabor filters; their mean and spread over
+orientations are the features, so a field's texture scores alike whatever its row bearing."""
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "red",
-    "green",
-    "blue",
-    *INDICES,
-    "hue_sin",
-    "hue_cos",
-    "saturation",
-    "value",
-    "lab_l",
-    "lab_a",
-    "lab_b",
-    *(f"mean_{s}px" for s in TEXTURE_SCALES_PX),
-    *(f"std_{s}px" for s in TEXTURE_SCALES_PX),
-    *(f"exg_mean_{s}px" for s in TEXTURE_SCALES_PX[1:]),
-    *(f"edges_{s}px" for s in EDGE_SCALES_PX),
-    "shadow",
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Neighbourhood sizes (pixels) of the features, and the margin (pixels) that covers them."""
+
+    texture_scales_px: tuple[int, ...]
+    edge_scales_px: tuple[int, ...]
+    margin_px: int
+    gabor_wavelengths_px: tuple[float, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """One name per feature layer, in the order of :meth:`compute`."""
+        scales = self.texture_scales_px
+        return (
+            "red",
+            "green",
+            "blue",
+            *INDICES,
+            "hue_sin",
+            "hue_cos",
+            "saturation",
+            "value",
+            "lab_l",
+            "lab_a",
+            "lab_b",
+            *(f"mean_{s}px" for s in scales),
+            *(f"std_{s}px" for s in scales),
+            *(f"exg_mean_{s}px" for s in scales[1:]),
+            *(f"edges_{s}px" for s in self.edge_scales_px),
+            "shadow",
+            *(
+                f"gabor_{kind}_{w:g}px"
+                for w in self.gabor_wavelengths_px
+                for kind in ("energy", "anisotropy")
+            ),
+        )
+
+    def compute(self, rgb: np.ndarray, stride_px: int = 1) -> np.ndarray:
+        """Features of a (3, H, W) uint8 RGB array as (H, W, F) float32, in :attr:`names` order;
+        of every ``stride_px``-th pixel only, with ``stride_px`` > 1 (filters still see all)."""
+        image = np.ascontiguousarray(np.moveaxis(rgb, 0, -1))
+        unit = image.astype(np.float32) / 255.0
+        hsv = cv2.cvtColor(unit, cv2.COLOR_RGB2HSV)
+        lab = cv2.cvtColor(unit, cv2.COLOR_RGB2Lab)
+        hue_rad = np.deg2rad(hsv[..., 0])
+        value = hsv[..., 2]
+        excess_green = np.nan_to_num(compute_index("exg", rgb))
+
+        layers: list[np.ndarray] = [unit[..., 0], unit[..., 1], unit[..., 2]]
+        layers += [np.clip(np.nan_to_num(compute_index(name, rgb)), -2.0, 2.0) for name in INDICES]
+        layers += [np.sin(hue_rad) * hsv[..., 1], np.cos(hue_rad) * hsv[..., 1], hsv[..., 1], value]
+        layers += [lab[..., 0] / 100.0, lab[..., 1] / 100.0, lab[..., 2] / 100.0]
+
+        brightness = lab[..., 0] / 100.0
+        means = [_box_mean(brightness, s) for s in self.texture_scales_px]
+        squares = [_box_mean(brightness * brightness, s) for s in self.texture_scales_px]
+        layers += means
+        layers += [
+            np.sqrt(np.maximum(sq - m * m, 0.0)) for sq, m in zip(squares, means, strict=True)
+        ]
+        layers += [_box_mean(excess_green, s) for s in self.texture_scales_px[1:]]
+
+        gx = cv2.Sobel(brightness, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT)
+        gy = cv2.Sobel(brightness, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT)
+        magnitude = cv2.magnitude(gx, gy)
+        layers += [_box_mean(magnitude, s) for s in self.edge_scales_px]
+
+        # Cast shadows are dark and, lit by the blue sky only, bluer than their surroundings.
+        blueness = unit[..., 2] - 0.5 * (unit[..., 0] + unit[..., 1])
+        layers.append((1.0 - value) * np.clip(blueness + 0.5, 0.0, 1.0))
+
+        for wavelength_px in self.gabor_wavelengths_px:
+            layers += gabor_energy(brightness, wavelength_px)
+
+        step = (slice(None, None, stride_px), slice(None, None, stride_px))
+        return np.stack([layer[step] for layer in layers], axis=-1).astype(np.float32, copy=False)
+
+    def reach_px(self) -> int:
+        """How far (pixels) the widest filter looks from a pixel; ``margin_px`` must cover it."""
+        boxes = [s // 2 for s in (*self.texture_scales_px, *self.edge_scales_px)]
+        gabors = [_gabor_half_px(w) + _energy_box_px(w) // 2 for w in self.gabor_wavelengths_px]
+        return max([*boxes, *gabors]) + 1  # + 1: the Sobel kernel
+
+
+BUILDING_FEATURES = FeatureSet(
+    texture_scales_px=(5, 15, 41, 101), edge_scales_px=(9, 31), margin_px=64
 )
+"""The built-up classifier's features, on the orthomosaic's own ~10 cm pixels."""
+CROP_FEATURES = FeatureSet(
+    texture_scales_px=(3, 7, 15, 31),
+    edge_scales_px=(3, 9),
+    margin_px=34,
+    gabor_wavelengths_px=(5.0, 12.0),
+)
+"""The crop-health classifier's features, on its 0.4 m working grid: 1.2-12 m neighbourhoods,
+Gabor at 2 m (crowns) and 4.8 m (orchard and vine row spacing)."""
+
+
+def gabor_energy(brightness: np.ndarray, wavelength_px: float) -> list[np.ndarray]:
+    """Local Gabor energy at ``wavelength_px``: its mean over ``GABOR_ORIENTATIONS`` and its
+    anisotropy (max - min over orientations, over the mean: high for rows, low for clumps)."""
+    sigma = 0.56 * wavelength_px  # a one-octave bandwidth
+    half = _gabor_half_px(wavelength_px)
+    energies = []
+    for k in range(GABOR_ORIENTATIONS):
+        theta = np.pi * k / GABOR_ORIENTATIONS
+        size = (2 * half + 1, 2 * half + 1)
+        even = cv2.getGaborKernel(size, sigma, theta, wavelength_px, 1.0, 0.0)
+        odd = cv2.getGaborKernel(size, sigma, theta, wavelength_px, 1.0, np.pi / 2)
+        even -= even.mean()  # no response to flat brightness
+        responses = [
+            cv2.filter2D(brightness, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
+            for kernel in (even, odd)
+        ]
+        energies.append(_box_mean(cv2.magnitude(*responses), _energy_box_px(wavelength_px)))
+    stack = np.stack(energies)
+    mean = stack.mean(axis=0)
+    anisotropy = (stack.max(axis=0) - stack.min(axis=0)) / (mean + 1e-3)
+    return [mean, anisotropy]
+
+
+def _gabor_half_px(wavelength_px: float) -> int:
+    return int(np.ceil(3 * 0.56 * wavelength_px))
+
+
+def _energy_box_px(wavelength_px: float) -> int:
+    return 2 * int(round(wavelength_px)) + 1
 
 
 def _box_mean(image: np.ndarray, size_px: int) -> np.ndarray:
     return cv2.boxFilter(image, cv2.CV_32F, (size_px, size_px), borderType=cv2.BORDER_REFLECT)
-
-
-def pixel_features(rgb: np.ndarray) -> np.ndarray:
-    """Features of a (3, H, W) uint8 RGB array as (H, W, F) float32, in ``FEATURE_NAMES`` order."""
-    image = np.ascontiguousarray(np.moveaxis(rgb, 0, -1))
-    unit = image.astype(np.float32) / 255.0
-    hsv = cv2.cvtColor(unit, cv2.COLOR_RGB2HSV)
-    lab = cv2.cvtColor(unit, cv2.COLOR_RGB2Lab)
-    hue_rad = np.deg2rad(hsv[..., 0])
-    value = hsv[..., 2]
-    excess_green = np.nan_to_num(compute_index("exg", rgb))
-
-    layers: list[np.ndarray] = [unit[..., 0], unit[..., 1], unit[..., 2]]
-    layers += [np.clip(np.nan_to_num(compute_index(name, rgb)), -2.0, 2.0) for name in INDICES]
-    layers += [np.sin(hue_rad) * hsv[..., 1], np.cos(hue_rad) * hsv[..., 1], hsv[..., 1], value]
-    layers += [lab[..., 0] / 100.0, lab[..., 1] / 100.0, lab[..., 2] / 100.0]
-
-    brightness = lab[..., 0] / 100.0
-    means = [_box_mean(brightness, s) for s in TEXTURE_SCALES_PX]
-    squares = [_box_mean(brightness * brightness, s) for s in TEXTURE_SCALES_PX]
-    layers += means
-    layers += [np.sqrt(np.maximum(sq - m * m, 0.0)) for sq, m in zip(squares, means, strict=True)]
-    layers += [_box_mean(excess_green, s) for s in TEXTURE_SCALES_PX[1:]]
-
-    gx = cv2.Sobel(brightness, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT)
-    gy = cv2.Sobel(brightness, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT)
-    magnitude = cv2.magnitude(gx, gy)
-    layers += [_box_mean(magnitude, s) for s in EDGE_SCALES_PX]
-
-    # Cast shadows are dark and, lit by the blue sky only, bluer than their surroundings.
-    blueness = unit[..., 2] - 0.5 * (unit[..., 0] + unit[..., 1])
-    layers.append((1.0 - value) * np.clip(blueness + 0.5, 0.0, 1.0))
-
-    return np.stack(layers, axis=-1).astype(np.float32, copy=False)

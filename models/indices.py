@@ -9,7 +9,6 @@ mapped onto ``BANDS`` by :func:`canonical_band`.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,37 +158,6 @@ def compute_index(index: str, rgb: np.ndarray) -> np.ndarray:
     return index_values(index, {"red": red, "green": green, "blue": blue}, "RGB array")
 
 
-def panel_scale(panel_value: float, panel_reflectance: float) -> float:
-    """Factor turning a band's pixel values into reflectance, from a calibration panel photo:
-    ``panel_reflectance / panel_value``.
-
-    ``panel_value`` is the mean value (radiance, or vignetting-corrected DN) of the panel's
-    pixels in this band, ``panel_reflectance`` the panel's certified reflectance in it.
-    Assumes values are linear in radiance, the panel is Lambertian and the light did not
-    change between the panel photo and the flight.
-    """
-    if not panel_value > 0 or not 0 < panel_reflectance <= 1:
-        raise InputError(
-            "calibration panel",
-            f"needs a value > 0 and a reflectance in (0, 1], got {panel_value}, "
-            f"{panel_reflectance}",
-        )
-    return panel_reflectance / panel_value
-
-
-def irradiance_scale(irradiance_w_m2_nm: float) -> float:
-    """Factor turning at-sensor radiance (W/m2/sr/nm) into reflectance, from the sun sensor:
-    reflectance = pi * radiance / irradiance.
-
-    ``irradiance_w_m2_nm`` is the horizontal spectral irradiance the sun sensor (MicaSense DLS)
-    measured at capture time in this band. Assumes a Lambertian surface lit by that same
-    irradiance, and no atmosphere worth correcting between the ground and a drone.
-    """
-    if not irradiance_w_m2_nm > 0:
-        raise InputError("sun sensor", f"irradiance must be > 0, got {irradiance_w_m2_nm}")
-    return math.pi / irradiance_w_m2_nm
-
-
 def raster_bands(
     src: DatasetReader, path: str | Path, band_names: Sequence[str] | None = None
 ) -> dict[str, int]:
@@ -221,8 +189,9 @@ def index_raster(
     """Write index ``index`` of a raster as a float32 GeoTIFF (nodata nan), block by block.
 
     Bands are found by :func:`raster_bands`; ``scales`` (``BANDS`` name -> factor, from
-    :func:`panel_scale` or :func:`irradiance_scale`) turn values into reflectance first. A
-    pixel is nan where any band the index needs is nodata or masked.
+    :func:`core.radiometry.panel_scale` or :func:`core.radiometry.irradiance_scale`) turn
+    values into reflectance first. A pixel is nan where any band the index needs is nodata or
+    masked.
     """
     formula = _index(index, src_path)
     with open_georaster(src_path) as src:

@@ -1,7 +1,8 @@
 """Pixel classifiers: sample labelled pixels by blocks, fit, predict by blocks, save and load.
 
-Crop health and built-up detection are both per-pixel classifiers on
-:func:`models.features.pixel_features`; this module holds what they share.
+Crop health and built-up detection are both per-pixel classifiers on a
+:class:`models.features.FeatureSet`, computed on the image's own pixels or on a coarser working
+grid (``PixelModel.pixel_m``); this module holds what they share.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import geopandas as gpd
 import joblib
 import numpy as np
 import sklearn
+from affine import Affine
 from rasterio import features as rio_features
 from rasterio import windows as rio_windows
 from rasterio.io import DatasetReader
@@ -26,8 +28,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from core.errors import InputError, ProcessingError
 from core.io import atomic_path
-from models.features import FEATURE_MARGIN_PX, FEATURE_NAMES, pixel_features
-from models.windows import BLOCK_PX, Block, blocks, open_rgb, read_rgb
+from models.features import FeatureSet
+from models.windows import BLOCK_PX, Block, blocks, open_rgb, read_rgb_on, working_grid
 
 
 class PixelEstimator(Protocol):
@@ -44,11 +46,18 @@ class PixelModel:
 
     estimator: PixelEstimator
     classes: tuple[str, ...]
-    feature_names: tuple[str, ...]
+    features: FeatureSet
     training_hash: str
     sklearn_version: str
     training: Literal["supervised", "unsupervised"] = "supervised"
     """Fitted on labels, or clusters of an index without labels (accuracy unknown)."""
+    pixel_m: float | None = None
+    """Ground size (m) of the pixels features are computed on; None: the image's own."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The estimator's input columns, in order."""
+        return self.features.names
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +99,7 @@ def sample_pixels(
     shapes: Sequence[tuple[BaseGeometry, int]],
     n_classes: int,
     *,
+    features: FeatureSet,
     background_code: int = 0,
     max_samples_per_class: int = 20000,
     seed: int = 0,
@@ -100,6 +110,7 @@ def sample_pixels(
         image_path,
         shapes,
         n_classes,
+        features=features,
         background_code=background_code,
         max_samples_per_class=max_samples_per_class,
         seed=seed,
@@ -112,11 +123,14 @@ def sample_labelled_pixels(
     shapes: Sequence[tuple[BaseGeometry, int]],
     n_classes: int,
     *,
+    features: FeatureSet,
+    pixel_m: float | None = None,
     background_code: int = 0,
     max_samples_per_class: int = 20000,
     seed: int = 0,
 ) -> PixelSample:
-    """Pixels burnt with ``shapes`` (in raster CRS): their features, codes and positions.
+    """Pixels burnt with ``shapes`` (in raster CRS): their ``features``, codes and positions,
+    on the image's working grid for ``pixel_m`` (see :func:`models.windows.working_grid`).
 
     Later shapes overwrite earlier ones; code 0 is never sampled, ``background_code`` is given to
     pixels no shape covers. Each class keeps a uniform random sample of at most
@@ -126,15 +140,16 @@ def sample_labelled_pixels(
     kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     totals = np.zeros(n_classes + 1, dtype=np.int64)
     with open_rgb(image_path) as src:
-        for block in blocks(src.width, src.height, margin_px=FEATURE_MARGIN_PX):
-            codes = burn(shapes, src, block.window, fill=background_code)
+        grid = working_grid(src, pixel_m)
+        for block in blocks(grid.width, grid.height, margin_px=features.margin_px):
+            codes = burn(shapes, grid.transform, block.window, fill=background_code)
             if not codes.any():
                 continue
-            rgb, valid = read_rgb(src, block.padded)
+            rgb, valid = read_rgb_on(src, grid, block.padded)
             codes[~valid[block.inner]] = 0
             totals += np.bincount(codes.ravel(), minlength=n_classes + 1)[: n_classes + 1]
-            inner_features = pixel_features(rgb)[block.inner]
-            to_map = rio_windows.transform(block.window, src.transform)
+            inner_features = features.compute(rgb)[block.inner]
+            to_map = rio_windows.transform(block.window, grid.transform)
             for code in range(1, n_classes + 1):
                 rows, cols = np.nonzero(codes == code)
                 if rows.size == 0:
@@ -171,20 +186,20 @@ def sample_labelled_pixels(
 
 def burn(
     shapes: Sequence[tuple[BaseGeometry, int]],
-    src: DatasetReader,
+    transform: Affine,
     window: Window,
     *,
     fill: int = 0,
     dtype: str = "uint8",
 ) -> np.ndarray:
-    """Codes of ``shapes`` (in the CRS of ``src``) rasterised on ``window`` of ``src``."""
+    """Codes of ``shapes`` rasterised on ``window`` of the grid of ``transform`` (their CRS)."""
     height, width = int(window.height), int(window.width)
     if not shapes:
         return np.full((height, width), fill, dtype=dtype)
     return rio_features.rasterize(
         shapes,
         out_shape=(height, width),
-        transform=rio_windows.transform(window, src.transform),
+        transform=rio_windows.transform(window, transform),
         fill=fill,
         dtype=dtype,
     )
@@ -195,10 +210,28 @@ def fit_pixel_model(
     y: np.ndarray,
     classes: Sequence[str],
     *,
+    features: FeatureSet,
+    pixel_m: float | None = None,
     seed: int = 0,
     model_type: type[M] = PixelModel,
 ) -> M:
-    """Fit a gradient-boosted classifier on pixel features (balanced class weights)."""
+    """Fit :func:`fit_estimator` on pixel ``features`` (of a ``pixel_m`` grid) as a model."""
+    estimator = fit_estimator(x, y, seed=seed)
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return model_type(
+        estimator=estimator,
+        classes=tuple(classes),
+        features=features,
+        training_hash=digest.hexdigest(),
+        sklearn_version=sklearn.__version__,
+        pixel_m=pixel_m,
+    )
+
+
+def fit_estimator(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> HistGradientBoostingClassifier:
+    """A gradient-boosted classifier of feature rows ``x`` into codes ``y`` (balanced class
+    weights)."""
     if np.unique(y).size < 2:
         raise ProcessingError(f"training needs at least two classes, got codes {np.unique(y)}")
     estimator = HistGradientBoostingClassifier(
@@ -208,16 +241,7 @@ def fit_pixel_model(
         early_stopping=False,
         random_state=seed,
     )
-    estimator.fit(x, y)
-    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
-    digest.update(np.ascontiguousarray(y).tobytes())
-    return model_type(
-        estimator=estimator,
-        classes=tuple(classes),
-        feature_names=FEATURE_NAMES,
-        training_hash=digest.hexdigest(),
-        sklearn_version=sklearn.__version__,
-    )
+    return estimator.fit(x, y)
 
 
 def predict_blocks(
@@ -226,21 +250,23 @@ def predict_blocks(
     *,
     within: Sequence[tuple[BaseGeometry, int]] | None = None,
     block_px: int = BLOCK_PX,
-    margin_px: int = FEATURE_MARGIN_PX,
+    margin_px: int | None = None,
     stride_px: int = 1,
 ) -> Iterator[tuple[Block, np.ndarray, np.ndarray]]:
-    """Per block of ``src``: the block, class probabilities (C, h, w) for codes 1..C over the
-    padded block, and the padded mask of pixels to use (valid, and inside ``within`` if given).
+    """Per block of ``src``'s working grid for the model (:func:`models.windows.working_grid`):
+    the block, class probabilities (C, h, w) for codes 1..C over the padded block, and the padded
+    mask of pixels to use (valid, and inside ``within`` if given). Blocks are read with
+    ``margin_px`` (default: the features' margin).
 
     With ``stride_px`` > 1 the classifier runs on every ``stride_px``-th pixel and probabilities
     are interpolated in between (``stride_px``² times faster, for smooth outputs).
     """
-    if tuple(model.feature_names) != FEATURE_NAMES:
-        raise ProcessingError("model was trained on other pixel features; retrain it")
-    for block in blocks(src.width, src.height, size_px=block_px, margin_px=margin_px):
-        rgb, valid = read_rgb(src, block.padded)
+    grid = working_grid(src, model.pixel_m)
+    margin_px = model.features.margin_px if margin_px is None else margin_px
+    for block in blocks(grid.width, grid.height, size_px=block_px, margin_px=margin_px):
+        rgb, valid = read_rgb_on(src, grid, block.padded)
         if within is not None:
-            valid &= burn(within, src, block.padded) > 0
+            valid &= burn(within, grid.transform, block.padded) > 0
         yield block, pixel_probabilities(model, rgb, valid, stride_px=stride_px), valid
 
 
@@ -253,7 +279,7 @@ def pixel_probabilities(
     sampled = valid[::stride_px, ::stride_px]
     proba = np.zeros((n_classes, *sampled.shape), dtype=np.float32)
     if sampled.any():
-        features = pixel_features(rgb)[::stride_px, ::stride_px]
+        features = model.features.compute(rgb, stride_px)
         predicted = model.estimator.predict_proba(features[sampled])
         by_code = np.zeros((n_classes, predicted.shape[0]), dtype=np.float32)
         by_code[columns] = predicted.T
@@ -282,4 +308,6 @@ def load_model(path: str | Path) -> PixelModel:
         raise InputError(path, f"not a Raqib model file: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, PixelModel):
         raise InputError(path, f"not a Raqib pixel model but {type(model).__name__}")
+    if not isinstance(getattr(model, "features", None), FeatureSet):
+        raise InputError(path, "a model saved by an older Raqib (no feature set): train it again")
     return model

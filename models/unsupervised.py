@@ -19,8 +19,8 @@ from shapely.geometry.base import BaseGeometry
 from sklearn.cluster import KMeans
 
 from core.errors import ProcessingError
-from models.crop_health import HEALTH_CLASSES, HealthModel
-from models.features import FEATURE_NAMES
+from models.crop_health import HEALTH_CLASSES, HEALTH_PIXEL_M, HealthModel
+from models.features import CROP_FEATURES
 from models.training import labels_in_crs, sample_labelled_pixels
 from models.windows import open_rgb
 
@@ -29,7 +29,8 @@ UNSUPERVISED_INDEX = "vari"
 
 
 class IndexThresholds:
-    """A pixel estimator that cuts one feature at ascending ``thresholds`` into classes coded
+    """A pixel estimator that cuts one feature (a ``CROP_FEATURES`` name) at ascending
+    ``thresholds`` into classes coded
     ``1..C`` from the highest values down (healthy, stressed, bare). ``centres`` (mean value)
     and ``shares`` (of the pixels it was fitted on) describe each class, in code order."""
 
@@ -44,7 +45,7 @@ class IndexThresholds:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """One-hot class membership (N, C) of feature rows ``x`` (N, F)."""
-        values = x[:, FEATURE_NAMES.index(self.feature)]
+        values = x[:, CROP_FEATURES.names.index(self.feature)]
         codes = self.classes_.size - np.searchsorted(self.thresholds, values, side="right")
         return (codes[:, None] == self.classes_[None, :]).astype(np.float64)
 
@@ -107,11 +108,13 @@ def train_health_unsupervised(
         image_path,
         shapes,
         1,
+        features=CROP_FEATURES,
+        pixel_m=HEALTH_PIXEL_M,
         background_code=background,
         max_samples_per_class=max_samples,
         seed=seed,
     )
-    values = sample.x[:, FEATURE_NAMES.index(UNSUPERVISED_INDEX)].astype(np.float64)
+    values = sample.x[:, CROP_FEATURES.names.index(UNSUPERVISED_INDEX)].astype(np.float64)
     kmeans = KMeans(n_clusters=len(HEALTH_CLASSES), n_init=10, random_state=seed)
     clusters = kmeans.fit_predict(values[:, None])
     order = np.argsort(-kmeans.cluster_centers_[:, 0])  # code 1 (healthy) = highest mean
@@ -124,10 +127,11 @@ def train_health_unsupervised(
     return HealthModel(
         estimator=estimator,
         classes=HEALTH_CLASSES,
-        feature_names=FEATURE_NAMES,
+        features=CROP_FEATURES,
         training_hash=hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest(),
         sklearn_version=sklearn.__version__,
         training="unsupervised",
+        pixel_m=HEALTH_PIXEL_M,
     )
 
 

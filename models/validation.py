@@ -25,7 +25,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from core.errors import InputError
-from models.training import PixelSample, fit_pixel_model
+from models.training import PixelSample, fit_estimator
 
 KAPPA_TARGET = 0.80
 """Issue 6's goal for healthy / stressed / bare under spatial cross-validation."""
@@ -126,7 +126,7 @@ def cross_validate(
     n_folds: int = 5,
     seed: int = 0,
 ) -> CrossValidationReport:
-    """Out-of-fold scores of :func:`fit_pixel_model` on ``sample``: held out by spatial blocks
+    """Out-of-fold scores of :func:`fit_estimator` on ``sample``: held out by spatial blocks
     of ``block_m`` (see the module), or by random pixels when ``block_m`` is None."""
     if n_folds < 2:
         raise InputError("n_folds", f"cross-validation needs at least 2 folds, got {n_folds}")
@@ -142,9 +142,9 @@ def cross_validate(
     fold_kappas = []
     codes = list(range(1, len(classes) + 1))
     for train, test in folds:
-        model = fit_pixel_model(sample.x[train], sample.y[train], classes, seed=seed)
-        proba = model.estimator.predict_proba(sample.x[test])
-        predicted[test] = model.estimator.classes_[np.argmax(proba, axis=1)]
+        estimator = fit_estimator(sample.x[train], sample.y[train], seed=seed)
+        proba = estimator.predict_proba(sample.x[test])
+        predicted[test] = estimator.classes_[np.argmax(proba, axis=1)]
         fold_kappas.append(_kappa(sample.y[test], predicted[test], codes, sample.weight[test]))
     return _report(
         sample,

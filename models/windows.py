@@ -7,13 +7,16 @@ block seam.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 
@@ -91,6 +94,59 @@ def read_rgb(src: DatasetReader, window: Window) -> tuple[np.ndarray, np.ndarray
     return rgb, valid
 
 
+@dataclass(frozen=True)
+class WorkingGrid:
+    """A grid ``factor`` times coarser than a raster's, on the same origin (its last row and
+    column may reach past the raster's edge)."""
+
+    factor: int
+    width: int
+    height: int
+    transform: Affine
+
+
+def working_grid(src: DatasetReader, pixel_m: float | None) -> WorkingGrid:
+    """The coarsening of ``src`` whose pixels are closest to ``pixel_m`` (never finer than
+    ``src``'s; ``src``'s own grid when ``pixel_m`` is None)."""
+    factor = 1 if pixel_m is None else max(1, round(pixel_m / pixel_size_m(src)))
+    return WorkingGrid(
+        factor=factor,
+        width=-(-src.width // factor),
+        height=-(-src.height // factor),
+        transform=src.transform * Affine.scale(factor),
+    )
+
+
+def pixel_size_m(src: DatasetReader) -> float:
+    """The ground width (m) of a pixel of ``src`` (at its centre, for a lon/lat raster)."""
+    if src.crs.is_geographic:
+        latitude = src.xy(src.height / 2, src.width / 2)[1]
+        return abs(src.transform.a) * 111_320.0 * math.cos(math.radians(latitude))
+    return abs(src.transform.a) * src.crs.linear_units_factor[1]
+
+
+def read_rgb_on(
+    src: DatasetReader, grid: WorkingGrid, window: Window
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_rgb` of ``window`` of ``grid``: ``src``'s pixels averaged over each cell
+    (area-weighted, so no aliasing); a cell is valid when most of its pixels are."""
+    f = grid.factor
+    if f == 1:
+        return read_rgb(src, window)
+    full = Window(window.col_off * f, window.row_off * f, window.width * f, window.height * f)
+    inside = full.intersection(Window(0, 0, src.width, src.height))
+    rgb, valid = read_rgb(src, inside)
+    short = ((0, int(full.height - inside.height)), (0, int(full.width - inside.width)))
+    rgb = np.pad(rgb, ((0, 0), *short), mode="edge")
+    valid = np.pad(valid.astype(np.uint8) * 255, short)
+    size = (int(window.width), int(window.height))
+    coarse = cv2.resize(
+        np.ascontiguousarray(np.moveaxis(rgb, 0, -1)), size, interpolation=cv2.INTER_AREA
+    )
+    coarse_valid = cv2.resize(valid, size, interpolation=cv2.INTER_AREA) >= 128
+    return np.moveaxis(coarse, -1, 0), coarse_valid
+
+
 def raster_ref(path: str | Path) -> Raster:
     """A :class:`Raster` reference to an existing file."""
     with rasterio.open(path) as src:
@@ -105,16 +161,24 @@ def raster_ref(path: str | Path) -> Raster:
         )
 
 
-def output_profile(src: DatasetReader, *, dtype: str, count: int, nodata: float | None) -> dict:
-    """A tiled, compressed GeoTIFF profile on the grid of ``src``."""
+def output_profile(
+    src: DatasetReader,
+    *,
+    dtype: str,
+    count: int,
+    nodata: float | None,
+    grid: WorkingGrid | None = None,
+) -> dict:
+    """A tiled, compressed GeoTIFF profile on the grid of ``src``, or on ``grid``."""
+    grid = grid or WorkingGrid(1, src.width, src.height, src.transform)
     return {
         "driver": "GTiff",
-        "width": src.width,
-        "height": src.height,
+        "width": grid.width,
+        "height": grid.height,
         "count": count,
         "dtype": dtype,
         "crs": src.crs,
-        "transform": src.transform,
+        "transform": grid.transform,
         "nodata": nodata,
         "tiled": True,
         "blockxsize": 256,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -113,9 +114,7 @@ def align_capture(
     if len(capture.images) < 2:
         source = capture.images[0].path if capture.images else capture.capture_id
         raise InputError(source, f"capture {capture.capture_id} has a single band image")
-    if reference_band is None:
-        in_capture = DEFAULT_REFERENCE_BAND in capture.bands
-        reference_band = DEFAULT_REFERENCE_BAND if in_capture else capture.bands[0]
+    reference_band = reference_band or default_reference_band(capture)
     try:
         reference = capture.band(reference_band)
     except KeyError as exc:
@@ -137,22 +136,40 @@ def align_capture(
     return BandAlignment(capture, reference_band, tuple(registrations))
 
 
+def default_reference_band(capture: Capture) -> str:
+    """:data:`DEFAULT_REFERENCE_BAND` if the capture has it, else its first band."""
+    return DEFAULT_REFERENCE_BAND if DEFAULT_REFERENCE_BAND in capture.bands else capture.bands[0]
+
+
 def aligned_stack(alignment: BandAlignment) -> AlignedStack:
     """Every band of the capture warped onto the reference band's grid (bilinear)."""
+    homographies = [registration.homography for registration in alignment.registrations]
+    return stack_on_reference(alignment.capture, homographies)
+
+
+def stack_on_reference(
+    capture: Capture,
+    homographies: Sequence[np.ndarray],
+    convert: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None,
+) -> AlignedStack:
+    """The capture's band images warped by their ``homographies`` (one per image, as in
+    :class:`Registration`) onto the reference band's grid (bilinear), each image's pixels
+    first passed through its ``convert`` function if given (e.g. to reflectance, which
+    must be done in the image's own pixel grid: vignetting)."""
     layers, valid = [], None
-    for record, registration in zip(alignment.capture.images, alignment.registrations, strict=True):
+    for i, (record, homography) in enumerate(zip(capture.images, homographies, strict=True)):
         image = read_image(record)
         height, width = image.shape[1:]
         for channel in image:
-            layers.append(_warp(channel, registration.homography, (width, height)))
-        coverage = _warp(
-            np.ones((height, width), np.float32), registration.homography, (width, height)
-        )
+            values = channel if convert is None else convert[i](channel)
+            layers.append(_warp(values.astype(np.float32), homography, (width, height)))
+        coverage = _warp(np.ones((height, width), np.float32), homography, (width, height))
         covered = coverage >= 0.999
         valid = covered if valid is None else valid & covered
-    assert valid is not None  # align_capture refuses empty captures
+    if valid is None:
+        raise InputError(capture.capture_id, "capture has no band image")
     pixels = np.stack(layers) * valid
-    return AlignedStack(alignment.capture.bands, pixels.astype(np.float32), valid)
+    return AlignedStack(capture.bands, pixels.astype(np.float32), valid)
 
 
 def register(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -47,6 +47,9 @@ from pipeline.terrain_dem import (
     window_heights,
 )
 
+VALID_SHARE = 0.999
+"""A mosaic pixel takes a frame's value only where the frame's valid pixels make up this
+share of the bilinear sample (else the edge of a band's coverage would darken it)."""
 FRAME_CACHE_SIZE = 16
 """Decoded frames kept per process while tiles are built (about 60 MB per 20 MP frame)."""
 STAGING_BLOCK_PX = 256
@@ -73,9 +76,15 @@ class Frame:
     camera_elevation_m: float | None = None
     """The camera's height in the DEM's heights when placed on one (None: flat ground)."""
 
+    def pixels(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The frame's (rows, cols, channels) pixels at its decode factor, and where they
+        are valid ((rows, cols) bool; None: everywhere). Cached per process."""
+        return _decoded_frame(self.record.path, self.record.sha256, self.decode_factor), None
+
 
 Tile = tuple[np.ndarray, np.ndarray]
-"""One rendered tile: (3, rows, cols) uint8 RGB and a (rows, cols) uint8 mask (255 covered)."""
+"""One rendered tile: (bands, rows, cols) pixels (uint8 RGB here) and a (rows, cols) uint8
+mask (255 covered)."""
 TileJob = tuple[tuple[Frame, ...], Grid, Window]
 """The arguments of :func:`render_tile` for one tile."""
 TileMapper = Callable[[Callable[..., Tile], Iterable[TileJob]], Iterator[Tile]]
@@ -169,17 +178,32 @@ def write_mosaic(
     *,
     cog_profile: str = "deflate",
     on_tile: Callable[[int, int], None] | None = None,
+    bands: OutputBands | None = None,
 ) -> Raster:
     """Write ``tiles`` (one per window of ``layout``, in order) as a COG on ``grid``, atomically.
 
     Each tile is written to a tiled staging GeoTIFF as it arrives and then dropped; the COG
-    (overviews, internal mask) is translated from the staging file at the end.
+    (overviews, internal mask or ``bands.nodata``) is translated from the staging file at the
+    end. ``bands`` describes the tiles' bands (default: :data:`RGB_BANDS`).
     """
     out_path = Path(out_path)
-    with staged_cog(out_path, grid, count=3, dtype="uint8", cog_profile=cog_profile) as dst:
-        for done, (window, (rgb, mask)) in enumerate(zip(layout, tiles, strict=True), start=1):
-            dst.write(rgb, window=window)
-            dst.write_mask(mask, window=window)
+    bands = bands or RGB_BANDS
+    with staged_cog(
+        out_path,
+        grid,
+        count=bands.count,
+        dtype=bands.dtype,
+        cog_profile=cog_profile,
+        nodata=bands.nodata,
+    ) as dst:
+        for number, description in enumerate(bands.descriptions, start=1):
+            dst.set_band_description(number, description)
+        if bands.tags:
+            dst.update_tags(**bands.tags)
+        for done, (window, (pixels, mask)) in enumerate(zip(layout, tiles, strict=True), start=1):
+            dst.write(pixels, window=window)
+            if bands.nodata is None:
+                dst.write_mask(mask, window=window)
             if on_tile is not None:
                 on_tile(done, len(layout))
     return Raster(
@@ -188,17 +212,42 @@ def write_mosaic(
         transform=grid.transform,
         width=grid.width,
         height=grid.height,
-        count=3,
+        count=bands.count,
+        nodata=bands.nodata,
     )
+
+
+@dataclass(frozen=True)
+class OutputBands:
+    """The bands of a mosaic: how many, their type, names (band descriptions), nodata, and
+    the dataset's tags. Without ``nodata`` uncovered pixels are marked by an internal mask;
+    with it (e.g. nan for float bands) by that value."""
+
+    count: int
+    dtype: str
+    descriptions: tuple[str, ...] = ()
+    nodata: float | None = None
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+RGB_BANDS = OutputBands(count=3, dtype="uint8")
+"""The RGB frame mosaic's bands: 3 uint8 (colour interpretation RGB), internal mask."""
 
 
 @contextmanager
 def staged_cog(
-    out_path: Path, grid: Grid, *, count: int, dtype: str, cog_profile: str = "deflate"
+    out_path: Path,
+    grid: Grid,
+    *,
+    count: int,
+    dtype: str,
+    cog_profile: str = "deflate",
+    nodata: float | None = None,
 ) -> Iterator[DatasetWriter]:
-    """A tiled staging GeoTIFF on ``grid`` to write by windows (with an internal mask); on
-    exit it becomes the COG (overviews) at ``out_path``, atomically, and is removed. GDAL's
-    block cache is capped at :data:`GDAL_CACHE_MB` meanwhile."""
+    """A tiled staging GeoTIFF on ``grid`` to write by windows (with an internal mask, or
+    ``nodata``); on exit it becomes the COG (overviews) at ``out_path``, atomically, and is
+    removed. Three bands without ``nodata`` are RGB. GDAL's block cache is capped at
+    :data:`GDAL_CACHE_MB` meanwhile."""
     profile = {
         "driver": "GTiff",
         "width": grid.width,
@@ -212,7 +261,8 @@ def staged_cog(
         "blockysize": STAGING_BLOCK_PX,
         "compress": "deflate",
         "zlevel": 1,
-        **({"photometric": "RGB"} if count == 3 else {}),
+        **({"photometric": "RGB"} if count == 3 and nodata is None else {}),
+        **({"nodata": nodata} if nodata is not None else {}),
     }
     with atomic_path(out_path, suffix=".tif") as cog_tmp:
         # The staging file is never renamed: its unique name comes from the COG's.
@@ -286,8 +336,29 @@ def render_tile(
 
     Pure and picklable, so it can run in any process; the same inputs give the same bytes.
     """
+    total, weight_sum = blend_tile(frames, grid, window, dem)
+    covered = weight_sum > 0
+    rgb = np.zeros(total.shape, np.uint8)
+    rgb[covered] = np.clip(total[covered] / weight_sum[covered, None] + 0.5, 0, 255)
+    return rgb.transpose(2, 0, 1), covered.astype(np.uint8) * 255
+
+
+def blend_tile(
+    frames: Sequence[Frame],
+    grid: Grid,
+    window: Window,
+    dem: Path | None = None,
+    *,
+    channels: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The feathered sum of the frames' ``channels`` values over a tile, (rows, cols,
+    channels) float32, and the sum of their weights (rows, cols): divide for the blend.
+
+    Each frame weighs by its pixels' distance to its edge (0 where it has no valid value),
+    times its gain; on the ``dem``'s relief if given.
+    """
     height, width = int(window.height), int(window.width)
-    total = np.zeros((height, width, 3), np.float32)
+    total = np.zeros((height, width, channels), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     tile_transform = windows.transform(window, grid.transform)
     heights = None
@@ -300,24 +371,25 @@ def render_tile(
             continue
         col0, row0, part_width, part_height = part
         rows, cols = slice(row0, row0 + part_height), slice(col0, col0 + part_width)
-        image = _decoded_frame(frame.record.path, frame.record.sha256, frame.decode_factor)
+        image, valid = frame.pixels()
         # Tile-part pixel (col, row) -> frame pixel, both as continuous corner-based coords.
         to_frame = ~frame.to_ground @ tile_transform @ Affine.translation(col0, row0)
         if heights is None or frame.camera_elevation_m is None:
-            warped = _warp(image, to_frame, part_width, part_height)
+            sample = partial(_warp, to_frame=to_frame, width=part_width, height=part_height)
             weight = _edge_distance_px(
                 to_frame, image.shape[1], image.shape[0], part_width, part_height
             )
         else:
             u, v = _frame_coords_on_dem(frame, to_frame, heights[rows, cols])
-            warped = _remap(image, u, v)
+            sample = partial(_remap, u=u, v=v)
             weight = _edge_distance(u, v, image.shape[1], image.shape[0])
+        warped = sample(image)
+        if valid is not None:
+            weight *= sample(valid.astype(np.float32)) >= VALID_SHARE
+        warped = warped.reshape(*warped.shape[:2], -1)  # OpenCV drops a single channel
         total[rows, cols] += warped * np.float32(frame.gain) * weight[..., None]
         weight_sum[rows, cols] += weight
-    covered = weight_sum > 0
-    rgb = np.zeros((height, width, 3), np.uint8)
-    rgb[covered] = np.clip(total[covered] / weight_sum[covered, None] + 0.5, 0, 255)
-    return rgb.transpose(2, 0, 1), covered.astype(np.uint8) * 255
+    return total, weight_sum
 
 
 def _frame_window(

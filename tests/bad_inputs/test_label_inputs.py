@@ -141,7 +141,7 @@ def test_an_invalid_polygon_is_repaired_and_reported(image: Path, tmp_path: Path
     frame = gpd.read_file(labels)
     frame.loc[2, "geometry"] = bow_tie
     frame.to_file(labels)
-    report = validate_health([(image, labels)], block_m=15.0, n_folds=2, max_samples_per_class=500)
+    report = validate_health([(image, labels)], block_m=None, n_folds=2, max_samples_per_class=500)
     assert len(report.notes) == 1
     assert report.notes[0].startswith("repaired 1 invalid polygon(s) (row 2: Self-intersection")
     assert "Notes on the labels" in report.markdown()

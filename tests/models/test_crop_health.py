@@ -2,11 +2,13 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from model_scene import make_scene
 from shapely.geometry import box
 
 from core.errors import InputError, ProcessingError
 from models.crop_health import (
     HEALTH_CLASSES,
+    HEALTH_PIXEL_M,
     classify_health,
     parcel_health,
     train_health,
@@ -36,9 +38,11 @@ def test_pixels_under_alpha_zero_or_outside_the_mask_are_nodata(health_model, te
             fields.geometry, codes.shape, src.transform, invert=True
         )
     assert raster.nodata == 0 and raster.crs == "EPSG:32630"
+    assert raster.transform.a == pytest.approx(HEALTH_PIXEL_M)  # 4 x 4 image pixels
     assert (codes[~inside] == 0).all()
-    assert (codes[:, :40] == 0).all()
-    inside[:, :40] = False
+    alpha_zero = 40 // 4
+    assert (codes[:, :alpha_zero] == 0).all()
+    inside[:, :alpha_zero] = False
     assert (codes[inside] > 0).all()
 
 
@@ -114,17 +118,15 @@ def test_training_reads_a_gpkg_with_its_own_class_column(train_scene, test_scene
     assert model.training == "supervised"
 
 
-def test_spatial_cross_validation_of_a_scene_reports_every_class(train_scene):
+def test_spatial_cross_validation_of_a_scene_reports_every_class(tmp_path):
+    scene = make_scene(tmp_path / "wide.tif", seed=3, size_px=1800)  # three 60 m wide fields
     report = validate_health(
-        [(train_scene.image, train_scene.health)],
-        block_m=15.0,
-        n_folds=3,
-        max_samples_per_class=1500,
+        [(scene.image, scene.health)], block_m=28.0, n_folds=3, max_samples_per_class=1500
     )
     assert [s.name for s in report.scores] == list(HEALTH_CLASSES)
-    assert report.block_m == 15.0 and report.buffer_m == pytest.approx(6.4)
-    assert sum(s.tested_px for s in report.scores) == 4500
-    assert report.sources == ("labels over ortho.tif",)
+    assert report.block_m == 28.0 and report.buffer_m == pytest.approx(34 * HEALTH_PIXEL_M)
+    assert 0 < sum(s.tested_px for s in report.scores) <= 4500
+    assert report.sources == ("labels over wide.tif",)
     assert "| healthy |" in report.markdown() and "Cohen's kappa" in report.markdown()
 
 

@@ -207,9 +207,7 @@ def test_a_crop_with_too_few_parcels_is_compared_with_all_parcels(tmp_path):
     history = _history(tmp_path, {"shift": {"cereal": -0.35}, "stressed": ["P01"]})
 
     enough = declining_parcels(history, normalise="crop-or-all")
-    cereals_fall_back = declining_parcels(
-        history, normalise="crop-or-all", min_reference_parcels=4
-    )
+    cereals_fall_back = declining_parcels(history, normalise="crop-or-all", min_reference_parcels=4)
 
     assert _flagged(enough) == _flagged(declining_parcels(history, normalise="crop")) == ["P01"]
     assert _flagged(cereals_fall_back) == ["P01", "P20", "P21", "P22", "P23"]

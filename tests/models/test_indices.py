@@ -6,6 +6,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from core.errors import InputError
+from core.radiometry import irradiance_scale, panel_scale
 from models.indices import (
     INDICES,
     VEGETATION_INDICES,
@@ -13,8 +14,6 @@ from models.indices import (
     compute_index,
     index_raster,
     index_values,
-    irradiance_scale,
-    panel_scale,
     vari,
 )
 

@@ -4,6 +4,7 @@ import pytest
 import shapely
 
 from core.errors import InputError
+from models.features import BUILDING_FEATURES, CROP_FEATURES
 from models.training import load_model, sample_labelled_pixels
 
 
@@ -34,7 +35,9 @@ def test_a_joblib_file_of_something_else_is_an_input_error(tmp_path):
 
 def test_sampled_pixels_lie_in_their_polygon_and_weigh_what_it_covers(train_scene):
     shapes = [(geom, code) for code, geom in enumerate(train_scene.health.geometry, start=1)]
-    sample = sample_labelled_pixels(train_scene.image, shapes, 3, max_samples_per_class=1000)
+    sample = sample_labelled_pixels(
+        train_scene.image, shapes, 3, features=BUILDING_FEATURES, max_samples_per_class=1000
+    )
     for geom, code in shapes:
         mine = sample.y == code
         assert mine.sum() == 1000
@@ -45,6 +48,28 @@ def test_sampled_pixels_lie_in_their_polygon_and_weigh_what_it_covers(train_scen
 
 def test_a_sample_keeps_all_pixels_of_a_class_below_the_cap(train_scene):
     small = train_scene.health.geometry.iloc[0].centroid.buffer(0.5, cap_style="square")
-    sample = sample_labelled_pixels(train_scene.image, [(small, 1)], 1)
+    sample = sample_labelled_pixels(train_scene.image, [(small, 1)], 1, features=BUILDING_FEATURES)
     assert sample.y.size == 100
     assert np.all(sample.weight == 1.0)
+
+
+def test_on_a_coarser_working_grid_a_sample_counts_its_cells(train_scene):
+    small = train_scene.health.geometry.iloc[0].centroid.buffer(2.0, cap_style="square")
+    sample = sample_labelled_pixels(
+        train_scene.image, [(small, 1)], 1, features=CROP_FEATURES, pixel_m=0.4
+    )
+    assert 100 <= sample.y.size <= 121  # 4 m x 4 m: 10-11 cells of 0.4 m a side
+    assert sample.x.shape[1] == len(CROP_FEATURES.names)
+    assert shapely.intersects_xy(small, sample.xy[:, 0], sample.xy[:, 1]).all()
+
+
+def test_a_model_saved_before_feature_sets_is_refused(tmp_path, health_model):
+    import dataclasses
+
+    old = dict(dataclasses.asdict(health_model), feature_names=health_model.feature_names)
+    del old["features"]
+    stale = object.__new__(type(health_model))
+    object.__setattr__(stale, "__dict__", old)
+    joblib.dump(stale, tmp_path / "old.joblib")
+    with pytest.raises(InputError, match="older Raqib"):
+        load_model(tmp_path / "old.joblib")

@@ -112,12 +112,12 @@ def test_scores_are_weighted_by_the_area_each_pixel_stands_for():
 
 
 def test_random_pixel_cross_validation_is_optimistic_next_to_spatial_blocks(tmp_path):
-    image, labels = patchwork(tmp_path / "patchwork.tif", seed=3)
+    image, labels = patchwork(tmp_path / "patchwork.tif", seed=3, size_px=1600)
     options = {"n_folds": 4, "max_samples_per_class": 3000}
-    blocks = validate_health([(image, labels)], block_m=20.0, **options)
+    blocks = validate_health([(image, labels)], block_m=40.0, **options)
     random = validate_health([(image, labels)], block_m=None, **options)
     assert random.scheme == "random pixels" and blocks.scheme == "spatial blocks"
     assert random.kappa > 0.9
     assert blocks.kappa <= random.kappa - 0.1
     assert blocks.classes == HEALTH_CLASSES
-    assert "20 m blocks (16 blocks)" in blocks.markdown()
+    assert "40 m blocks (16 blocks)" in blocks.markdown()
