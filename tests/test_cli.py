@@ -15,14 +15,22 @@ REPO = Path(__file__).resolve().parents[1]
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "cli.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_plan_writes_a_qgroundcontrol_plan(shared_data: Path, tmp_path: Path) -> None:
     done = run_cli(
-        "plan", str(shared_data / "missions/qgc/PolygonGood.kml"), "-o", "survey",
-        "--gsd", "2.5", cwd=tmp_path,
+        "plan",
+        str(shared_data / "missions/qgc/PolygonGood.kml"),
+        "-o",
+        "survey",
+        "--gsd",
+        "2.5",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     plan = json.loads((tmp_path / "survey/PolygonGood.plan").read_text())
@@ -50,8 +58,15 @@ def test_bad_aoi_is_one_clear_line(tmp_path: Path, content: str, expected: str) 
 def test_process_of_a_missing_folder_names_it(tmp_path: Path) -> None:
     (tmp_path / "permits.csv").write_text("permit_id\n")
     done = run_cli(
-        "process", "no_such_flight", "--parcels", "p.gpkg", "--permits", "permits.csv",
-        "--date", "2026-07-10", cwd=tmp_path,
+        "process",
+        "no_such_flight",
+        "--parcels",
+        "p.gpkg",
+        "--permits",
+        "permits.csv",
+        "--date",
+        "2026-07-10",
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -85,7 +100,14 @@ def test_too_small_world_is_refused(tmp_path: Path) -> None:
 
 def test_bad_date_is_refused(tmp_path: Path) -> None:
     done = run_cli(
-        "process", ".", "--parcels", "p.gpkg", "--permits", "x.csv", "--date", "10/07/2026",
+        "process",
+        ".",
+        "--parcels",
+        "p.gpkg",
+        "--permits",
+        "x.csv",
+        "--date",
+        "10/07/2026",
         cwd=tmp_path,
     )
     assert done.returncode == 2
