@@ -26,6 +26,7 @@ from models.features import CROP_FEATURES
 from models.indices import compute_index
 from models.labels import Labels, LabelSource, checked_labels, require_two_classes
 from models.training import (
+    Boosting,
     PixelModel,
     PixelSample,
     burn,
@@ -50,6 +51,8 @@ LOG = logging.getLogger(__name__)
 HEALTH_CLASSES: tuple[str, ...] = ("healthy", "stressed", "bare")
 HEALTH_PIXEL_M = 0.4
 """Ground size (m) of the pixels crop health is classified on."""
+HEALTH_BOOSTING = Boosting(max_iter=30, learning_rate=0.3)
+"""Half the building model's trees: as accurate on held-out worlds, twice as fast to apply."""
 NODATA_CODE = 0
 HEALTH_COLOURS = {
     0: (0, 0, 0, 0),
@@ -107,6 +110,7 @@ def train_health_on(
         HEALTH_CLASSES,
         features=CROP_FEATURES,
         pixel_m=HEALTH_PIXEL_M,
+        boosting=HEALTH_BOOSTING,
         seed=seed,
         model_type=HealthModel,
     )
@@ -134,6 +138,7 @@ def validate_health(
         block_m=block_m,
         buffer_m=_feature_reach_m([one.image for one in labels]),
         n_folds=n_folds,
+        boosting=HEALTH_BOOSTING,
         seed=seed,
     )
     names = {one.source: Path(one.source).name for one in labels}

@@ -3,11 +3,13 @@
 Object level: predicted polygons matched one-to-one to truth polygons at IoU >= 0.5 (greedy
 by IoU, as SpaceNet / solaris score building footprints). Area level: IoU of the unions.
 Class rasters: per-class precision / recall / F1 and Cohen's kappa over rasterised truth.
+Construction: buildings per epoch and new buildings between two epochs, as the flows find them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,6 +20,7 @@ from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 
 from core.errors import ProcessingError
 from core.types import Accuracy, Raster
+from models.change import confirm_changes, new_buildings
 from models.construction import detect_buildings
 from models.crop_health import HEALTH_CLASSES, classify_health
 from models.training import PixelModel, burn
@@ -125,15 +128,7 @@ def evaluate_buildings(
     """Detect buildings on a held-out image and score them against its truth footprints
     (object level at IoU >= 0.5; ``extra["area_iou"]`` is the pixel-level IoU)."""
     detected = detect_buildings(model, image_path, **detect_options)
-    scores = object_scores(detected, truth)
-    return Accuracy(
-        name=scores.name,
-        precision=scores.precision,
-        recall=scores.recall,
-        f1=scores.f1,
-        support=scores.support,
-        extra={**scores.extra, "area_iou": area_iou(detected, truth)},
-    )
+    return _with_area_iou(object_scores(detected, truth), area_iou(detected, truth))
 
 
 def evaluate_health(
@@ -148,3 +143,126 @@ def evaluate_health(
     """Classify a held-out image into ``out_path`` and score it against truth polygons."""
     raster = classify_health(model, image_path, out_path, mask_polygons=mask_polygons)
     return class_scores(raster, truth, class_column, HEALTH_CLASSES)
+
+
+@dataclass(frozen=True)
+class EpochTruth:
+    """A held-out image of one epoch and the true building footprints in it."""
+
+    name: str
+    image: Path
+    buildings: gpd.GeoDataFrame
+
+
+@dataclass(frozen=True)
+class ConstructionAccuracy:
+    """Buildings found per epoch (``extra["area_iou"]`` too) and new or grown buildings found
+    between the first and the last epoch, object level at IoU >= 0.5."""
+
+    epochs: dict[str, Accuracy]
+    new: Accuracy
+
+
+def true_changes(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The footprints of ``after`` that are new or grown since ``before`` (the rule of
+    :func:`models.change.new_buildings`, applied to truth)."""
+    return new_buildings(before.to_crs(after.crs), after)
+
+
+def evaluate_construction(model: PixelModel, epochs: Sequence[EpochTruth]) -> ConstructionAccuracy:
+    """Detect buildings on each held-out epoch, then the changes from the first to the last
+    epoch (polygons compared, confirmed on the earlier pixels, as the survey flow does), and
+    score both against truth."""
+    detected = {epoch.name: detect_buildings(model, epoch.image) for epoch in epochs}
+    scores = {}
+    for epoch in epochs:
+        found, truth = detected[epoch.name], epoch.buildings.to_crs(detected[epoch.name].crs)
+        scores[epoch.name] = _with_area_iou(object_scores(found, truth), area_iou(found, truth))
+    first, last = epochs[0], epochs[-1]
+    candidates = new_buildings(detected[first.name], detected[last.name])
+    changed = confirm_changes(model, first.image, candidates)
+    truth_changed = true_changes(first.buildings, last.buildings)
+    return ConstructionAccuracy(scores, object_scores(changed, truth_changed, name="new buildings"))
+
+
+def pooled(scores: Sequence[Accuracy], name: str) -> Accuracy:
+    """Object scores of several held-out scenes together (their matches, detections and
+    truth objects added up)."""
+    counts = {
+        key: sum(s.extra[key] for s in scores)
+        for key in ("true_positives", "false_positives", "false_negatives")
+    }
+    matched = int(counts["true_positives"])
+    return Accuracy.of_matches(
+        name,
+        matched,
+        matched + int(counts["false_positives"]),
+        matched + int(counts["false_negatives"]),
+    )
+
+
+def _with_area_iou(scores: Accuracy, iou: float) -> Accuracy:
+    return Accuracy(
+        name=scores.name,
+        precision=scores.precision,
+        recall=scores.recall,
+        f1=scores.f1,
+        support=scores.support,
+        extra={**scores.extra, "area_iou": iou},
+    )
+
+
+NEW_BUILDING_TARGET = 0.9
+"""Issue #7's target for new-building precision and recall on the simulator's epochs."""
+
+
+def construction_markdown(
+    results: dict[str, ConstructionAccuracy], *, target: float | None = NEW_BUILDING_TARGET
+) -> str:
+    """The construction report (Markdown) of several held-out scenes (``results`` by scene
+    name): buildings per epoch, new buildings per scene and pooled, and the target met or not."""
+    lines = [
+        "## Buildings per epoch (object level, IoU >= 0.5)",
+        "",
+        "| scene | epoch | precision | recall | F1 | area IoU | found / false / missed |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for scene, result in results.items():
+        for epoch, s in result.epochs.items():
+            lines.append(
+                f"| {scene} | {epoch} | {s.precision:.2f} | {s.recall:.2f} | {s.f1:.2f} "
+                f"| {s.extra['area_iou']:.2f} | {_counts(s)} |"
+            )
+    lines += [
+        "",
+        "## New buildings, first to last epoch (object level, IoU >= 0.5)",
+        "",
+        "Truth: the last epoch's footprints not in the first epoch (or grown by more than 30 %).",
+        "",
+        "| scene | precision | recall | F1 | found / false / missed |",
+        "|---|---:|---:|---:|---|",
+    ]
+    new_scores = [result.new for result in results.values()]
+    if len(results) > 1:
+        new_scores.append(pooled(new_scores, "all scenes"))
+    for scene, s in zip([*results, "**all scenes**"], new_scores, strict=False):
+        lines.append(
+            f"| {scene} | {s.precision:.2f} | {s.recall:.2f} | {s.f1:.2f} | {_counts(s)} |"
+        )
+    if target is not None:
+        total = new_scores[-1]
+        met = total.precision >= target and total.recall >= target
+        lines += [
+            "",
+            f"Target new-building precision and recall >= {target:.2f}: "
+            + ("**met**." if met else "**not met**."),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _counts(scores: Accuracy) -> str:
+    extra = scores.extra
+    return (
+        f"{extra['true_positives']:.0f} / {extra['false_positives']:.0f} / "
+        f"{extra['false_negatives']:.0f}"
+    )

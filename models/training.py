@@ -85,6 +85,17 @@ class PixelSample:
 M = TypeVar("M", bound=PixelModel)
 
 
+@dataclass(frozen=True)
+class Boosting:
+    """Size of a gradient-boosted classifier: fewer, larger steps predict faster."""
+
+    max_iter: int = 60
+    learning_rate: float = 0.15
+
+
+DEFAULT_BOOSTING = Boosting()
+
+
 def labels_in_crs(
     labels: gpd.GeoDataFrame, src: DatasetReader, source: str | Path
 ) -> gpd.GeoDataFrame:
@@ -212,11 +223,12 @@ def fit_pixel_model(
     *,
     features: FeatureSet,
     pixel_m: float | None = None,
+    boosting: Boosting = DEFAULT_BOOSTING,
     seed: int = 0,
     model_type: type[M] = PixelModel,
 ) -> M:
     """Fit :func:`fit_estimator` on pixel ``features`` (of a ``pixel_m`` grid) as a model."""
-    estimator = fit_estimator(x, y, seed=seed)
+    estimator = fit_estimator(x, y, boosting=boosting, seed=seed)
     digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
     digest.update(np.ascontiguousarray(y).tobytes())
     return model_type(
@@ -229,14 +241,16 @@ def fit_pixel_model(
     )
 
 
-def fit_estimator(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> HistGradientBoostingClassifier:
+def fit_estimator(
+    x: np.ndarray, y: np.ndarray, *, boosting: Boosting = DEFAULT_BOOSTING, seed: int = 0
+) -> HistGradientBoostingClassifier:
     """A gradient-boosted classifier of feature rows ``x`` into codes ``y`` (balanced class
     weights)."""
     if np.unique(y).size < 2:
         raise ProcessingError(f"training needs at least two classes, got codes {np.unique(y)}")
     estimator = HistGradientBoostingClassifier(
-        max_iter=60,
-        learning_rate=0.15,
+        max_iter=boosting.max_iter,
+        learning_rate=boosting.learning_rate,
         class_weight="balanced",
         early_stopping=False,
         random_state=seed,

@@ -25,7 +25,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from core.errors import InputError
-from models.training import PixelSample, fit_estimator
+from models.training import DEFAULT_BOOSTING, Boosting, PixelSample, fit_estimator
 
 KAPPA_TARGET = 0.80
 """Issue 6's goal for healthy / stressed / bare under spatial cross-validation."""
@@ -124,6 +124,7 @@ def cross_validate(
     block_m: float | None,
     buffer_m: float = 0.0,
     n_folds: int = 5,
+    boosting: Boosting = DEFAULT_BOOSTING,
     seed: int = 0,
 ) -> CrossValidationReport:
     """Out-of-fold scores of :func:`fit_estimator` on ``sample``: held out by spatial blocks
@@ -142,7 +143,7 @@ def cross_validate(
     fold_kappas = []
     codes = list(range(1, len(classes) + 1))
     for train, test in folds:
-        estimator = fit_estimator(sample.x[train], sample.y[train], seed=seed)
+        estimator = fit_estimator(sample.x[train], sample.y[train], boosting=boosting, seed=seed)
         proba = estimator.predict_proba(sample.x[test])
         predicted[test] = estimator.classes_[np.argmax(proba, axis=1)]
         fold_kappas.append(_kappa(sample.y[test], predicted[test], codes, sample.weight[test]))
