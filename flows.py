@@ -59,18 +59,30 @@ from flights.plan import plan_survey
 from flights.preview import write_preview
 from flights.safety import check_mission, load_no_fly_zones, with_geofence
 from flights.terrain import Dem, flat_terrain, follow_terrain
+from gis.evidence import write_before_after
 from gis.flags import flag_new_buildings
 from gis.parcels import read_parcels, split_by_parcels
+from gis.projects import add_epoch, assess_projects, project_progress
+from gis.projects import read_history as read_project_history
+from gis.projects import write_history as write_project_history
 from gis.publish import publish_geopackage
-from gis.records import read_permits, read_projects
+from gis.record_api import HttpOptions
+from gis.records import RecordSource, RecordsResult, load_permits, load_projects, record_source
 from models.change import confirm_changes, new_buildings
 from models.construction import detect_buildings, keep_compact, train_buildings_on
-from models.crop_health import HEALTH_CLASSES, classify_health, parcel_health, train_health_on
+from models.crop_health import (
+    HEALTH_CLASSES,
+    classify_health,
+    parcel_health,
+    train_health,
+    train_health_on,
+)
 from models.evaluation import class_scores, object_scores
 from models.health_trend import declining_parcels, parcel_history, read_history, write_history
 from models.indices import index_raster
-from models.training import load_model, save_model
+from models.training import PixelModel, load_model, save_model
 from models.trees import detect_trees, missing_trees, trees_per_parcel
+from models.unsupervised import train_health_unsupervised
 from models.zonal import parcel_statistics
 from models.zones import write_prescription, zones_of_parcels
 from pipeline.catalog import WORKSPACE_CATALOG, catalog_images, images_frame, skipped_frame
@@ -105,6 +117,12 @@ DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
 HISTORY_GEOPACKAGE = "crop_health_history.gpkg"
 """Workspace file holding every epoch's per-parcel index statistics (table parcel_history)."""
 INDEX_RASTER = "vegetation_index.tif"
+PROJECT_HISTORY_GEOPACKAGE = "project_history.gpkg"
+"""Workspace file holding every epoch's progress of the public projects (table project_history)."""
+PROJECT_ARCHIVE = "project_archive"
+"""Workspace folder of the projects' dated photos: ``<project_id>/<YYYY-MM-DD>.png``."""
+EVIDENCE = "evidence"
+"""Epoch folder of the flags' before / after chips: ``<parcel_id>_<reason>.png``."""
 TILES_IN_FLIGHT_PER_THREAD = 2
 """Mosaic tiles submitted ahead of the writer per worker thread: keeps every worker busy
 while bounding the finished tiles held in memory (about 4 MB per 1024 px tile)."""
@@ -257,6 +275,22 @@ def mosaic_flow(
 
 
 @task(cache_policy=NO_CACHE)
+def multispectral_mosaic_task(
+    ingested: IngestResult, grid: Grid, out_path: Path, crs: str
+) -> Raster:
+    """A multispectral flight's captures, co-registered, as one band per camera band
+    (``pipeline.multispectral_mosaic``; reflectance from the sun sensor when there is one)."""
+    return mosaic_captures(
+        coregister_captures(multispectral_captures(ingested), crs), grid, out_path
+    )
+
+
+def is_multispectral(ingested: IngestResult) -> bool:
+    """Whether the flight is of band files (one band per file) rather than colour photos."""
+    return any(len(image.bands) == 1 for image in ingested.images)
+
+
+@task(cache_policy=NO_CACHE)
 def mosaic_task(records: tuple[ImageRecord, ...], grid: Grid, out_path: Path) -> Raster:
     """The mosaic on this machine, tile after tile (OpenCV already uses every core)."""
     return mosaic_frames(records, grid, out_path)
@@ -308,15 +342,30 @@ def task_runner_threads() -> int:
 
 @task(cache_policy=NO_CACHE)
 def health_task(
-    models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, out_dir: Path
+    models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, out_dir: Path, settings: Settings
 ) -> gpd.GeoDataFrame:
-    """Classify crop health inside the agricultural parcels (a COG) and summarise per parcel."""
+    """Classify crop health inside the agricultural parcels (a COG) and summarise per parcel;
+    ``health_model`` says which classifier did it (see :func:`health_model`)."""
     farms = agricultural(parcels)
-    classes = classify_health(
-        load_model(models.health), mosaic.path, out_dir / "crop_health.tif", mask_polygons=farms
-    )
+    model, source = health_model(models, mosaic, farms, settings)
+    classes = classify_health(model, mosaic.path, out_dir / "crop_health.tif", mask_polygons=farms)
     rewrite_as_cog(classes.path)
-    return parcel_health(classes, mosaic.path, farms)
+    return parcel_health(classes, mosaic.path, farms).assign(health_model=source)
+
+
+def health_model(
+    models: Models, mosaic: Raster, farms: gpd.GeoDataFrame, settings: Settings
+) -> tuple[PixelModel, str]:
+    """The epoch's health classifier and what it was trained on: the agronomist's
+    ``health_labels`` over this mosaic, else (``health_without_labels``) the synthetic world's
+    model or k-means clusters of the mosaic's index, marked unsupervised."""
+    if settings.health_labels is not None:
+        model = train_health(mosaic.path, settings.health_labels, settings.health_class_column)
+        return model, f"trained on {settings.health_labels.name}"
+    if settings.health_without_labels == "unsupervised":
+        model = train_health_unsupervised(mosaic.path, mask_polygons=farms)
+        return model, "unsupervised: index clusters, accuracy unknown"
+    return load_model(models.health), "trained on a synthetic world"
 
 
 @dataclass(frozen=True)
@@ -335,12 +384,15 @@ def vigour_task(
     out_dir: Path,
     captured_on: date,
     settings: Settings,
+    index_name: str | None = None,
 ) -> VigourLayers:
-    """The ``health_index`` raster (COG), its exact per-parcel statistics, management zones
-    (with a prescription GPKG + shapefile) and the workspace's per-parcel history, updated
-    with this epoch and compared with the one before (declining parcels)."""
+    """The vegetation index raster (COG; ``index_name``, default the ``health_index``), its
+    exact per-parcel statistics, management zones (with a prescription GPKG + shapefile) and
+    the workspace's per-parcel history, updated with this epoch and compared with the one
+    before (declining parcels)."""
     farms = agricultural(parcels)
-    index = index_raster(mosaic.path, settings.health_index, out_dir / INDEX_RASTER)
+    index_name = index_name or settings.health_index
+    index = index_raster(mosaic.path, index_name, out_dir / INDEX_RASTER)
     rewrite_as_cog(index.path)
     statistics = parcel_statistics(index, farms)
     for repaired in statistics.repaired:
@@ -355,13 +407,13 @@ def vigour_task(
     history = parcel_history(
         {captured_on: statistics.table},
         farms,
-        index=settings.health_index,
+        index=index_name,
         history=read_history(history_path),
     )
     write_history(history, history_path)
     trend = declining_parcels(
         history,
-        index=settings.health_index,
+        index=index_name,
         drop=settings.decline_drop,
         normalise="crop-or-all" if "land_use" in farms else "all",
         after=captured_on,
@@ -475,7 +527,7 @@ def publish_task(path: Path, layers: dict[str, pd.DataFrame]) -> Path:
 def process(
     frames_dir: Path,
     parcels_path: Path,
-    permits_path: Path,
+    permits_path: Path | None,
     epoch: str,
     captured_on: date,
     settings: Settings,
@@ -490,9 +542,12 @@ def process(
     out_dir = settings.workspace / epoch
     out_dir.mkdir(parents=True, exist_ok=True)
     parcels = read_parcels(parcels_path, settings.crs)
-    permits = read_permits(permits_path)
-    projects = read_projects(projects_path, crs=settings.crs) if projects_path else None
-    models = models or default_models(settings)
+    permit_source = records_source(permits_path, settings.permits, "permits", settings)
+    if permit_source is None:
+        raise InputError("permits", "no permit records: give a permits file or a [permits] table")
+    permits = load_permits(permit_source, parcel_ids=parcels["parcel_id"].astype(str))
+    project_source = records_source(projects_path, settings.projects, "projects", settings)
+    projects = load_projects(project_source, crs=settings.crs) if project_source else None
     ingested = ingest_task(frames_dir, epoch, settings)
     if not ingested.images:
         raise InputError(
@@ -500,6 +555,10 @@ def process(
             "no usable photo: " + "; ".join(f"{s.path.name}: {s.reason}" for s in ingested.skipped),
         )
     grid = grid or grid_of_images(ingested, settings)
+    if is_multispectral(ingested):
+        mosaic = multispectral_mosaic_task(ingested, grid, out_dir / "mosaic.tif", settings.crs)
+        return publish_vigour_only(ingested, mosaic, parcels, permits, epoch, captured_on, settings)
+    models = models or default_models(settings)
     previous = previous_epoch(settings.workspace, epoch, captured_on)
     records = coregister_task(
         ingested, settings.crs, Path(previous["mosaic"]) if previous else None
@@ -509,7 +568,7 @@ def process(
         if settings.dask_cluster
         else mosaic_task(records, grid, out_dir / "mosaic.tif")
     )
-    health = health_task(models, mosaic, parcels, out_dir)
+    health = health_task(models, mosaic, parcels, out_dir, settings)
     vigour = vigour_task(mosaic, parcels, out_dir, captured_on, settings)
     orchards = trees_task(mosaic, parcels)
     buildings = buildings_task(models, mosaic, parcels, settings)
@@ -526,6 +585,14 @@ def process(
         settings=settings,
         projects=projects.valid if projects else None,
     )
+    if previous is not None:
+        flagged = with_evidence(
+            flagged,
+            changed,
+            (Path(previous["mosaic"]), previous["captured_on"]),
+            (mosaic.path, captured_on),
+            out_dir / EVIDENCE,
+        )
     layers: dict[str, pd.DataFrame] = {}
     if mission is not None:
         layers["mission"] = mission_frame(mission, settings.crs)
@@ -541,7 +608,11 @@ def process(
         "buildings": buildings,
         "new_buildings": changed,
         "flagged_parcels": flagged,
-        **({"projects": projects_frame(projects.valid, settings)} if projects else {}),
+        **(
+            {"projects": projects_task(projects.valid, mosaic, buildings, captured_on, settings)}
+            if projects
+            else {}
+        ),
         "skipped_images": skipped_frame(ingested),
         "record_problems": pd.DataFrame(
             [asdict(p) for p in permits.problems + (projects.problems if projects else ())],
@@ -562,6 +633,56 @@ def process(
         new_buildings=len(changed),
         flags=len(flagged),
         mission_plan=mission_plan,
+        zones=len(vigour.zones),
+        declining=tuple(vigour.trend.loc[vigour.trend["status"] == "declining", "parcel_id"]),
+    )
+
+
+def publish_vigour_only(
+    ingested: IngestResult,
+    mosaic: Raster,
+    parcels: gpd.GeoDataFrame,
+    permits: RecordsResult,
+    epoch: str,
+    captured_on: date,
+    settings: Settings,
+) -> EpochResult:
+    """A multispectral epoch's layers: the ``multispectral_index`` statistics, zones and trend.
+    The health classes, trees and buildings need colour photos (their models are RGB)."""
+    out_dir = settings.workspace / epoch
+    vigour = vigour_task(
+        mosaic, parcels, out_dir, captured_on, settings, index_name=settings.multispectral_index
+    )
+    LOG.warning(
+        "%s: a multispectral flight; health classes, trees and buildings need RGB photos "
+        "(fly the RGB camera too): published %s statistics, zones and trend only",
+        epoch,
+        settings.multispectral_index.upper(),
+    )
+    layers: dict[str, pd.DataFrame] = {
+        "images": images_frame(ingested, settings.crs, collection=epoch),
+        "crop_health_parcels": agricultural(parcels)[["parcel_id", "geometry"]].merge(
+            vigour.statistics, on="parcel_id", how="left"
+        ),
+        "management_zones": vigour.zones,
+        "parcel_trend": vigour.trend,
+        "skipped_images": skipped_frame(ingested),
+        "record_problems": pd.DataFrame(
+            [asdict(p) for p in permits.problems], columns=["source", "line", "field", "problem"]
+        ),
+    }
+    geopackage = publish_task(out_dir / GEOPACKAGE, layers)
+    return EpochResult(
+        epoch=epoch,
+        captured_on=captured_on,
+        out_dir=out_dir,
+        geopackage=geopackage,
+        mosaic=mosaic,
+        images=len(ingested.images),
+        skipped=tuple((s.path.name, s.reason) for s in ingested.skipped),
+        buildings=0,
+        new_buildings=0,
+        flags=0,
         zones=len(vigour.zones),
         declining=tuple(vigour.trend.loc[vigour.trend["status"] == "declining", "parcel_id"]),
     )
@@ -669,7 +790,7 @@ def mosaic_folder(
     if not ingested.images:
         raise InputError(frames_dir, f"no usable photo ({len(ingested.skipped)} skipped)")
     grid = grid_of_images(ingested, settings, dem=dem, dem_heights=dem_heights)
-    if any(len(image.bands) == 1 for image in ingested.images):
+    if is_multispectral(ingested):
         if settings.dask_cluster:
             raise InputError(
                 settings.dask_cluster,
@@ -702,10 +823,78 @@ def mosaic_folder(
     return raster, ingested
 
 
-def projects_frame(projects: gpd.GeoDataFrame, settings: Settings) -> gpd.GeoDataFrame:
-    """Public projects with a link to their record."""
-    urls = [settings.project_url_template.format(project_id=p) for p in projects["project_id"]]
-    return projects.assign(record_url=urls)
+def records_source(
+    path: Path | None, table: dict[str, object] | None, kind: str, settings: Settings
+) -> RecordSource | Path | None:
+    """Where ``kind`` records are read from: the file given for this run, else the settings'
+    ``[kind]`` table (a file or a JSON API with its field mapping), else nowhere."""
+    if path is not None or table is None:
+        return path
+    http = HttpOptions(timeout_s=settings.records_timeout_s, retries=settings.records_retries)
+    return record_source(table, http, where=f"settings [{kind}]")
+
+
+@task(cache_policy=NO_CACHE)
+def projects_task(
+    projects: gpd.GeoDataFrame,
+    mosaic: Raster,
+    buildings: gpd.GeoDataFrame,
+    captured_on: date,
+    settings: Settings,
+) -> gpd.GeoDataFrame:
+    """Each public project's progress in this epoch (its dated photo archived in the
+    workspace), added to the workspace's project history, and its status on this date:
+    stalled with the reasons in words, on track, not started, finished or not assessed
+    (see ``gis.projects``)."""
+    progress = project_progress(
+        projects,
+        captured_on,
+        mosaic=mosaic.path,
+        structures=buildings,
+        archive=settings.workspace / PROJECT_ARCHIVE,
+    )
+    history_path = settings.workspace / PROJECT_HISTORY_GEOPACKAGE
+    history = add_epoch(read_project_history(history_path), progress)
+    write_project_history(history, history_path)
+    status = assess_projects(
+        history,
+        projects,
+        on=captured_on,
+        stall_days=settings.project_stall_days,
+        min_change=settings.project_min_change,
+        schedule_tolerance=settings.project_schedule_tolerance,
+        url_template=settings.project_url_template,
+    )
+    dates = projects[["project_id", "start", "planned_end"]]
+    return status.merge(dates, on="project_id", how="left")
+
+
+def with_evidence(
+    flagged: gpd.GeoDataFrame,
+    structures: gpd.GeoDataFrame,
+    before: tuple[Path, str],
+    after: tuple[Path, date],
+    folder: Path,
+) -> gpd.GeoDataFrame:
+    """``flagged`` with an ``evidence`` PNG per flag: the parcel (yellow) and the structures
+    flagged on it (magenta) on the previous and this epoch's mosaics, side by side, dated."""
+    (before_mosaic, before_day), (after_mosaic, after_day) = before, after
+    ids = pd.Index(
+        structures["building_id"] if "building_id" in structures else structures.index
+    ).astype(str)
+    paths = []
+    for flag in flagged.itertuples():
+        name = f"{flag.parcel_id or 'off-cadastre'}_{flag.reason}.png".replace("/", "_")
+        write_before_after(
+            before_mosaic,
+            after_mosaic,
+            gpd.GeoSeries([flag.geometry], crs=flagged.crs),
+            folder / name,
+            captions=(before_day, after_day.isoformat()),
+            second=structures[ids.isin(flag.building_ids.split(","))],
+        )
+        paths.append(str(folder / name))
+    return flagged.assign(evidence=paths)
 
 
 def mission_frame(mission: Mission, crs: str) -> gpd.GeoDataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import available_timezones
 
 import pyproj
@@ -48,6 +49,35 @@ class Settings(BaseSettings):
         "https://projects.example/projects/{project_id}",
         description="Link to a public project record.",
     )
+    project_stall_days: int = Field(
+        90,
+        ge=1,
+        description="A public project is stalled when its progress has not risen by "
+        "project_min_change for this many days.",
+    )
+    project_min_change: float = Field(
+        0.05, gt=0, le=1, description="Smallest progress rise (share of completion) that counts."
+    )
+    project_schedule_tolerance: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="A project is far behind schedule when it trails a linear schedule from "
+        "start to planned end by more than this share.",
+    )
+    permits: dict[str, Any] | None = Field(
+        None,
+        description="Permit records when a run gives no permits file: a [permits] table with "
+        "source (CSV, GeoPackage, .json or an https:// JSON API), fields (ours = theirs), "
+        "date_formats... (docs/architecture.md).",
+    )
+    projects: dict[str, Any] | None = Field(
+        None, description="Public project records, as permits (a [projects] table)."
+    )
+    records_timeout_s: float = Field(20.0, gt=0, description="Timeout of one records API call.")
+    records_retries: int = Field(
+        3, ge=0, description="Retries of a records API call on connection errors, 429 and 5xx."
+    )
     min_building_area_m2: float = Field(
         12.0, gt=0, description="Detected built-up blobs smaller than this are dropped."
     )
@@ -75,6 +105,25 @@ class Settings(BaseSettings):
         "gli",
         description="Vegetation index of the per-parcel statistics, zones and history "
         "(e.g. gli, vari, ngrdi for RGB mosaics; ndvi, ndre with a NIR band).",
+    )
+    multispectral_index: str = Field(
+        "ndvi",
+        description="Vegetation index of multispectral flights (band files with NIR): "
+        "statistics, zones and history as health_index for RGB ones.",
+    )
+    health_labels: Path | None = Field(
+        None,
+        description="Agronomist's labelled polygons (GPKG, shapefile...) over the surveyed "
+        "fields; each epoch's health classifier is then trained on its own mosaic with them.",
+    )
+    health_class_column: str = Field(
+        "health", description="Column of health_labels holding healthy / stressed / bare."
+    )
+    health_without_labels: Literal["synthetic", "unsupervised"] = Field(
+        "synthetic",
+        description="Health classifier when health_labels is unset: the one trained on a "
+        "synthetic world, or k-means clusters of the index (marked unsupervised: accuracy "
+        "unknown).",
     )
     management_zones: int = Field(
         3, ge=3, le=5, description="Zones per agricultural parcel (variable-rate classes)."
