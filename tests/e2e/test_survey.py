@@ -11,6 +11,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
+import flows
 from gis.publish import list_layers
 from pipeline.mosaic import validate_cog
 
@@ -133,3 +134,31 @@ def test_new_unpermitted_buildings_are_flagged_with_record_links(surveyed) -> No
         assert row.record_url == f"https://rokhas.example/permits/{row.permit_id}"
     permitted = set(truth.loc[truth["case"] == "permitted", "parcel_id"])
     assert not permitted & flagged_no_permit, "a parcel with a valid permit is not 'no permit'"
+
+
+def test_flags_carry_before_after_evidence_chips(surveyed) -> None:
+    last = surveyed.epochs[-1]
+    flagged = gpd.read_file(last.geopackage, layer="flagged_parcels")
+    assert not flagged.empty
+    for path in flagged["evidence"]:
+        chip = cv2.imread(path)
+        assert chip is not None and min(chip.shape[:2]) >= 256
+        half = chip.shape[1] // 2  # before | after, on one grid: the new structure differs
+        before, after = chip[:, : half - 4].astype(int), chip[:, half + 4 : 2 * half].astype(int)
+        assert np.abs(before - after[:, : before.shape[1]]).mean() > 5
+
+
+def test_the_public_project_is_tracked_epoch_by_epoch_with_dated_photos(surveyed) -> None:
+    first, last = surveyed.epochs
+    status = [
+        gpd.read_file(result.geopackage, layer="projects").set_index("project_id").loc["PRJ-001"]
+        for result in (first, last)
+    ]
+    assert status[1]["progress"] > status[0]["progress"]
+    assert all(s["status"] in {"stalled", "on track"} for s in status)
+    assert all(s["record_url"].endswith("/PRJ-001") for s in status)
+    if status[0]["status"] == "stalled":
+        assert status[0]["explanation"]
+    archive = surveyed.settings.workspace / flows.PROJECT_ARCHIVE / "PRJ-001"
+    for result in (first, last):
+        assert (archive / f"{result.captured_on.isoformat()}.png").is_file()
