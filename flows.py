@@ -60,6 +60,7 @@ from flights.preview import write_preview
 from flights.safety import check_mission, load_no_fly_zones, with_geofence
 from flights.terrain import Dem, flat_terrain, follow_terrain
 from gis.evidence import write_before_after
+from gis.feedback import carry_feedback, collect_feedback
 from gis.flags import flag_new_buildings
 from gis.parcels import read_parcels, split_by_parcels
 from gis.projects import add_epoch, assess_projects, project_progress
@@ -68,6 +69,7 @@ from gis.projects import write_history as write_project_history
 from gis.publish import publish_geopackage
 from gis.record_api import HttpOptions
 from gis.records import RecordSource, RecordsResult, load_permits, load_projects, record_source
+from gis.zoning import Zoning, read_zoning
 from models.change import confirm_changes, new_buildings
 from models.construction import detect_buildings, keep_compact, train_buildings_on
 from models.crop_health import (
@@ -548,6 +550,7 @@ def process(
     permits = load_permits(permit_source, parcel_ids=parcels["parcel_id"].astype(str))
     project_source = records_source(projects_path, settings.projects, "projects", settings)
     projects = load_projects(project_source, crs=settings.crs) if project_source else None
+    zoning = zoning_of(settings)
     ingested = ingest_task(frames_dir, epoch, settings)
     if not ingested.images:
         raise InputError(
@@ -584,7 +587,17 @@ def process(
         captured_on=captured_on,
         settings=settings,
         projects=projects.valid if projects else None,
+        zoning=zoning,
+        zoning_tolerance=settings.zoning_tolerance,
     )
+    feedback = collect_feedback(
+        [
+            *([Path(previous["geopackage"])] if previous else []),
+            out_dir / GEOPACKAGE,  # this epoch's, when rerun: what inspectors said on it
+            *([settings.feedback] if settings.feedback else []),
+        ]
+    )
+    flagged = carry_feedback(flagged, feedback.decisions)
     if previous is not None:
         flagged = with_evidence(
             flagged,
@@ -615,7 +628,12 @@ def process(
         ),
         "skipped_images": skipped_frame(ingested),
         "record_problems": pd.DataFrame(
-            [asdict(p) for p in permits.problems + (projects.problems if projects else ())],
+            [
+                asdict(p)
+                for p in permits.problems
+                + (projects.problems if projects else ())
+                + feedback.problems
+            ],
             columns=["source", "line", "field", "problem"],
         ),
     }
@@ -867,6 +885,18 @@ def projects_task(
     )
     dates = projects[["project_id", "start", "planned_end"]]
     return status.merge(dates, on="project_id", how="left")
+
+
+def zoning_of(settings: Settings) -> Zoning | None:
+    """The zoning plan of ``settings.zoning`` (None: the outside_buildable_zone rule is off)."""
+    if settings.zoning is None:
+        return None
+    return read_zoning(
+        settings.zoning,
+        settings.crs,
+        zone_column=settings.zoning_zone_column,
+        buildable_column=settings.zoning_buildable_column,
+    )
 
 
 def with_evidence(

@@ -101,6 +101,26 @@ class Settings(BaseSettings):
     footprint_tolerance: float = Field(
         0.15, ge=0, description="Built area may exceed the permitted footprint by this share."
     )
+    zoning: Path | None = Field(
+        None,
+        description="Zoning plan (GPKG, shapefile...): polygons with a zone code and a yes/no "
+        "buildable column; turns on the outside_buildable_zone flag (docs/flags.md).",
+    )
+    zoning_zone_column: str = Field("zone", description="Column of zoning holding the zone code.")
+    zoning_buildable_column: str = Field(
+        "buildable", description="Column of zoning saying yes / no (oui / non) to building."
+    )
+    zoning_tolerance: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of a new structure's footprint that may lie outside buildable zones.",
+    )
+    feedback: Path | None = Field(
+        None,
+        description="Inspectors' decisions as a CSV (flag_id, status, note) to carry to the "
+        "next publication; those edited in the published GeoPackages are read anyway.",
+    )
     health_index: str = Field(
         "gli",
         description="Vegetation index of the per-parcel statistics, zones and history "

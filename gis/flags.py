@@ -1,8 +1,9 @@
-"""Flag rules: link new structures to parcels and permits, and say what looks wrong.
+"""Flag rules: link new structures to parcels, permits and zoning, and say what looks wrong.
 
-Each rule is a pure function of a :class:`ParcelCase` (what was built on one parcel, and the
-permits on record for it) returning a :class:`Finding` or ``None``; ``FLAG_RULES`` holds
-them by reason, like rasterio's ``MERGE_METHODS``.
+A structure over several parcels is cut along their boundaries and each piece judged on its
+own parcel. Each rule is a pure function of a :class:`ParcelCase` (what was built on one
+parcel, its permits, where it stands in the zoning plan) returning a :class:`Finding` or
+``None``; ``FLAG_RULES`` holds them by reason, like rasterio's ``MERGE_METHODS``.
 """
 
 from __future__ import annotations
@@ -11,19 +12,25 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
 from core.settings import Settings
 from core.types import Flag
-from gis.parcels import parcel_of
+from gis.feedback import flag_id
+from gis.zoning import ZoneOverlap, Zoning, zone_overlap
 
 log = logging.getLogger(__name__)
 
 ACCEPTED_STATUSES = frozenset({"approved", "valid", "active", "issued"})
+ZONING_TOLERANCE = 0.1
+"""Share of a footprint that may lie outside buildable zones (plan and detection edges)."""
 FLAG_COLUMNS = (
+    "flag_id",
     "parcel_id",
     "commune",
     "reason",
@@ -36,6 +43,9 @@ FLAG_COLUMNS = (
     "record_url",
     "building_ids",
     "building_count",
+    "status",
+    "inspector_note",
+    "carried_from",
 )
 
 
@@ -51,17 +61,24 @@ class ParcelCase:
     footprint_tolerance: float
     accepted_statuses: frozenset[str] = ACCEPTED_STATUSES
     structures: str = "New structure"
+    spanning: str = ""
+    """How the structure runs over other land when this is a piece of it (in words)."""
+    zoning: ZoneOverlap | None = None
+    zoning_tolerance: float = ZONING_TOLERANCE
 
-    @property
+    @cached_property
     def valid_permits(self) -> pd.DataFrame:
         p = self.permits
+        if p.empty:
+            return p
         on_date = (p["issued"] <= self.captured_on) & (self.captured_on <= p["expires"])
         return p[on_date & p["status"].isin(self.accepted_statuses)]
 
     @property
     def what(self) -> str:
         where = f"parcel {self.parcel_id}" if self.parcel_id else "land outside every parcel"
-        return f"{self.structures} of {self.built_area_m2:.0f} m² on {where}"
+        part = f" ({self.spanning})" if self.spanning else ""
+        return f"{self.structures} of {self.built_area_m2:.0f} m² on {where}{part}"
 
 
 @dataclass(frozen=True)
@@ -132,11 +149,25 @@ def over_footprint(case: ParcelCase) -> Finding | None:
     )
 
 
+def outside_buildable_zone(case: ParcelCase) -> Finding | None:
+    """More of the footprint than the tolerance lies outside the zoning plan's buildable
+    zones (only when a zoning layer is given)."""
+    zoning = case.zoning
+    if zoning is None or zoning.outside_share <= case.zoning_tolerance:
+        return None
+    return Finding(
+        zoning.outside_share * case.score,
+        f"{case.what}; {zoning.outside_share:.0%} of it lies outside the buildable zones, "
+        f"{zoning.where}.",
+    )
+
+
 FLAG_RULES: dict[str, Callable[[ParcelCase], Finding | None]] = {
     "off_cadastre": off_cadastre,
     "no_permit": no_permit,
     "permit_expired": permit_expired,
     "over_footprint": over_footprint,
+    "outside_buildable_zone": outside_buildable_zone,
 }
 
 
@@ -156,16 +187,98 @@ def _structures(group: pd.DataFrame) -> str:
     return "Extended structure" if grown else "New structure"
 
 
-def _located(buildings: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Buildings with their parcel, area, score (default 1) and id (default: the index)."""
-    located = parcel_of(buildings, parcels)
-    area_m2 = located["area_m2"] if "area_m2" in located else located.geometry.area
-    ids = located["building_id"] if "building_id" in located else located.index
-    return located.assign(
+def _spanning(group: pd.DataFrame) -> str:
+    """The structures of a parcel that run over other land, in words (empty: none)."""
+    parts = " and ".join(s for s in dict.fromkeys(group["_spanning"]) if s)
+    return f"counting {parts}" if parts and len(group) > 1 else parts
+
+
+def _scored(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Buildings with area, score (default 1) and id (default: the index)."""
+    if buildings.geometry.name != "geometry":
+        buildings = buildings.rename_geometry("geometry")
+    area_m2 = buildings["area_m2"] if "area_m2" in buildings else buildings.geometry.area
+    ids = buildings["building_id"] if "building_id" in buildings else buildings.index
+    return buildings.assign(
         _area_m2=area_m2.astype(float),
-        _score=located["score"].clip(0, 1) if "score" in located else 1.0,
+        _score=buildings["score"].clip(0, 1) if "score" in buildings else 1.0,
         _id=pd.Index(ids).astype(str),
     )
+
+
+def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
+    """The polygonal part of an intersection (parcels touching it along an edge add lines)."""
+    parts = shapely.get_parts(geometry)
+    return shapely.union_all([p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")])
+
+
+def _cut(
+    footprint: shapely.Geometry,
+    parcel_ids: np.ndarray,
+    parcels: np.ndarray,
+    min_piece_m2: float,
+) -> list[tuple[str | None, shapely.Geometry]]:
+    """(parcel id or None, piece) of ``footprint`` on each of ``parcels`` (the polygons it
+    touches) and on no parcel, largest first; pieces under ``min_piece_m2`` (an edge drawn a
+    little over a boundary) go with the largest one, the parcel of largest overlap."""
+    rest = footprint.difference(shapely.union_all(parcels))
+    pieces = [
+        (str(parcel_id), _polygonal(piece))
+        for parcel_id, piece in zip(
+            parcel_ids, shapely.intersection(footprint, parcels), strict=True
+        )
+    ]
+    pieces = sorted(
+        [(pid, g) for pid, g in [*pieces, (None, _polygonal(rest))] if g.area > 0],
+        key=lambda piece: -piece[1].area,
+    )
+    if not pieces:
+        return [(None, footprint)]
+    (main_id, main), *others = pieces
+    small = [g for _, g in others if g.area < min_piece_m2]
+    kept = [(pid, g) for pid, g in others if g.area >= min_piece_m2]
+    return [(main_id, shapely.union_all([main, *small])), *kept]
+
+
+def _place(parcel_id: str | None) -> str:
+    return f"parcel {parcel_id}" if parcel_id else "land outside every parcel"
+
+
+def _pieces(
+    buildings: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, min_piece_m2: float
+) -> gpd.GeoDataFrame:
+    """``buildings`` (as from :func:`_scored`) cut along parcel boundaries, with
+    ``parcel_id``, the piece's share of ``_area_m2`` and ``_spanning`` (the whole structure
+    and the land it spans, in words; empty when it stands on one parcel)."""
+    polygons, ids = parcels.geometry.to_numpy(), parcels["parcel_id"].to_numpy()
+    hits_building, hits_parcel = shapely.STRtree(polygons).query(
+        buildings.geometry.to_numpy(), predicate="intersects"
+    )
+    rows = []
+    for i, building in enumerate(buildings.to_dict("records")):
+        footprint = building["geometry"]
+        on = hits_parcel[hits_building == i]
+        pieces = _cut(footprint, ids[on], polygons[on], min_piece_m2)
+        places = [_place(pid) for pid, _ in pieces]
+        spanning = (
+            f"part of a {building['_area_m2']:.0f} m² structure spanning "
+            f"{', '.join(places[:-1])} and {places[-1]}"
+            if len(pieces) > 1
+            else ""
+        )
+        for parcel_id, piece in pieces:
+            share = piece.area / footprint.area if footprint.area > 0 else 1.0
+            rows.append(
+                building
+                | {
+                    "parcel_id": parcel_id,
+                    "_area_m2": building["_area_m2"] * share,
+                    "_spanning": spanning,
+                    "geometry": piece,
+                }
+            )
+    columns = [*buildings.columns.drop("parcel_id", errors="ignore"), "parcel_id", "_spanning"]
+    return gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=buildings.crs)
 
 
 def _outside_projects(
@@ -192,18 +305,32 @@ def flag_new_buildings(
     settings: Settings,
     projects: gpd.GeoDataFrame | None = None,
     accepted_statuses: frozenset[str] = ACCEPTED_STATUSES,
+    zoning: Zoning | None = None,
+    zoning_tolerance: float = ZONING_TOLERANCE,
 ) -> gpd.GeoDataFrame:
     """One flag per (parcel, reason) for new or grown ``buildings`` (geometry, score,
     area_m2, change), with the parcel polygon as geometry (the buildings' own outline when
     they stand on no parcel), in the buildings' CRS. ``permits`` as from ``read_permits``;
     structures inside ``projects`` (as from ``read_projects``) started by then are exempt.
+
+    A structure over several parcels is judged piece by piece on each parcel; pieces under
+    ``settings.min_building_area_m2`` count on the parcel of largest overlap. With
+    ``zoning`` (as from :func:`gis.zoning.read_zoning`), footprints more than
+    ``zoning_tolerance`` outside buildable zones are flagged too. Each flag has a stable
+    ``flag_id``, ``status`` ``new`` and an empty ``inspector_note`` (see ``gis.feedback``).
     """
-    located = _located(_outside_projects(buildings, projects, captured_on), parcels)
-    parcels = parcels.to_crs(buildings.crs).set_index("parcel_id")
+    parcels = parcels.to_crs(buildings.crs)
+    located = _pieces(
+        _scored(_outside_projects(buildings, projects, captured_on)),
+        parcels,
+        settings.min_building_area_m2,
+    )
+    parcels = parcels.set_index("parcel_id")
     permits_of = {str(k): v for k, v in permits.groupby("parcel_id")}
     rows = []
     for key, group in located.groupby("parcel_id", dropna=False, sort=True):
         parcel_id = None if pd.isna(key) else str(key)
+        footprint = shapely.union_all(group.geometry.values)
         case = ParcelCase(
             parcel_id=parcel_id,
             built_area_m2=float(group["_area_m2"].sum()),
@@ -213,6 +340,9 @@ def flag_new_buildings(
             footprint_tolerance=settings.footprint_tolerance,
             accepted_statuses=accepted_statuses,
             structures=_structures(group),
+            spanning=_spanning(group),
+            zoning=zone_overlap(footprint, zoning) if zoning is not None else None,
+            zoning_tolerance=zoning_tolerance,
         )
         for reason, rule in FLAG_RULES.items():
             finding = rule(case)
@@ -220,6 +350,7 @@ def flag_new_buildings(
                 continue
             rows.append(
                 {
+                    "flag_id": flag_id(captured_on, reason, parcel_id),
                     "parcel_id": parcel_id,
                     "commune": parcels.at[parcel_id, "commune"] if parcel_id else "",
                     "reason": reason,
@@ -232,9 +363,10 @@ def flag_new_buildings(
                     "record_url": _record_url(settings, parcel_id, finding.permit_id),
                     "building_ids": ",".join(group["_id"]),
                     "building_count": len(group),
-                    "geometry": parcels.geometry[parcel_id]
-                    if parcel_id
-                    else shapely.union_all(group.geometry.values),
+                    "status": "new",
+                    "inspector_note": "",
+                    "carried_from": "",
+                    "geometry": parcels.geometry[parcel_id] if parcel_id else footprint,
                 }
             )
     return gpd.GeoDataFrame(rows, columns=[*FLAG_COLUMNS, "geometry"], crs=buildings.crs)

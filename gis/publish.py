@@ -27,6 +27,7 @@ FLAG_COLOURS = {
     "off_cadastre": ("Outside every parcel", "153,0,13"),
     "permit_expired": ("Permit not valid on the date", "253,141,60"),
     "over_footprint": ("Built beyond the permit", "241,105,19"),
+    "outside_buildable_zone": ("Outside the buildable zone", "106,61,154"),
 }
 # (lower %, upper %, RGB fill) classes of the share of a parcel's crop that is stressed.
 STRESS_CLASSES = (

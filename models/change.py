@@ -12,6 +12,7 @@ from rasterio import windows as rio_windows
 from rasterio.windows import Window
 
 from core.errors import ProcessingError
+from models.construction import hysteresis
 from models.training import PixelModel, pixel_probabilities
 from models.windows import open_rgb, read_rgb
 
@@ -22,8 +23,12 @@ def new_buildings(
     *,
     min_overlap: float = 0.3,
     growth_ratio: float = 1.3,
+    min_area_m2: float = 25.0,
 ) -> gpd.GeoDataFrame:
     """Detections of ``after`` that are new or grown since ``before``, with a ``change`` column.
+
+    Detections smaller than ``min_area_m2`` are never a change: below a small room's size they
+    are pieces of a roof that one epoch's detection cut differently (a shaded corner, a tank).
 
     A detection covered by earlier detections for less than ``min_overlap`` of its area is
     ``"new"``; one that is covered but whose area exceeds ``growth_ratio`` times the area of the
@@ -36,6 +41,9 @@ def new_buildings(
     after_idx, before_idx = tree.query(after.geometry.to_numpy(), predicate="intersects")
     changes: list[str | None] = []
     for i, geom in enumerate(after.geometry):
+        if geom.area < min_area_m2:
+            changes.append(None)
+            continue
         overlapping = earlier[before_idx[after_idx == i]]
         if len(overlapping) == 0:
             changes.append("new")
@@ -53,10 +61,16 @@ def new_buildings(
 
 
 def built_share(
-    model: PixelModel, image_path: str | Path, polygons: gpd.GeoDataFrame, *, threshold: float = 0.5
+    model: PixelModel,
+    image_path: str | Path,
+    polygons: gpd.GeoDataFrame,
+    *,
+    threshold: float = 0.5,
+    low_threshold: float = 0.25,
 ) -> np.ndarray:
     """Share of each polygon's valid pixels that ``model`` calls built-up in ``image_path``
-    (nan where the image does not cover the polygon). ``model`` codes built-up as class 1."""
+    (nan where the image does not cover the polygon), with the hysteresis of
+    :func:`models.construction.detect_buildings`. ``model`` codes built-up as class 1."""
     shares = np.full(len(polygons), np.nan)
     margin_px = model.features.margin_px
     with open_rgb(image_path) as src:
@@ -85,7 +99,8 @@ def built_share(
                 & valid
             )
             if inside.any():
-                built = pixel_probabilities(model, rgb, valid)[0] >= threshold
+                probability = pixel_probabilities(model, rgb, valid)[0]
+                built = hysteresis(probability, valid, threshold, low_threshold) > 0
                 shares[i] = float(built[inside].mean())
     return shares
 
@@ -98,6 +113,7 @@ def confirm_changes(
     new_below: float = 0.3,
     growth_ratio: float = 1.3,
     threshold: float = 0.5,
+    low_threshold: float = 0.25,
 ) -> gpd.GeoDataFrame:
     """Keep only the changes that the earlier image itself confirms.
 
@@ -106,7 +122,9 @@ def confirm_changes(
     structure needs less than ``new_below`` of its footprint built-up before, a "grown" one
     less than ``1 / growth_ratio``. Adds ``built_before_share``; unconfirmed rows are dropped.
     """
-    shares = built_share(model, before_image, changed, threshold=threshold)
+    shares = built_share(
+        model, before_image, changed, threshold=threshold, low_threshold=low_threshold
+    )
     limit = np.where(changed["change"].to_numpy() == "new", new_below, 1.0 / growth_ratio)
     confirmed = np.isnan(shares) | (shares < limit)
     return changed.assign(built_before_share=shares)[confirmed].reset_index(drop=True)

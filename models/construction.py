@@ -1,8 +1,10 @@
 """Built-up detection: a pixel classifier (building vs background) and its polygonisation.
 
-Probabilities are thresholded by blocks, cleaned with morphology, polygonised with
-``rasterio.features.shapes``; blobs cut by block seams are merged, small ones dropped, and
-the rest regularised (a rotated rectangle when the blob nearly fills one).
+Probabilities are thresholded by blocks with hysteresis (pixels above a low threshold kept when
+connected to pixels above the high one: a plain roof's middle looks like paving, its parapet and
+rooftop details do not), cleaned with morphology, polygonised with ``rasterio.features.shapes``;
+blobs cut by block seams are merged, their holes filled, small ones dropped, and the rest
+regularised (a rotated rectangle when the blob nearly fills one).
 """
 
 from __future__ import annotations
@@ -112,14 +114,17 @@ def detect_buildings(
     *,
     min_area_m2: float = 12.0,
     threshold: float = 0.5,
+    low_threshold: float = 0.25,
     opening_m: float = 0.5,
     min_solidity: float = 0.7,
     block_px: int = BLOCK_PX,
 ) -> gpd.GeoDataFrame:
     """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS.
 
-    Blobs smaller than ``min_area_m2`` or less solid than ``min_solidity`` (area over convex
-    hull area: roofs and slabs are compact, bare-earth look-alikes are ragged) are dropped.
+    Pixels whose probability is at least ``low_threshold`` belong to a blob when they connect
+    to pixels of at least ``threshold``. Blobs smaller than ``min_area_m2`` or less solid than
+    ``min_solidity`` (area over convex hull area: roofs and slabs are compact, bare-earth
+    look-alikes are ragged) are dropped.
     """
     if tuple(model.classes) != BUILDING_CLASSES:
         raise ProcessingError(f"not a building model: its classes are {model.classes}")
@@ -130,13 +135,13 @@ def detect_buildings(
         for block, proba, valid in predict_blocks(
             model, src, block_px=block_px, margin_px=model.features.margin_px + size_px
         ):
-            built = ((proba[0] >= threshold) & valid).astype(np.uint8)
+            built = hysteresis(proba[0], valid, threshold, low_threshold)
             built = cv2.morphologyEx(built, cv2.MORPH_OPEN, kernel)
             built = cv2.morphologyEx(built, cv2.MORPH_CLOSE, kernel)
             pieces += _polygonise(built[block.inner], proba[0][block.inner], block, src)
         crs = src.crs
     filled = [
-        (_fill_holes(geom, min_area_m2), total / n_px)
+        (_without_holes(geom), total / n_px)
         for geom, total, n_px in _merge_seams(pieces)
         if geom.area >= min_area_m2
     ]
@@ -147,6 +152,16 @@ def detect_buildings(
     result = blobs.set_geometry(blobs.geometry.map(_regularise))
     result["area_m2"] = result.geometry.area
     return result
+
+
+def hysteresis(probability: np.ndarray, valid: np.ndarray, high: float, low: float) -> np.ndarray:
+    """1 where ``probability`` >= ``low`` in a 4-connected region that reaches ``high``."""
+    weak = ((probability >= min(low, high)) & valid).astype(np.uint8)
+    n_labels, labels = cv2.connectedComponents(weak, connectivity=4)
+    seeded = np.zeros(n_labels, dtype=bool)
+    seeded[np.unique(labels[(probability >= high) & valid])] = True
+    seeded[0] = False
+    return seeded[labels].astype(np.uint8)
 
 
 def keep_compact(structures: gpd.GeoDataFrame, min_solidity: float) -> gpd.GeoDataFrame:
@@ -218,13 +233,10 @@ def _merge_seams(
     return whole
 
 
-def _fill_holes(blob: BaseGeometry, max_hole_m2: float) -> BaseGeometry:
-    """``blob`` without holes smaller than ``max_hole_m2`` (water tanks, dishes, overhanging
-    tree crowns); a MultiPolygon from merged seams is returned as it is."""
-    if not isinstance(blob, Polygon):
-        return blob
-    kept = [ring for ring in blob.interiors if Polygon(ring).area >= max_hole_m2]
-    return Polygon(blob.exterior, kept)
+def _without_holes(blob: BaseGeometry) -> BaseGeometry:
+    """``blob``'s outline without holes (water tanks, dishes, a plain roof's middle ringed by
+    its parapet); a MultiPolygon from merged seams is returned as it is."""
+    return Polygon(blob.exterior) if isinstance(blob, Polygon) else blob
 
 
 def _regularise(blob: BaseGeometry) -> BaseGeometry:

@@ -166,7 +166,7 @@ class ConstructionAccuracy:
 def true_changes(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """The footprints of ``after`` that are new or grown since ``before`` (the rule of
     :func:`models.change.new_buildings`, applied to truth)."""
-    return new_buildings(before.to_crs(after.crs), after)
+    return new_buildings(before.to_crs(after.crs), after, min_area_m2=0.0)
 
 
 def evaluate_construction(model: PixelModel, epochs: Sequence[EpochTruth]) -> ConstructionAccuracy:

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
+from core.io import write_geopackage
 from core.settings import Settings
 from gis.flags import FLAG_RULES, flag_new_buildings, to_flags
+from gis.zoning import Zoning, read_zoning
 
 UTM = "EPSG:32630"
 X0, Y0 = 560_000.0, 3_860_000.0
@@ -100,12 +102,47 @@ def test_the_flag_geometry_is_the_parcel_polygon():
     assert flags.crs == UTM
 
 
-def test_a_building_across_two_parcels_counts_on_the_larger_overlap():
-    # 75 m² on BRK-0001 (valid permit) against 25 m² on BRK-0004 (none) -> no flag.
-    across = box(X0 + 300 - 2.5, Y0 + 20, X0 + 300 + 7.5, Y0 + 30)
-    assert _flag(_buildings([across])).index.tolist() == ["BRK-0004"]
-    mostly_on_first = box(X0 + 100 - 7.5, Y0 + 20, X0 + 100 + 2.5, Y0 + 30)
+def test_a_sliver_over_a_boundary_counts_on_the_parcel_of_largest_overlap():
+    # 90 m² on BRK-0001 (valid permit), a 10 m² sliver (< 12 m²) on BRK-0002 (expired).
+    mostly_on_first = box(X0 + 100 - 9, Y0 + 20, X0 + 100 + 1, Y0 + 30)
     assert _flag(_buildings([mostly_on_first])).empty
+    # 10 m² on BRK-0003 (permit of 50 m²), 90 m² on BRK-0004 (none): all 100 m² there.
+    across = box(X0 + 300 - 1, Y0 + 20, X0 + 300 + 9, Y0 + 30)
+    flags = _flag(_buildings([across]))
+    assert flags.index.tolist() == ["BRK-0004"]
+    assert flags.loc["BRK-0004", "built_area_m2"] == 100.0
+
+
+def test_a_structure_spanning_two_parcels_is_judged_piece_by_piece():
+    # 75 m² on BRK-0001 (valid permit) and 25 m² on BRK-0002 (expired permit).
+    spanning = box(X0 + 100 - 7.5, Y0 + 20, X0 + 100 + 2.5, Y0 + 30)
+    flags = _flag(_buildings([spanning]))
+    assert flags["reason"].to_dict() == {"BRK-0002": "permit_expired"}
+    assert flags.loc["BRK-0002", "built_area_m2"] == 25.0
+    assert flags.loc["BRK-0002", "building_ids"] == "0"
+    assert flags.loc["BRK-0002", "explanation"].startswith(
+        "New structure of 25 m² on parcel BRK-0002 (part of a 100 m² structure spanning "
+        "parcel BRK-0001 and parcel BRK-0002); permit P-2 expired on 2024-01-01"
+    )
+
+
+def test_each_piece_of_a_spanning_structure_meets_its_own_parcels_permits():
+    # 60 m² on BRK-0003 (permit of 50 m²: over) and 40 m² on BRK-0004 (no permit).
+    spanning = box(X0 + 300 - 6, Y0 + 20, X0 + 300 + 4, Y0 + 30)
+    flags = _flag(_buildings([spanning]))
+    assert flags["reason"].to_dict() == {"BRK-0003": "over_footprint", "BRK-0004": "no_permit"}
+    assert flags["built_area_m2"].to_dict() == {"BRK-0003": 60.0, "BRK-0004": 40.0}
+
+
+def test_the_part_of_a_structure_on_no_parcel_is_flagged_with_that_part_only():
+    # 100 m² west of the cadastre, 100 m² on BRK-0001 (valid permit).
+    spanning = box(X0 - 10, Y0 + 20, X0 + 10, Y0 + 30)
+    flags = flag_new_buildings(
+        _buildings([spanning]), _parcels(), PERMITS, captured_on=CAPTURED_ON, settings=SETTINGS
+    )
+    assert flags["reason"].tolist() == ["off_cadastre"]
+    assert flags.geometry.iloc[0].equals(box(X0 - 10, Y0 + 20, X0, Y0 + 30))
+    assert flags["built_area_m2"].tolist() == [100.0]
 
 
 def test_the_built_area_of_a_parcel_adds_up_before_comparing_with_the_permit():
@@ -176,7 +213,9 @@ def test_flags_convert_to_core_flag_values():
 
 
 def test_rules_are_a_registry_of_named_functions():
-    assert set(FLAG_RULES) == {"off_cadastre", "no_permit", "permit_expired", "over_footprint"}
+    assert set(FLAG_RULES) == {
+        "off_cadastre", "no_permit", "permit_expired", "over_footprint", "outside_buildable_zone"
+    }  # fmt: skip
 
 
 def _projects(start: date) -> gpd.GeoDataFrame:
@@ -204,3 +243,83 @@ def test_a_project_not_started_yet_does_not_cover_a_structure():
         projects=_projects(start=date(2025, 9, 1)),
     )  # fmt: skip
     assert flags["reason"].tolist() == ["no_permit"]
+
+
+def _zoning() -> Zoning:
+    """U1 (buildable) over the first 2.5 parcels, NA-1 (not) over the rest; none south of
+    Y0 + 10 on the last parcel."""
+    return Zoning(
+        gpd.GeoDataFrame(
+            {"zone": ["U1", "NA-1"], "buildable": [True, False]},
+            geometry=[box(X0, Y0, X0 + 250, Y0 + 100), box(X0 + 250, Y0 + 10, X0 + 400, Y0 + 100)],
+            crs=UTM,
+        ),
+        source="zoning.gpkg",
+    )
+
+
+def _flag_zoned(buildings, **options):
+    return flag_new_buildings(
+        buildings, _parcels(), PERMITS, captured_on=CAPTURED_ON, settings=SETTINGS,
+        zoning=_zoning(), **options,
+    ).set_index(["parcel_id", "reason"])  # fmt: skip
+
+
+def test_a_structure_outside_the_buildable_zone_is_flagged_naming_the_zone():
+    flags = _flag_zoned(_buildings([_building(0, 10.0), _building(3, 10.0)]))
+    assert flags.index.tolist() == [
+        ("BRK-0004", "no_permit"),
+        ("BRK-0004", "outside_buildable_zone"),
+    ]
+    outside = flags.loc[("BRK-0004", "outside_buildable_zone")]
+    assert outside["explanation"] == (
+        "New structure of 100 m² on parcel BRK-0004; 100% of it lies outside the buildable "
+        "zones, in zone NA-1 (not buildable)."
+    )
+    assert outside["severity"] == pytest.approx(1.0)
+    assert outside["record_url"] == "https://cadastre.example/parcels/BRK-0004"
+    assert outside["flag_id"] == "2025-03-10:outside_buildable_zone:BRK-0004"
+
+
+def test_a_footprint_mostly_inside_the_buildable_zone_is_within_the_tolerance():
+    # On BRK-0003 (permit of 50 m² in 2024-2026), 40 m² with 5 % or 50 % beyond x = 250 m.
+    slightly = _buildings([_building(2, 4.0, x_m=46.2)], scores=[0.8])
+    assert _flag_zoned(slightly).empty
+    half = _buildings([_building(2, 4.0, x_m=48.0)], scores=[0.8])
+    flags = _flag_zoned(half)
+    assert flags.index.tolist() == [("BRK-0003", "outside_buildable_zone")]
+    assert flags["severity"].iloc[0] == pytest.approx(0.4)  # half outside × score 0.8
+    assert _flag_zoned(half, zoning_tolerance=0.6).empty
+
+
+def test_land_no_zone_covers_counts_as_outside_and_is_said_so():
+    # On BRK-0004 from y = 5 to 15 m: half on no zone, half in NA-1.
+    south = _buildings([box(X0 + 320, Y0 + 5, X0 + 330, Y0 + 15)])
+    outside = _flag_zoned(south).loc[("BRK-0004", "outside_buildable_zone")]
+    assert outside["explanation"].endswith(
+        "100% of it lies outside the buildable zones, in zone NA-1 (not buildable) and on "
+        "land no zone of the plan covers."
+    )
+
+
+def test_zoning_read_from_a_file_in_lon_lat_applies_in_utm(tmp_path):
+    path = write_geopackage(tmp_path / "zoning.gpkg", {"zoning": _zoning().zones.to_crs(4326)})
+    zoning = read_zoning(path, UTM)
+    flags = flag_new_buildings(
+        _buildings([_building(3, 10.0)]), _parcels(), PERMITS, captured_on=CAPTURED_ON,
+        settings=SETTINGS, zoning=zoning,
+    )  # fmt: skip
+    assert flags["reason"].tolist() == ["no_permit", "outside_buildable_zone"]
+
+
+def test_every_flag_has_a_stable_id_and_starts_new():
+    buildings = _buildings([_building(i, 10.0) for i in range(4)])
+    first, again = _flag(buildings), _flag(buildings)
+    assert first["flag_id"].tolist() == again["flag_id"].tolist()
+    assert first["flag_id"].to_dict() == {
+        "BRK-0002": "2025-03-10:permit_expired:BRK-0002",
+        "BRK-0003": "2025-03-10:over_footprint:BRK-0003",
+        "BRK-0004": "2025-03-10:no_permit:BRK-0004",
+    }
+    assert set(first["status"]) == {"new"}
+    assert set(first["inspector_note"]) == {""}

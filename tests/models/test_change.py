@@ -38,6 +38,12 @@ def test_everything_is_new_when_there_was_nothing_before():
     assert list(new_buildings(_layer(), after)["change"]) == ["new", "new"]
 
 
+def test_pieces_smaller_than_a_room_are_not_changes():
+    after = _layer(box(0, 0, 4, 4), box(10, 0, 16, 5))  # 16 m2: a roof's piece; 30 m2: a room
+    assert list(new_buildings(_layer(), after).geometry.area) == [30]
+    assert len(new_buildings(_layer(), after, min_area_m2=10.0)) == 2
+
+
 def test_epochs_in_different_crs_are_refused():
     before = _layer(box(0, 0, 1, 1)).set_crs("EPSG:32629", allow_override=True)
     with pytest.raises(ProcessingError, match="CRS"):

@@ -1,7 +1,7 @@
 import numpy as np
 from shapely.geometry import box
 
-from models.construction import detect_buildings
+from models.construction import detect_buildings, hysteresis
 from models.evaluation import area_iou, object_scores
 
 
@@ -41,3 +41,17 @@ def test_detection_runs_on_a_real_rgba_orthophoto_in_another_crs(building_model,
     assert detected.crs.to_epsg() == 32615
     assert detected.geometry.is_valid.all()
     assert (detected["area_m2"] >= 12.0).all()
+
+
+def test_hysteresis_keeps_weak_pixels_connected_to_strong_ones():
+    probability = np.zeros((20, 20), np.float32)
+    probability[2:10, 2:10] = 0.4  # a plain roof's middle ...
+    probability[2, 2:10] = 0.9  # ... reached by its bright parapet
+    probability[14:18, 14:18] = 0.4  # weak and alone: paving
+    valid = np.ones_like(probability, dtype=bool)
+    built = hysteresis(probability, valid, 0.5, 0.25)
+    assert built[2:10, 2:10].all()
+    assert not built[14:18, 14:18].any()
+    assert built.sum() == 64
+    valid[2, :] = False  # without its strong pixels the roof is not seeded
+    assert not hysteresis(probability, valid, 0.5, 0.25).any()

@@ -5,7 +5,19 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from models.evaluation import area_iou, class_scores, object_scores
+from core.types import Accuracy
+from models.evaluation import (
+    ConstructionAccuracy,
+    EpochTruth,
+    area_iou,
+    class_scores,
+    construction_markdown,
+    evaluate_buildings,
+    evaluate_construction,
+    object_scores,
+    pooled,
+    true_changes,
+)
 
 
 def test_object_scores_reproduce_solaris_on_its_atlanta_fixture(shared_data):
@@ -65,3 +77,61 @@ def test_class_scores_of_a_raster_with_one_wrong_column(tmp_path):
     assert scores["stressed"].precision == pytest.approx(50 / 60)
     assert scores["stressed"].kappa == pytest.approx(0.8)
     assert scores["healthy"].extra["coverage"] == 1
+
+
+def _without_building(scene, index: int, path):
+    """A copy of ``scene``'s image where building ``index`` (and its shadow) is bare soil."""
+    with rasterio.open(scene.image) as src:
+        profile, pixels = src.profile, src.read()
+        footprint = scene.buildings.geometry.iloc[index].buffer(2.0)
+        row0, col0 = (max(0, v) for v in src.index(footprint.bounds[0], footprint.bounds[3]))
+        row1, col1 = src.index(footprint.bounds[2], footprint.bounds[1])
+    rng = np.random.default_rng(3)
+    soil = np.array([150, 105, 75], np.float32)[:, None, None]
+    patch = soil * rng.normal(1.0, 0.08, (1, row1 - row0, col1 - col0))
+    pixels[:3, row0:row1, col0:col1] = patch.clip(0, 255).astype(pixels.dtype)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(pixels)
+    return path
+
+
+def test_construction_is_scored_per_epoch_and_for_new_buildings(
+    building_model, test_scene, tmp_path
+):
+    before_image = _without_building(test_scene, 0, tmp_path / "before.tif")
+    before = EpochTruth("before", before_image, test_scene.buildings.iloc[1:])
+    after = EpochTruth("after", test_scene.image, test_scene.buildings)
+    result = evaluate_construction(building_model, [before, after])
+    assert list(result.epochs) == ["before", "after"]
+    assert result.epochs["after"] == evaluate_buildings(
+        building_model, test_scene.image, test_scene.buildings
+    )
+    assert result.epochs["before"].support == len(test_scene.buildings) - 1
+    assert result.new.support == 1
+    assert result.new.extra["true_positives"] == 1
+    assert result.new.precision == 1.0
+    report = construction_markdown({"scene": result}, target=0.9)
+    assert "| scene | 1.00 | 1.00 | 1.00 | 1 / 0 / 0 |" in report
+    assert "Target new-building precision and recall >= 0.90: **met**." in report
+
+
+def test_true_changes_are_new_or_grown_footprints():
+    before = gpd.GeoDataFrame(geometry=[box(0, 0, 10, 10), box(20, 0, 30, 10)], crs="EPSG:32630")
+    after = gpd.GeoDataFrame(
+        geometry=[box(0, 0, 10, 10), box(20, 0, 30, 20), box(40, 0, 50, 10)], crs="EPSG:32630"
+    )
+    assert list(true_changes(before, after)["change"]) == ["grown", "new"]
+
+
+def test_pooled_scores_add_up_the_counts_of_each_scene():
+    first = Accuracy.of_matches("a", 9, 10, 9)  # one false alarm
+    second = Accuracy.of_matches("b", 8, 8, 10)  # two missed
+    total = pooled([first, second], "all")
+    assert total.extra["true_positives"] == 17
+    assert total.precision == pytest.approx(17 / 18)
+    assert total.recall == pytest.approx(17 / 19)
+    report = construction_markdown(
+        {"one": ConstructionAccuracy({}, first), "two": ConstructionAccuracy({}, second)}
+    )
+    assert "| **all scenes** | 0.94 | 0.89 | 0.92 | 17 / 1 / 2 |" in report
+    assert "**not met**" in report
