@@ -6,13 +6,19 @@ Readers of the target see the old file or the new one, never half of one.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pyogrio
+from pyogrio import raw
+
+from core.errors import InputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -72,6 +78,44 @@ def write_geopackage(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame]) -
                 options["geometry_type"] = kinds[0] if len(kinds) else "Unknown"
             pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=name, **options)
     return path
+
+
+def write_attribute_table(
+    path: str | Path, table: str, columns: Sequence[str], arrays: Sequence[np.ndarray]
+) -> Path:
+    """Write ``arrays`` (one per column; ``datetime64[D]`` ones become DATE columns) as the
+    non-spatial table ``table`` of a GeoPackage, atomically. Other layers of an existing file
+    are kept (the file is copied, the table replaced in the copy, the copy renamed over the
+    file); a new file is GeoPackage :data:`GPKG_VERSION`."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.exists():
+            shutil.copyfile(path, tmp)
+        raw.write(
+            tmp,
+            None,
+            list(arrays),
+            list(columns),
+            layer=table,
+            driver="GPKG",
+            dataset_options={"VERSION": GPKG_VERSION},
+        )
+    return path
+
+
+def read_attribute_table(path: str | Path, table: str) -> pd.DataFrame | None:
+    """Table ``table`` of a GeoPackage; None when the file or the table does not exist yet,
+    InputError when the file is not a readable GeoPackage."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        layers = pyogrio.list_layers(path)[:, 0]
+    except pyogrio.errors.DataSourceError as exc:
+        raise InputError(path, f"not a readable GeoPackage ({exc})") from exc
+    if table not in layers:
+        return None
+    return pyogrio.read_dataframe(path, layer=table)
 
 
 def rewrite_as_cog(path: str | Path, *, profile: str = "deflate") -> Path:

@@ -13,7 +13,6 @@ Stall rules are pure functions of a :class:`ProjectCase` held in ``STALL_RULES``
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,16 +22,14 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import rasterio
 import shapely
-from pyogrio import raw
 from rasterio import features as rio_features
 from rasterio.windows import from_bounds
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError
-from core.io import GPKG_VERSION, atomic_path
+from core.io import read_attribute_table, write_attribute_table
 from gis.evidence import (
     MARGIN_M,
     MAX_PX,
@@ -331,30 +328,16 @@ def write_history(history: pd.DataFrame, gpkg_path: str | Path) -> Path:
         else np.array([str(v) for v in history[column]], dtype=object)
         for column in HISTORY_COLUMNS
     ]
-    with atomic_path(path) as tmp:
-        if path.exists():
-            shutil.copyfile(path, tmp)
-        raw.write(
-            tmp, None, arrays, list(HISTORY_COLUMNS), layer=HISTORY_TABLE, driver="GPKG",
-            dataset_options={"VERSION": GPKG_VERSION},
-        )  # fmt: skip
-    return path
+    return write_attribute_table(path, HISTORY_TABLE, HISTORY_COLUMNS, arrays)
 
 
 def read_history(gpkg_path: str | Path) -> pd.DataFrame:
     """The history written by :func:`write_history`; empty when the file or table does not
     exist yet (the first epoch of a workspace)."""
-    path = Path(gpkg_path)
-    if not path.exists():
+    frame = read_attribute_table(gpkg_path, HISTORY_TABLE)
+    if frame is None:
         return empty_history()
-    try:
-        layers = pyogrio.list_layers(path)[:, 0]
-    except pyogrio.errors.DataSourceError as exc:
-        raise InputError(path, f"not a readable GeoPackage ({exc})") from exc
-    if HISTORY_TABLE not in layers:
-        return empty_history()
-    frame = pyogrio.read_dataframe(path, layer=HISTORY_TABLE)
-    return _typed(_checked(frame, f"{path} table {HISTORY_TABLE}"))
+    return _typed(_checked(frame, f"{gpkg_path} table {HISTORY_TABLE}"))
 
 
 # -- stalled projects ----------------------------------------------------------------------

@@ -10,7 +10,6 @@ that every parcel shares (season, sun angle, exposure) is not taken for a declin
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -19,12 +18,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
-from pyogrio import raw
 
 from core.errors import InputError
-from core.io import GPKG_VERSION, atomic_path
+from core.io import read_attribute_table, write_attribute_table
 
 HISTORY_TABLE = "parcel_history"
 VALUE_STATISTICS: tuple[str, ...] = ("mean", "median", "p10", "p90")
@@ -190,35 +187,16 @@ def write_history(history: pd.DataFrame, gpkg_path: str | Path) -> Path:
         else np.array([None if pd.isna(v) else v for v in history[column]], dtype=object)
         for column in HISTORY_COLUMNS
     ]
-    with atomic_path(path) as tmp:
-        if path.exists():
-            shutil.copyfile(path, tmp)
-        raw.write(
-            tmp,
-            None,
-            arrays,
-            list(HISTORY_COLUMNS),
-            layer=HISTORY_TABLE,
-            driver="GPKG",
-            dataset_options={"VERSION": GPKG_VERSION},
-        )
-    return path
+    return write_attribute_table(path, HISTORY_TABLE, HISTORY_COLUMNS, arrays)
 
 
 def read_history(gpkg_path: str | Path) -> pd.DataFrame:
     """The history written by :func:`write_history`; empty when the file or table is not
     there yet (the first epoch of a workspace)."""
-    path = Path(gpkg_path)
-    if not path.exists():
+    frame = read_attribute_table(gpkg_path, HISTORY_TABLE)
+    if frame is None:
         return empty_history()
-    try:
-        layers = pyogrio.list_layers(path)[:, 0]
-    except pyogrio.errors.DataSourceError as exc:
-        raise InputError(path, f"not a readable GeoPackage ({exc})") from exc
-    if HISTORY_TABLE not in layers:
-        return empty_history()
-    frame = pyogrio.read_dataframe(path, layer=HISTORY_TABLE)
-    return _typed(_checked(frame, f"{path} table {HISTORY_TABLE}"))
+    return _typed(_checked(frame, f"{gpkg_path} table {HISTORY_TABLE}"))
 
 
 # -- building the history ----------------------------------------------------------------
