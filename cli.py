@@ -30,6 +30,13 @@ world_app = typer.Typer(help="The embedded synthetic Berkane world.", no_args_is
 app.add_typer(world_app, name="world")
 evaluate_app = typer.Typer(help="Measure the classifiers' accuracy.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
+feedback_app = typer.Typer(
+    help="Inspectors' decisions on flags: check a feedback file, export flags to a spreadsheet.",
+    no_args_is_help=True,
+)
+app.add_typer(feedback_app, name="feedback")
+train_app = typer.Typer(help="Train the classifiers.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 out = Console()
 
@@ -67,6 +74,31 @@ def world_generate(
 
     world = generate(out_dir, seed=seed, width_m=width_m, height_m=height_m)
     out.print(f"world written to {world.root} ({width_m:.0f} x {height_m:.0f} m, seed {seed})")
+
+
+@train_app.command("defaults")
+def train_defaults(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder to write to (default: the package's models/default)."),
+    ] = None,
+    worlds: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the training worlds (default: a temporary one)."),
+    ] = None,
+) -> None:
+    """Rebuild the models Raqib ships from their recipe (simulator worlds 101-103, seeded:
+    the same files' predictions every time); see docs/models.md."""
+    import tempfile
+
+    from flows import train_default_models
+    from models.training import DEFAULT_MODELS_DIR
+
+    target = out_dir or DEFAULT_MODELS_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="raqib-train-") as tmp:
+        models = train_default_models(target, worlds or Path(tmp))
+    out.print(f"models written: {models.health}, {models.buildings}")
 
 
 @evaluate_app.command("crop-health")
@@ -142,9 +174,10 @@ def evaluate_construction(
         list[int] | None,
         typer.Option(help="Held-out simulator world seed; repeat for several (default 7)."),
     ] = None,
-    train_seed: Annotated[
-        int, typer.Option(help="Seed of the world the model is trained on (as the flows).")
-    ] = 101,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Building model to score (default: the one Raqib ships)."),
+    ] = None,
     size: Annotated[
         str, typer.Option(help="Held-out world size: 'default' (500x400 m) or 'small'.")
     ] = "default",
@@ -152,8 +185,9 @@ def evaluate_construction(
         "docs/construction_accuracy.md"
     ),
 ) -> None:
-    """Train the building model as the flows do, then score buildings per epoch and new
-    buildings between the epochs on held-out simulator worlds; print and write the report."""
+    """Score the building model as the flows use it on held-out simulator worlds: buildings
+    per epoch, new buildings between the epochs, and the flag reasons raised on each planted
+    case with the world's parcels, permits and projects; print and write the report."""
     import tempfile
 
     import geopandas as gpd
@@ -161,48 +195,65 @@ def evaluate_construction(
 
     from core.errors import InputError
     from core.io import atomic_path
-    from models.construction import train_buildings_on
-    from models.evaluation import EpochTruth, construction_markdown
+    from core.settings import Settings
+    from flows import TRAINING_SEEDS
+    from gis.flags import flag_new_buildings
+    from gis.records import load_permits, load_projects
+    from models.evaluation import EpochTruth, construction_markdown, flag_reason_checks
     from models.evaluation import evaluate_construction as score_construction
+    from models.training import DEFAULT_BUILDINGS_MODEL, load_model
     from sim.world import generate
 
     sizes_m = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
     if size not in sizes_m:
         raise InputError("--size", f"unknown size {size!r}; use one of {', '.join(sizes_m)}")
     seeds = world_seed or [7]
-    if train_seed in seeds:
-        raise InputError("--world-seed", f"{train_seed} is the training seed: pick another")
+    if model is None and set(seeds) & set(TRAINING_SEEDS):
+        raise InputError("--world-seed", f"seeds {TRAINING_SEEDS} trained the model: pick others")
+    buildings_model = load_model(model or DEFAULT_BUILDINGS_MODEL)
     width_m, height_m = sizes_m[size]
-
-    def epochs_of(root: Path, seed: int, world_size_m: tuple[float, float]) -> list[EpochTruth]:
-        world = generate(root, seed=seed, width_m=world_size_m[0], height_m=world_size_m[1])
-        return [
-            EpochTruth(
-                name,
-                world.paths.ortho(name),
-                gpd.read_file(world.paths.truth, layer=f"buildings_{name}"),
-            )
-            for name, _ in world.epochs
-        ]
-
+    results, reasons = {}, {}
     with tempfile.TemporaryDirectory(prefix="raqib-evaluate-") as tmp:
-        training = epochs_of(Path(tmp) / "train", train_seed, (300.0, 240.0))
-        model = train_buildings_on([(epoch.image, epoch.buildings) for epoch in training])
-        results = {
-            f"world {seed}": score_construction(
-                model, epochs_of(Path(tmp) / str(seed), seed, (width_m, height_m))
+        for seed in seeds:
+            world = generate(Path(tmp) / str(seed), seed=seed, width_m=width_m, height_m=height_m)
+            truth = {
+                name: gpd.read_file(world.paths.truth, layer=f"buildings_{name}")
+                for name, _ in world.epochs
+            }
+            parcels = gpd.read_file(world.paths.parcels)
+            scene = f"world {seed}"
+            results[scene] = score_construction(
+                buildings_model,
+                [EpochTruth(name, world.paths.ortho(name), truth[name]) for name in truth],
+                parcels=parcels,
             )
-            for seed in seeds
-        }
+            (last, captured_on) = world.epochs[-1]
+            flags = flag_new_buildings(
+                results[scene].changes,
+                parcels,
+                load_permits(world.paths.permits, parcel_ids=parcels["parcel_id"]).valid,
+                captured_on=captured_on,
+                settings=Settings(),
+                projects=load_projects(world.paths.projects, crs=str(parcels.crs)).valid,
+            )
+            reasons[scene] = flag_reason_checks(flags, truth[last])
     options = " ".join(f"--world-seed {seed}" for seed in seeds)
-    options += f" --train-seed {train_seed}" + ("" if size == "default" else f" --size {size}")
+    options += (f" --model {model}" if model else "") + (
+        "" if size == "default" else f" --size {size}"
+    )
+    which = (
+        f"the model {model}"
+        if model
+        else f"the building model Raqib ships (trained on simulator worlds "
+        f"{', '.join(map(str, TRAINING_SEEDS))}; docs/models.md)"
+    )
     text = (
         f"# Construction accuracy\n\nGenerated by `raqib evaluate construction {options}` on "
         f"{date.today()}; rerun the command rather than editing this file.\n\n"
-        f"Building model trained as the flows train it (both epochs of simulator world "
-        f"{train_seed}, 300 x 240 m), scored on the truth orthophotos of held-out worlds "
+        f"Scored: {which}, used as the flows use it (blobs cut along the parcels, changes "
+        f"confirmed on the earlier image), on the truth orthophotos of held-out worlds "
         f"({width_m:.0f} x {height_m:.0f} m, winter and summer epochs).\n\n"
-        + construction_markdown(results)
+        + construction_markdown(results, reasons=reasons)
     )
     write.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(write) as tmp_path:
@@ -251,6 +302,68 @@ def _publish_health_report(
         save_model(model, save)
     out.print(Markdown(text))
     out.print(f"report written to {path}" + (f"; model saved to {save}" if save else ""))
+
+
+@feedback_app.command("check")
+def feedback_check(
+    file: Annotated[
+        Path, typer.Argument(help="An epoch's published .gpkg (edited in QGIS) or a .csv.")
+    ],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Check inspectors' decisions (statuses, flag ids against the flags published in the
+    workspace, duplicates): print the decisions per status and every problem with its line
+    and field; exit 1 when there is a problem."""
+    from collections import Counter
+
+    import flows
+    from core.settings import load_settings
+    from gis.feedback import STATUSES, read_feedback
+
+    settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    known = flows.published_flag_ids(settings.workspace)
+    logging.getLogger("gis.feedback").setLevel(logging.ERROR)  # its problems are printed here
+    result = read_feedback(file, flag_ids=known)
+    counts = Counter(decision.status for decision in result.decisions)
+    out.print(
+        f"{file}: {len(result.decisions)} decisions ("
+        + ", ".join(f"{counts[status]} {status}" for status in STATUSES)
+        + f"), {len(result.problems)} problems"
+    )
+    if known is None:
+        out.print(f"  no epoch published in {settings.workspace}: flag ids checked for form only")
+    where = "feature" if file.suffix.lower() == ".gpkg" else "line"
+    for problem in result.problems:
+        out.print(f"  {where} {problem.line}, {problem.field}: {problem.problem}", markup=False)
+    if result.problems:
+        raise typer.Exit(1)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    epoch: Annotated[str, typer.Argument(help="Epoch name (its folder in the workspace).")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="CSV to write (default: <workspace>/<epoch>/flags_feedback.csv)."
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Write an epoch's flags as a CSV for inspectors who work in a spreadsheet (UTF-8 with
+    BOM, formula-safe); they fill in status and note, and the `feedback` setting brings it back."""
+    import flows
+    from core.settings import load_settings
+    from gis.feedback import STATUSES, write_feedback_csv
+
+    settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    flags = flows.epoch_flags(settings.workspace, epoch)
+    path = write_feedback_csv(flags, output or settings.workspace / epoch / "flags_feedback.csv")
+    out.print(
+        f"{len(flags)} flags of {epoch} written to {path}; status: {', '.join(STATUSES)}. "
+        f"Check it with `raqib feedback check {path}`, then set `feedback` in raqib.toml.",
+        markup=False,
+    )
 
 
 def _overlaps(text: str) -> tuple[float, float]:
@@ -596,6 +709,21 @@ def process(
         projects_path=projects,
     )
     flows.print_epoch_result(result, out)
+
+
+@app.command()
+def publish(
+    epoch: Annotated[str, typer.Option(help="Epoch to republish (a name in epochs.json).")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Rebuild an epoch's report from its published outputs, without re-running detection
+    or classification; the other epochs are left as they are."""
+    import flows
+    from core.settings import load_settings
+
+    settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    for path in flows.publish_derived(settings.workspace, epoch):
+        out.print(f"{epoch}: {path}", soft_wrap=True)
 
 
 @app.command()

@@ -8,6 +8,7 @@ Prefect.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import geopandas as gpd
 import pandas as pd
+import pyogrio
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -35,7 +37,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rich.console import Console
 from rich.table import Table
-from shapely.geometry import LineString, Polygon
+from shapely.geometry import LineString, Polygon, box
 
 from core.errors import InputError
 from core.io import atomic_path, rewrite_as_cog
@@ -60,18 +62,38 @@ from flights.preview import write_preview
 from flights.safety import check_mission, load_no_fly_zones, with_geofence
 from flights.terrain import Dem, flat_terrain, follow_terrain
 from gis.evidence import write_before_after
-from gis.feedback import carry_feedback, collect_feedback
+from gis.feedback import (
+    FEEDBACK_LAYER,
+    SAMPLE_LABELS,
+    Decision,
+    carry_feedback,
+    collect_feedback,
+    feedback_samples,
+    parse_flag_id,
+)
 from gis.flags import flag_new_buildings
-from gis.parcels import read_parcels, split_by_parcels
+from gis.notify import Delivery, send_notifications
+from gis.parcels import read_parcels
+from gis.projects import HISTORY_TABLE as PROJECT_HISTORY_TABLE
 from gis.projects import add_epoch, assess_projects, project_progress
 from gis.projects import read_history as read_project_history
 from gis.projects import write_history as write_project_history
 from gis.publish import publish_geopackage
+from gis.qgis_project import write_qgis_project
 from gis.record_api import HttpOptions
 from gis.records import RecordSource, RecordsResult, load_permits, load_projects, record_source
+from gis.report import (
+    ACCURACY_FILE,
+    EpochOutputs,
+    MeasuredAccuracy,
+    read_accuracy,
+    write_accuracy,
+    write_report,
+)
+from gis.worklists import WORK_LIST_LAYER, CommuneWorkList, work_list, write_work_lists
 from gis.zoning import Zoning, read_zoning
 from models.change import confirm_changes, new_buildings
-from models.construction import detect_buildings, keep_compact, train_buildings_on
+from models.construction import detect_buildings, train_buildings_on
 from models.crop_health import (
     HEALTH_CLASSES,
     classify_health,
@@ -79,10 +101,17 @@ from models.crop_health import (
     train_health,
     train_health_on,
 )
-from models.evaluation import class_scores, object_scores
+from models.evaluation import class_scores, flag_scores, object_scores
+from models.health_trend import HISTORY_TABLE as PARCEL_HISTORY_TABLE
 from models.health_trend import declining_parcels, parcel_history, read_history, write_history
 from models.indices import index_raster
-from models.training import PixelModel, load_model, save_model
+from models.training import (
+    DEFAULT_BUILDINGS_MODEL,
+    DEFAULT_HEALTH_MODEL,
+    PixelModel,
+    load_model,
+    save_model,
+)
 from models.trees import detect_trees, missing_trees, trees_per_parcel
 from models.unsupervised import train_health_unsupervised
 from models.zonal import parcel_statistics
@@ -113,7 +142,11 @@ GEOPACKAGE = "raqib.gpkg"
 EPOCHS_MANIFEST = "epochs.json"
 SURVEY_CAMERA = preview(get_camera("dji_mavic_3e"), 4)
 SURVEY_GSD_CM = 10.0
-TRAINING_SEED = 101
+TRAINING_SEEDS = (101, 102, 103)
+"""Simulator worlds the shipped models are trained on (never used to score them)."""
+TRAINING_SIZES_M = ((300.0, 240.0), (500.0, 400.0), (500.0, 400.0))
+BUILDING_SAMPLES = 60000
+"""Pixels per class the shipped building model is fitted on."""
 AGRICULTURAL_USES = ("orchard", "vineyard", "cereal", "vegetables", "bare")
 DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
 HISTORY_GEOPACKAGE = "crop_health_history.gpkg"
@@ -123,7 +156,13 @@ PROJECT_HISTORY_GEOPACKAGE = "project_history.gpkg"
 """Workspace file holding every epoch's progress of the public projects (table project_history)."""
 PROJECT_ARCHIVE = "project_archive"
 """Workspace folder of the projects' dated photos: ``<project_id>/<YYYY-MM-DD>.png``."""
+TRAINING_WORLDS = "training_worlds"
+"""Folder beside a workspace's models: the synthetic worlds a building model is refitted on."""
 EVIDENCE = "evidence"
+WORK_LISTS = "work_lists"
+"""Epoch folder of the inspectors' work lists: ``<commune>.html`` / ``.csv`` / ``.png``."""
+NOTIFICATIONS_LEDGER = "notifications.sqlite"
+"""Workspace file recording which flag was sent on which channel (each is sent once)."""
 """Epoch folder of the flags' before / after chips: ``<parcel_id>_<reason>.png``."""
 TILES_IN_FLIGHT_PER_THREAD = 2
 """Mosaic tiles submitted ahead of the writer per worker thread: keeps every worker busy
@@ -156,6 +195,8 @@ class EpochResult:
     zones: int = 0
     declining: tuple[str, ...] = ()
     """Parcels whose vegetation index dropped since the previous epoch beyond their peers'."""
+    undelivered: tuple[str, ...] = ()
+    """Notifications that failed (retried on the next run), in words."""
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -352,7 +393,9 @@ def health_task(
     model, source = health_model(models, mosaic, farms, settings)
     classes = classify_health(model, mosaic.path, out_dir / "crop_health.tif", mask_polygons=farms)
     rewrite_as_cog(classes.path)
-    return parcel_health(classes, mosaic.path, farms).assign(health_model=source)
+    return parcel_health(classes, mosaic.path, farms).assign(
+        commune=farms["commune"].to_numpy(), health_model=source
+    )
 
 
 def health_model(
@@ -480,20 +523,15 @@ def agricultural(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def buildings_task(
     models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, settings: Settings
 ) -> gpd.GeoDataFrame:
-    """Built-up structures, cut along parcel boundaries, then kept when compact.
-
-    A blob that runs over two neighbouring lots is ragged as a whole but each lot's piece
-    may be a house: the shape test applies to the pieces.
-    """
-    blobs = detect_buildings(
+    """Built-up structures, cut along parcel boundaries (the shape test applies to the pieces)."""
+    return detect_buildings(
         load_model(models.buildings),
         mosaic.path,
         min_area_m2=settings.min_building_area_m2,
-        min_solidity=0.0,
+        min_solidity=settings.min_building_solidity,
         threshold=settings.building_score_threshold,
+        parcels=parcels,
     )
-    pieces = split_by_parcels(blobs, parcels, min_area_m2=settings.min_building_area_m2)
-    return keep_compact(pieces, settings.min_building_solidity)
 
 
 @task(cache_policy=NO_CACHE)
@@ -511,6 +549,7 @@ def change_task(
     return confirm_changes(
         load_model(models.buildings),
         before_mosaic,
+        before,
         candidates,
         new_below=settings.new_building_overlap,
         threshold=settings.building_score_threshold,
@@ -520,6 +559,32 @@ def change_task(
 @task(cache_policy=NO_CACHE)
 def publish_task(path: Path, layers: dict[str, pd.DataFrame]) -> Path:
     return publish_geopackage(path, layers)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def notify_task(
+    work: gpd.GeoDataFrame, lists: dict[str, CommuneWorkList], settings: Settings
+) -> tuple[Delivery, ...]:
+    """Send the flags not sent before (failed sends come back, they do not raise; a retry
+    here covers the ledger, e.g. a locked SQLite file)."""
+    maps = {commune: files.map_png for commune, files in lists.items()}
+    return send_notifications(
+        work, maps, settings.notify, settings.workspace / NOTIFICATIONS_LEDGER
+    )
+
+
+def qgis_project(geopackage: Path, mosaic: Raster, settings: Settings) -> Path:
+    """The epoch's QGIS project beside its GeoPackage, with its rasters (those it has) and
+    the workspace's project and parcel histories (for the layers' relations)."""
+    out_dir = geopackage.parent
+    return write_qgis_project(
+        geopackage,
+        rasters=[out_dir / "crop_health.tif", out_dir / INDEX_RASTER, mosaic.path],
+        tables=[
+            (settings.workspace / PROJECT_HISTORY_GEOPACKAGE, PROJECT_HISTORY_TABLE),
+            (settings.workspace / HISTORY_GEOPACKAGE, PARCEL_HISTORY_TABLE),
+        ],
+    )
 
 
 # -- flows -------------------------------------------------------------------------------
@@ -561,7 +626,7 @@ def process(
     if is_multispectral(ingested):
         mosaic = multispectral_mosaic_task(ingested, grid, out_dir / "mosaic.tif", settings.crs)
         return publish_vigour_only(ingested, mosaic, parcels, permits, epoch, captured_on, settings)
-    models = models or default_models(settings)
+    models = building_model_task(models or default_models(settings), captured_on, settings)
     previous = previous_epoch(settings.workspace, epoch, captured_on)
     records = coregister_task(
         ingested, settings.crs, Path(previous["mosaic"]) if previous else None
@@ -606,11 +671,13 @@ def process(
             (mosaic.path, captured_on),
             out_dir / EVIDENCE,
         )
+    work = work_list(flagged, parcels)
     layers: dict[str, pd.DataFrame] = {}
     if mission is not None:
         layers["mission"] = mission_frame(mission, settings.crs)
     layers |= {
         "images": images_frame(ingested, settings.crs, collection=epoch),
+        "parcels": parcels[parcels.intersects(box(*grid.bounds))],
         "crop_health_parcels": health.merge(vigour.statistics, on="parcel_id", how="left").merge(
             orchards.per_parcel, on="parcel_id", how="left"
         ),
@@ -618,9 +685,10 @@ def process(
         "tree_crowns": orchards.crowns,
         "missing_trees": orchards.missing,
         "parcel_trend": vigour.trend,
-        "buildings": buildings,
+        "buildings": buildings.assign(building_model=models.buildings.name),
         "new_buildings": changed,
         "flagged_parcels": flagged,
+        WORK_LIST_LAYER: work,
         **(
             {"projects": projects_task(projects.valid, mosaic, buildings, captured_on, settings)}
             if projects
@@ -638,7 +706,10 @@ def process(
         ),
     }
     geopackage = publish_task(out_dir / GEOPACKAGE, layers)
+    qgis_project(geopackage, mosaic, settings)
     record_epoch(settings.workspace, epoch, captured_on, geopackage, mosaic.path)
+    publish_derived(settings.workspace, epoch)
+    deliveries = notify_task(work, write_work_lists(work, parcels, out_dir / WORK_LISTS), settings)
     return EpochResult(
         epoch=epoch,
         captured_on=captured_on,
@@ -653,6 +724,7 @@ def process(
         mission_plan=mission_plan,
         zones=len(vigour.zones),
         declining=tuple(vigour.trend.loc[vigour.trend["status"] == "declining", "parcel_id"]),
+        undelivered=tuple(str(d) for d in deliveries if not d.sent),
     )
 
 
@@ -679,7 +751,7 @@ def publish_vigour_only(
     )
     layers: dict[str, pd.DataFrame] = {
         "images": images_frame(ingested, settings.crs, collection=epoch),
-        "crop_health_parcels": agricultural(parcels)[["parcel_id", "geometry"]].merge(
+        "crop_health_parcels": agricultural(parcels)[["parcel_id", "commune", "geometry"]].merge(
             vigour.statistics, on="parcel_id", how="left"
         ),
         "management_zones": vigour.zones,
@@ -690,6 +762,7 @@ def publish_vigour_only(
         ),
     }
     geopackage = publish_task(out_dir / GEOPACKAGE, layers)
+    qgis_project(geopackage, mosaic, settings)
     return EpochResult(
         epoch=epoch,
         captured_on=captured_on,
@@ -966,6 +1039,39 @@ def read_manifest(workspace: Path) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+def publish_derived(workspace: Path, epoch: str) -> list[Path]:
+    """Rebuild what derives from an epoch's published outputs without recomputing them (the
+    province report, ``<workspace>/<epoch>/report.html``); older epochs stay as they are."""
+    return [
+        write_report(
+            epoch_outputs(workspace, epoch), accuracy=read_accuracy(workspace / ACCURACY_FILE)
+        )
+    ]
+
+
+def epoch_outputs(workspace: Path, epoch: str) -> EpochOutputs:
+    """Where the manifest says ``epoch``'s outputs are (paths written relative to another
+    working directory are looked up in the epoch's folder); InputError naming the known
+    epochs when the workspace has no such epoch."""
+    epochs = read_manifest(workspace)
+    if epoch not in epochs:
+        known = ", ".join(sorted(epochs)) or "none (process an epoch first)"
+        raise InputError(workspace / EPOCHS_MANIFEST, f"no epoch {epoch!r}; known: {known}")
+    entry, folder = epochs[epoch], workspace / epoch
+
+    def located(recorded: str) -> Path:
+        path = Path(recorded)
+        return path if path.exists() else folder / path.name
+
+    return EpochOutputs(
+        epoch=epoch,
+        captured_on=date.fromisoformat(entry["captured_on"]),
+        folder=folder,
+        geopackage=located(entry["geopackage"]),
+        mosaic=located(entry["mosaic"]),
+    )
+
+
 def previous_epoch(workspace: Path, epoch: str, captured_on: date) -> dict[str, str] | None:
     """The manifest entry of the latest epoch captured before ``captured_on``, if any."""
     earlier = [
@@ -986,40 +1092,206 @@ def previous_epoch(workspace: Path, epoch: str, captured_on: date) -> dict[str, 
     return latest
 
 
-def default_models(
-    settings: Settings, *, training_size_m: tuple[float, float] = (300.0, 240.0)
-) -> Models:
-    """The workspace's classifiers, trained on both epochs of a world of another seed once."""
+def default_models(settings: Settings) -> Models:
+    """The workspace's classifiers: the models Raqib ships (``models/default``), copied into
+    ``<workspace>/models`` once, so that every epoch of the workspace uses the same files."""
     folder = settings.workspace / "models"
     models = Models(health=folder / "crop_health.joblib", buildings=folder / "buildings.joblib")
     if models.health.exists() and models.buildings.exists():
         return models
     LOG.warning(
-        "no trained models in %s: training the defaults on a synthetic world (seed %d); "
+        "no models in %s: using the ones Raqib ships, trained on synthetic worlds (seeds %s); "
         "for real imagery train on your own labels",
         folder,
-        TRAINING_SEED,
+        ", ".join(map(str, TRAINING_SEEDS)),
     )
-    width_m, height_m = training_size_m
-    world = generate(
-        folder / "training_world", seed=TRAINING_SEED, width_m=width_m, height_m=height_m
-    )
-    truth = world.paths.truth
-    health = gpd.read_file(truth, layer="health")
+    folder.mkdir(parents=True, exist_ok=True)
+    shipped = {models.health: DEFAULT_HEALTH_MODEL, models.buildings: DEFAULT_BUILDINGS_MODEL}
+    for copy, source in shipped.items():
+        load_model(source)  # a clear error if the package lost or spoilt it
+        with atomic_path(copy) as partial:
+            shutil.copyfile(source, partial)
+    return models
+
+
+def training_worlds(folder: Path) -> list[World]:
+    """The simulator worlds of the shipped models' recipe, generated in ``folder`` once."""
+    worlds = []
+    for seed, (width_m, height_m) in zip(TRAINING_SEEDS, TRAINING_SIZES_M, strict=True):
+        root = folder / str(seed)
+        worlds.append(
+            load_world(root)
+            if (root / "world.json").exists()
+            else generate(root, seed=seed, width_m=width_m, height_m=height_m)
+        )
+    return worlds
+
+
+def train_default_models(out_dir: Path, worlds_dir: Path) -> Models:
+    """Train the models Raqib ships, by their recipe: crop health on both epochs of world
+    101, buildings on both epochs of worlds 101-103 (:data:`BUILDING_SAMPLES` pixels a class);
+    the worlds are generated in ``worlds_dir``."""
+    worlds = training_worlds(worlds_dir)
+    first = worlds[0]
+    health = gpd.read_file(first.paths.truth, layer="health")
+    models = Models(out_dir / DEFAULT_HEALTH_MODEL.name, out_dir / DEFAULT_BUILDINGS_MODEL.name)
     save_model(
-        train_health_on([(world.paths.ortho(epoch), health) for epoch, _ in world.epochs]),
+        train_health_on([(first.paths.ortho(epoch), health) for epoch, _ in first.epochs]),
         models.health,
     )
+    examples = [example for world in worlds for example in truth_buildings(world)]
     save_model(
-        train_buildings_on(
-            [
-                (world.paths.ortho(epoch), gpd.read_file(truth, layer=f"buildings_{epoch}"))
-                for epoch, _ in world.epochs
-            ]
-        ),
-        models.buildings,
+        train_buildings_on(examples, max_samples_per_class=BUILDING_SAMPLES), models.buildings
     )
     return models
+
+
+def truth_buildings(world: World) -> list[tuple[Path, gpd.GeoDataFrame]]:
+    """Each epoch's orthophoto of a synthetic world with its true building footprints."""
+    return [
+        (world.paths.ortho(epoch), gpd.read_file(world.paths.truth, layer=f"buildings_{epoch}"))
+        for epoch, _ in world.epochs
+    ]
+
+
+# -- inspector feedback into the building model ------------------------------------------
+
+
+Judged = list[tuple[Path, gpd.GeoDataFrame]]
+"""Inspector-judged footprints (``gis.feedback.feedback_samples``) per mosaic they were seen on."""
+
+
+@task(cache_policy=NO_CACHE)
+def building_model_task(models: Models, captured_on: date, settings: Settings) -> Models:
+    """``models`` with the building model this epoch uses (see :func:`building_model_for`)."""
+    judged = judged_footprints(settings.workspace, captured_on, settings.feedback)
+    return replace(models, buildings=building_model_for(models, judged, settings.workspace))
+
+
+def judged_footprints(workspace: Path, captured_on: date, feedback: Path | None) -> Judged:
+    """The footprints inspectors judged (confirmed, regularised, false positive) on the flags
+    of the workspace's epochs captured before ``captured_on``, read from their GeoPackages and
+    the ``feedback`` file, each with the mosaic its flag was raised on."""
+    epochs = read_manifest(workspace).values()
+    earlier = sorted(
+        (entry for entry in epochs if entry["captured_on"] < captured_on.isoformat()),
+        key=lambda entry: entry["captured_on"],
+    )
+    sources = [Path(entry["geopackage"]) for entry in earlier] + ([feedback] if feedback else [])
+    by_day: dict[str, list[Decision]] = {}
+    for decision in collect_feedback(sources).decisions:
+        parsed = parse_flag_id(decision.flag_id)
+        if decision.status in SAMPLE_LABELS and parsed and parsed[0] < captured_on:
+            by_day.setdefault(parsed[0].isoformat(), []).append(decision)
+    judged: Judged = []
+    for entry in earlier:
+        decisions = by_day.pop(entry["captured_on"], [])
+        geopackage, mosaic = Path(entry["geopackage"]), Path(entry["mosaic"])
+        if not decisions or not (geopackage.exists() and mosaic.exists()):
+            continue
+        samples = feedback_samples(
+            decisions,
+            gpd.read_file(geopackage, layer="flagged_parcels", engine="pyogrio"),
+            gpd.read_file(geopackage, layer="new_buildings", engine="pyogrio"),
+        )
+        if len(samples):
+            judged.append((mosaic, samples))
+    if by_day:
+        LOG.warning(
+            "decisions on flags of %s not used for training: no epoch of that date in %s",
+            ", ".join(sorted(by_day)),
+            workspace / EPOCHS_MANIFEST,
+        )
+    return judged
+
+
+def building_model_for(models: Models, judged: Judged, workspace: Path) -> Path:
+    """The building model an epoch uses: ``models.buildings`` without judged footprints;
+    with them, that model refitted on its training world plus the judged footprints, saved
+    as ``<workspace>/models/buildings-feedback-<hash>.joblib`` (the hash of the base model and
+    the samples: the same feedback reuses the file, new feedback makes a new one)."""
+    if not judged:
+        return models.buildings
+    counts = pd.concat([samples["label"] for _, samples in judged]).value_counts().to_dict()
+    worlds_dir = models.buildings.parent / TRAINING_WORLDS
+    worlds = [load_world(p.parent) for p in sorted(worlds_dir.glob("*/world.json"))]
+    shipped = load_model(DEFAULT_BUILDINGS_MODEL).training_hash
+    if not worlds and load_model(models.buildings).training_hash != shipped:
+        LOG.warning(
+            "inspectors' judged footprints (%s) not used: %s is not the shipped model and no "
+            "synthetic worlds to refit it on are in %s",
+            counts,
+            models.buildings,
+            worlds_dir,
+        )
+        return models.buildings
+    path = workspace / "models" / f"buildings-feedback-{feedback_digest(models, judged)}.joblib"
+    if not path.exists():
+        worlds = worlds or training_worlds(worlds_dir)
+        examples = [example for world in worlds for example in truth_buildings(world)]
+        model = train_buildings_on(examples, judged=judged, max_samples_per_class=BUILDING_SAMPLES)
+        save_model(model, path)
+    LOG.info(
+        "building model %s: %s refitted with judged footprints %s",
+        path,
+        models.buildings.name,
+        counts,
+    )
+    return path
+
+
+def feedback_digest(models: Models, judged: Judged) -> str:
+    """12 hex digits of the SHA-256 of the base building model file and the judged samples
+    (flag, label, footprint), independent of the order they come in."""
+    digest = hashlib.sha256(models.buildings.read_bytes())
+    rows = sorted(
+        (flag_id, label, geometry.normalize().wkb_hex)
+        for _, samples in judged
+        for flag_id, label, geometry in zip(
+            samples["flag_id"], samples["label"], samples.geometry, strict=True
+        )
+    )
+    digest.update(json.dumps(rows).encode())
+    return digest.hexdigest()[:12]
+
+
+def epoch_flags(workspace: Path, epoch: str) -> gpd.GeoDataFrame:
+    """The ``flagged_parcels`` layer published for ``epoch`` in the workspace."""
+    epochs = read_manifest(workspace)
+    if epoch not in epochs:
+        raise InputError(
+            workspace / EPOCHS_MANIFEST,
+            f"no epoch {epoch!r}; known: {', '.join(sorted(epochs)) or 'none'}",
+        )
+    geopackage = Path(epochs[epoch]["geopackage"])
+    if not geopackage.exists():
+        raise InputError(geopackage, f"the GeoPackage of epoch {epoch!r} is gone; re-run it")
+    if FEEDBACK_LAYER not in pyogrio.list_layers(geopackage)[:, 0]:
+        raise InputError(geopackage, f"no {FEEDBACK_LAYER!r} layer: epoch {epoch!r} has no flags")
+    flags = gpd.read_file(geopackage, layer=FEEDBACK_LAYER, engine="pyogrio")
+    if "flag_id" not in flags:
+        raise InputError(
+            geopackage, "flags published without ids (an older Raqib): re-run the epoch first"
+        )
+    return flags
+
+
+def published_flag_ids(workspace: Path) -> set[str] | None:
+    """The ids of every flag published in the workspace's epochs; None when it has no epoch."""
+    epochs = read_manifest(workspace)
+    if not epochs:
+        return None
+    ids: set[str] = set()
+    for entry in epochs.values():
+        geopackage = Path(entry["geopackage"])
+        if geopackage.exists() and FEEDBACK_LAYER in pyogrio.list_layers(geopackage)[:, 0]:
+            fields = pyogrio.read_info(geopackage, layer=FEEDBACK_LAYER)["fields"]
+            if "flag_id" in fields:
+                table = pyogrio.read_dataframe(
+                    geopackage, layer=FEEDBACK_LAYER, columns=["flag_id"], read_geometry=False
+                )
+                ids |= set(table["flag_id"].astype(str))
+    return ids
 
 
 @dataclass(frozen=True)
@@ -1131,7 +1403,7 @@ def demo(
     width_m, height_m = DEMO_SIZES_M[size]
     say(f"[bold]1/4[/] generating the Berkane world ({width_m:.0f} x {height_m:.0f} m)")
     world = generate(settings.workspace / "world", width_m=width_m, height_m=height_m)
-    say("[bold]2/4[/] training classifiers on a world of another seed")
+    say("[bold]2/4[/] the classifiers Raqib ships (trained on worlds of other seeds)")
     default_models(settings)
     results = []
     for i, (epoch, captured_on) in enumerate(world.epochs, start=1):
@@ -1140,7 +1412,17 @@ def demo(
             "analyse, publish"
         )
         results.append(survey(world.root, epoch, settings))
-    return DemoSummary(world.root, tuple(results), measure_accuracy(world, results))
+    accuracy = measure_accuracy(world, results)
+    measured = MeasuredAccuracy(
+        tuple(replace(score, name=what) for what, score in accuracy.items()),
+        measured_on=f"the published outputs of {results[-1].epoch} against the simulated "
+        f"world's truth (the shipped models, trained on worlds of seeds "
+        f"{', '.join(map(str, TRAINING_SEEDS))})",
+        measured_at=date.today(),
+    )
+    write_accuracy(settings.workspace / ACCURACY_FILE, measured)
+    publish_derived(settings.workspace, results[-1].epoch)  # its report now shows the accuracy
+    return DemoSummary(world.root, tuple(results), accuracy)
 
 
 def measure_accuracy(world: World, results: list[EpochResult]) -> dict[str, Accuracy]:
@@ -1167,19 +1449,6 @@ def measure_accuracy(world: World, results: list[EpochResult]) -> dict[str, Accu
     return accuracy
 
 
-VIOLATIONS = {"unpermitted", "over_footprint", "expired_permit"}
-
-
-def flag_scores(flagged: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> Accuracy:
-    """Flagged parcels against the parcels where the world built in breach of a permit."""
-    wanted = set(truth.loc[truth["case"].isin(VIOLATIONS), "parcel_id"])
-    right = flagged["parcel_id"].isin(wanted)  # a flag off any parcel is a false alarm
-    precision = float(right.mean()) if len(flagged) else 0.0
-    recall = len(wanted & set(flagged["parcel_id"].dropna())) / len(wanted) if wanted else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return Accuracy("flagged parcels", precision, recall, f1, support=len(wanted))
-
-
 def print_epoch_result(result: EpochResult, console: Console) -> None:
     console.print(
         f"[bold]{result.epoch}[/] ({result.captured_on}): {result.images} images "
@@ -1191,6 +1460,8 @@ def print_epoch_result(result: EpochResult, console: Console) -> None:
     )
     for name, reason in result.skipped:
         console.print(f"  skipped {name}: {reason}")
+    for problem in result.undelivered:
+        console.print(f"  [yellow]not sent[/] {problem}")
     console.print(f"  GeoPackage: {result.geopackage}")
     console.print(f"  mosaic:     {result.mosaic.path}")
     if result.mission_plan:

@@ -21,7 +21,7 @@ from pathlib import Path
 import geopandas as gpd
 import rasterio
 
-from flows import AGRICULTURAL_USES, TRAINING_SEED
+from flows import AGRICULTURAL_USES, TRAINING_SEEDS
 from models.crop_health import HEALTH_CLASSES, classify_health, train_health_on
 from models.evaluation import class_scores
 from sim.world import generate
@@ -45,7 +45,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         world = generate(Path(tmp) / "world", seed=args.seed)
         labels = gpd.read_file(world.paths.truth, layer="health")
-        training = generate(Path(tmp) / "training", seed=TRAINING_SEED, width_m=300, height_m=240)
+        training = generate(
+            Path(tmp) / "training", seed=TRAINING_SEEDS[0], width_m=300, height_m=240
+        )
         training_labels = gpd.read_file(training.paths.truth, layer="health")
         model = train_health_on(
             [(training.paths.ortho(epoch), training_labels) for epoch, _ in training.epochs]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from zoneinfo import available_timezones
 
 import pyproj
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,46 @@ from pydantic_settings import (
 from core.errors import InputError
 
 TOML_FILE = "raqib.toml"
+
+
+class NotifySettings(BaseModel):
+    """Where inspectors' work lists are sent: SMTP email per commune, an optional webhook.
+
+    Nothing set (no ``smtp_host``, no ``webhook_url``): work lists are written, not sent.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    smtp_host: str | None = Field(None, description="SMTP server; unset: no email is sent.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with STARTTLS).")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_user: str | None = Field(None, description="SMTP login; unset: no login.")
+    smtp_password_env: str = Field(
+        "RAQIB_SMTP_PASSWORD",
+        description="Environment variable holding the SMTP password (never in raqib.toml).",
+    )
+    sender: str = Field("raqib@localhost", description="From address of the emails.")
+    recipients: dict[str, list[str]] = Field(
+        default_factory=dict, description="Email addresses by commune (as in the parcels)."
+    )
+    default_recipients: list[str] = Field(
+        default_factory=list, description="Addresses of communes not in recipients."
+    )
+    webhook_url: str | None = Field(
+        None, description="URL receiving the new flags as a JSON POST; unset: no webhook."
+    )
+    timeout_s: float = Field(20.0, gt=0, description="Timeout of one SMTP or webhook call.")
+    retries: int = Field(
+        3, ge=0, description="Retries of a send on connection errors, SMTP 4xx and HTTP 5xx."
+    )
+    backoff_s: float = Field(2.0, ge=0, description="First wait between retries (then doubled).")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
 
 
 class Settings(BaseSettings):
@@ -120,6 +160,10 @@ class Settings(BaseSettings):
         None,
         description="Inspectors' decisions as a CSV (flag_id, status, note) to carry to the "
         "next publication; those edited in the published GeoPackages are read anyway.",
+    )
+    notify: NotifySettings = Field(
+        default_factory=NotifySettings,
+        description="Sending inspectors' work lists: a [notify] table (docs/notifications.md).",
     )
     health_index: str = Field(
         "gli",

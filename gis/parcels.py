@@ -106,19 +106,3 @@ def parcel_of(geometries: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> gpd.Ge
     result = left.reset_index(drop=True).join(best).set_axis(left.index)
     result["overlap_share"] = result["overlap_share"].fillna(0.0)
     return result
-
-
-def split_by_parcels(
-    structures: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *, min_area_m2: float
-) -> gpd.GeoDataFrame:
-    """``structures`` cut along parcel boundaries: one piece per parcel it stands on (and
-    one for any part on no parcel), pieces under ``min_area_m2`` dropped, ``area_m2`` redone.
-
-    A detected blob that runs over two neighbouring houses is two structures to check
-    against two different sets of permits.
-    """
-    boundaries = parcels[["geometry"]].to_crs(structures.crs)
-    pieces = gpd.overlay(structures, boundaries, how="identity", keep_geom_type=True)
-    pieces = pieces.explode(index_parts=False).reset_index(drop=True)
-    pieces = pieces[pieces.geometry.area >= min_area_m2].reset_index(drop=True)
-    return pieces.assign(area_m2=pieces.geometry.area)[list(structures.columns)]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import geopandas as gpd
 import pandas as pd
@@ -14,104 +13,12 @@ import pyogrio
 
 from core.errors import ProcessingError
 from core.io import GPKG_VERSION, atomic_path
+from gis.layer_styles import LAYER_STYLES, layer_qml
 
 log = logging.getLogger(__name__)
 
 GEOMETRY_COLUMN = "geom"
 STYLES_TABLE = "layer_styles"
-STRESSED_PCT = "stressed_pct"
-
-# reason -> (label, RGB outline): reds for missing permits, oranges for permit problems.
-FLAG_COLOURS = {
-    "no_permit": ("No building permit", "227,26,28"),
-    "off_cadastre": ("Outside every parcel", "153,0,13"),
-    "permit_expired": ("Permit not valid on the date", "253,141,60"),
-    "over_footprint": ("Built beyond the permit", "241,105,19"),
-    "outside_buildable_zone": ("Outside the buildable zone", "106,61,154"),
-}
-# (lower %, upper %, RGB fill) classes of the share of a parcel's crop that is stressed.
-STRESS_CLASSES = (
-    (0.0, 10.0, "26,150,65"),
-    (10.0, 25.0, "166,217,106"),
-    (25.0, 50.0, "253,174,97"),
-    (50.0, 100.0, "215,25,28"),
-)
-
-
-def _fill_symbol(name: str, fill_rgba: str, outline_rgb: str, width_mm: float) -> ET.Element:
-    symbol = ET.Element(
-        "symbol",
-        type="fill",
-        name=name,
-        alpha="1",
-        clip_to_extent="1",
-        force_rhr="0",
-    )
-    layer = ET.SubElement(
-        symbol, "layer", {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"}
-    )
-    options = ET.SubElement(layer, "Option", type="Map")
-    for key, value in (
-        ("color", fill_rgba),
-        ("style", "solid"),
-        ("outline_color", f"{outline_rgb},255"),
-        ("outline_style", "solid"),
-        ("outline_width", f"{width_mm}"),
-        ("outline_width_unit", "MM"),
-        ("joinstyle", "miter"),
-    ):
-        ET.SubElement(options, "Option", type="QString", name=key, value=value)
-    return symbol
-
-
-def _qml(renderer: ET.Element) -> str:
-    root = ET.Element("qgis", version="3.34.0", styleCategories="Symbology")
-    root.append(renderer)
-    ET.SubElement(root, "layerGeometryType").text = "2"
-    ET.indent(root)
-    body = ET.tostring(root, encoding="unicode")
-    return f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{body}\n"
-
-
-def flagged_parcels_qml() -> str:
-    """Categorised by ``reason``: light fill, thick red or orange outlines."""
-    renderer = ET.Element(
-        "renderer-v2", type="categorizedSymbol", attr="reason", symbollevels="0",
-        forceraster="0", enableorderby="0",
-    )  # fmt: skip
-    categories = ET.SubElement(renderer, "categories")
-    symbols = ET.SubElement(renderer, "symbols")
-    for i, (reason, (label, rgb)) in enumerate(FLAG_COLOURS.items()):
-        ET.SubElement(
-            categories, "category", symbol=str(i), value=reason, label=label, render="true"
-        )
-        symbols.append(_fill_symbol(str(i), f"{rgb},40", rgb, 0.8))
-    return _qml(renderer)
-
-
-def crop_health_parcels_qml() -> str:
-    """Graduated by ``stressed_pct`` (0–100): green to red."""
-    renderer = ET.Element(
-        "renderer-v2", type="graduatedSymbol", attr=STRESSED_PCT,
-        graduatedMethod="GraduatedColor", symbollevels="0", forceraster="0", enableorderby="0",
-    )  # fmt: skip
-    ranges = ET.SubElement(renderer, "ranges")
-    symbols = ET.SubElement(renderer, "symbols")
-    for i, (lower, upper, rgb) in enumerate(STRESS_CLASSES):
-        ET.SubElement(
-            ranges, "range", symbol=str(i), lower=f"{lower:.6f}", upper=f"{upper:.6f}",
-            label=f"{lower:.0f} – {upper:.0f} % stressed", render="true",
-        )  # fmt: skip
-        symbols.append(_fill_symbol(str(i), f"{rgb},180", "60,60,60", 0.26))
-    ET.SubElement(renderer, "classificationMethod", id="Fixed")
-    return _qml(renderer)
-
-
-# layer name -> (attribute the style needs, QML builder)
-LAYER_STYLES: dict[str, tuple[str, Callable[[], str]]] = {
-    "flagged_parcels": ("reason", flagged_parcels_qml),
-    "crop_health_parcels": (STRESSED_PCT, crop_health_parcels_qml),
-}
 
 
 def _cell(value: object) -> object:
@@ -142,8 +49,9 @@ def _write_layer(path: Path, name: str, frame: pd.DataFrame, first: bool) -> Non
         raise ProcessingError(f"{path.name}: layer {name!r} has no CRS")
     if isinstance(frame, gpd.GeoDataFrame):
         options["layer_options"] = {"GEOMETRY_NAME": GEOMETRY_COLUMN}
-        if frame.empty:
-            options["geometry_type"] = "Unknown"
+        if frame.empty:  # QGIS applies a style only to a layer of the style's geometry
+            style = LAYER_STYLES.get(name)
+            options["geometry_type"] = style.geometry if style else "Unknown"
     else:
         frame = pd.DataFrame(frame)
     pyogrio.write_dataframe(frame, path, **options)
@@ -152,12 +60,14 @@ def _write_layer(path: Path, name: str, frame: pd.DataFrame, first: bool) -> Non
 def _styles(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     now = pd.Timestamp(datetime.now(UTC)).floor("ms")
-    for name, (attribute, build) in LAYER_STYLES.items():
+    for name, style in LAYER_STYLES.items():
         frame = layers.get(name)
-        if frame is None:
+        if not isinstance(frame, gpd.GeoDataFrame):
             continue
-        if attribute not in frame.columns:
-            log.warning("layer %s has no %r column: published without a style", name, attribute)
+        if style.attribute is not None and style.attribute not in frame.columns:
+            log.warning(
+                "layer %s has no %r column: published without a style", name, style.attribute
+            )
             continue
         rows.append(
             {
@@ -166,7 +76,7 @@ def _styles(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 "f_table_name": name,
                 "f_geometry_column": GEOMETRY_COLUMN,
                 "styleName": name,
-                "styleQML": build(),
+                "styleQML": layer_qml(name),
                 "styleSLD": "",
                 "useAsDefault": True,
                 "description": f"Raqib default style for {name}",

@@ -22,7 +22,7 @@ from rasterio.io import DatasetReader
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from core.errors import ProcessingError
+from core.errors import InputError, ProcessingError
 from models.features import BUILDING_FEATURES
 from models.training import (
     PixelModel,
@@ -36,7 +36,13 @@ from models.windows import BLOCK_PX, Block, open_rgb
 BUILDING_CLASSES: tuple[str, ...] = ("building", "background")
 RECTANGLE_FILL = 0.85
 SIMPLIFY_M = 0.3
+SEAM_GRID_M = 0.001
 NEGATIVE_POOL_FACTOR = 10  # background pixels drawn per kept negative, to mine hard ones from
+JUDGED_CODES = {"building": 1, "not_building": 2}
+"""Labels of inspector-judged footprints (``gis.feedback.SAMPLE_LABELS``) as class codes."""
+JUDGED_SHARE = 0.25
+"""Judged pixels kept per class, as a share of ``max_samples_per_class``: enough to correct a
+mistake, not so many that a few footprints outweigh every other example."""
 
 
 class BuildingModel(PixelModel):
@@ -66,6 +72,7 @@ def train_buildings(
 def train_buildings_on(
     examples: Sequence[tuple[str | Path, gpd.GeoDataFrame]],
     *,
+    judged: Sequence[tuple[str | Path, gpd.GeoDataFrame]] = (),
     max_samples_per_class: int = 20000,
     boundary_m: float = 0.3,
     hard_negative_share: float = 0.5,
@@ -77,7 +84,14 @@ def train_buildings_on(
     ``boundary_m`` of a footprint edge are left out (mixed pixels). Negatives are partly drawn
     at random and partly mined (``hard_negative_share``): the background pixels a first model
     finds most building-like (bright soil, roads, greenhouses, long shadows).
+
+    ``judged`` are (image, footprints) pairs with a ``label`` column, ``building`` or
+    ``not_building`` (inspectors' decisions, ``gis.feedback.feedback_samples``): their pixels
+    add positives, or negatives that are always kept, never left to the draw: they are
+    exactly the mistakes to fix.
     """
+    for image_path, footprints in judged:
+        _check_labels(image_path, footprints)
     per_image = max(1, max_samples_per_class // len(examples))
     rng = np.random.default_rng(seed)
     positive_x, pool_x = [], []
@@ -98,14 +112,69 @@ def train_buildings_on(
         )
         positive_x.append(_subsample(x[y == 1], per_image, rng))
         pool_x.append(x[y == 2])
-    positives, pool = np.concatenate(positive_x), np.concatenate(pool_x)
-    first = _fit(positives, _subsample(pool, max_samples_per_class, rng), seed)
+    judged_positives, judged_negatives = _judged_pixels(
+        judged, boundary_m, int(JUDGED_SHARE * max_samples_per_class), seed + len(examples)
+    )
+    positives = np.concatenate([*positive_x, *judged_positives])
+    pool = np.concatenate(pool_x)
+    first = _fit(
+        positives,
+        np.concatenate([_subsample(pool, max_samples_per_class, rng), *judged_negatives]),
+        seed,
+    )
     hardness = first.estimator.predict_proba(pool)[:, list(first.estimator.classes_).index(1)]
     order = np.argsort(-hardness)
     n_hard = int(round(max_samples_per_class * hard_negative_share))
     n_random = max_samples_per_class - n_hard
     chosen = np.concatenate([order[:n_hard], rng.permutation(order[n_hard:])[:n_random]])
-    return _fit(positives, pool[chosen], seed)
+    return _fit(positives, np.concatenate([pool[chosen], *judged_negatives]), seed)
+
+
+def _judged_pixels(
+    judged: Sequence[tuple[str | Path, gpd.GeoDataFrame]],
+    boundary_m: float,
+    max_judged_per_class: int,
+    seed: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Features of pixels inside judged footprints (edges left out), per image: those labelled
+    ``building`` and those labelled ``not_building``, at most ``max_judged_per_class`` of each
+    in all (shared evenly between the images)."""
+    per_image = max(1, max_judged_per_class // max(1, len(judged)))
+    positives, negatives = [], []
+    for k, (image_path, footprints) in enumerate(judged):
+        with open_rgb(image_path) as src:
+            footprints = labels_in_crs(footprints, src, image_path)
+        shapes = [
+            (_interior(g, boundary_m), JUDGED_CODES[label])
+            for g, label in zip(footprints.geometry, footprints["label"], strict=True)
+            if g is not None and not g.is_empty
+        ]
+        if not shapes:
+            continue
+        x, y = sample_pixels(
+            image_path,
+            shapes,
+            2,
+            features=BUILDING_FEATURES,
+            max_samples_per_class=per_image,
+            seed=seed + k,
+        )
+        positives.append(x[y == 1])
+        negatives.append(x[y == 2])
+    return positives, negatives
+
+
+def _check_labels(image_path: str | Path, footprints: gpd.GeoDataFrame) -> None:
+    """InputError naming the image unless every judged footprint has a known ``label``."""
+    if "label" not in footprints:
+        raise InputError(image_path, "judged footprints have no 'label' column")
+    unknown = sorted(set(map(str, footprints["label"])) - set(JUDGED_CODES))
+    if unknown:
+        raise InputError(
+            image_path,
+            f"judged footprints labelled {', '.join(map(repr, unknown))}; "
+            f"use {' or '.join(map(repr, JUDGED_CODES))}",
+        )
 
 
 def detect_buildings(
@@ -116,28 +185,32 @@ def detect_buildings(
     threshold: float = 0.5,
     low_threshold: float = 0.25,
     opening_m: float = 0.5,
+    closing_m: float = 1.0,
     min_solidity: float = 0.7,
     block_px: int = BLOCK_PX,
+    parcels: gpd.GeoDataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS.
 
     Pixels whose probability is at least ``low_threshold`` belong to a blob when they connect
-    to pixels of at least ``threshold``. Blobs smaller than ``min_area_m2`` or less solid than
-    ``min_solidity`` (area over convex hull area: roofs and slabs are compact, bare-earth
-    look-alikes are ragged) are dropped.
+    to pixels of at least ``threshold``. With ``parcels``, blobs are cut along parcel
+    boundaries (:func:`split_by_parcels`). Blobs or pieces smaller than ``min_area_m2`` or less
+    solid than ``min_solidity`` (area over convex hull area: roofs and slabs are compact,
+    bare-earth look-alikes are ragged) are dropped.
     """
     if tuple(model.classes) != BUILDING_CLASSES:
         raise ProcessingError(f"not a building model: its classes are {model.classes}")
     pieces: list[tuple[BaseGeometry, float, int, bool]] = []
     with open_rgb(image_path) as src:
-        size_px = max(3, int(round(opening_m / abs(src.transform.a))) | 1)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size_px, size_px))
+        opening, closing = (
+            _disk(size_m, abs(src.transform.a)) for size_m in (opening_m, closing_m)
+        )
         for block, proba, valid in predict_blocks(
-            model, src, block_px=block_px, margin_px=model.features.margin_px + size_px
+            model, src, block_px=block_px, margin_px=model.features.margin_px + len(closing)
         ):
             built = hysteresis(proba[0], valid, threshold, low_threshold)
-            built = cv2.morphologyEx(built, cv2.MORPH_OPEN, kernel)
-            built = cv2.morphologyEx(built, cv2.MORPH_CLOSE, kernel)
+            built = cv2.morphologyEx(built, cv2.MORPH_OPEN, opening)
+            built = cv2.morphologyEx(built, cv2.MORPH_CLOSE, closing)
             pieces += _polygonise(built[block.inner], proba[0][block.inner], block, src)
         crs = src.crs
     filled = [
@@ -145,13 +218,19 @@ def detect_buildings(
         for geom, total, n_px in _merge_seams(pieces)
         if geom.area >= min_area_m2
     ]
-    blobs = keep_compact(
-        gpd.GeoDataFrame(filled, columns=["geometry", "score"], geometry="geometry", crs=crs),
-        min_solidity,
-    )
+    blobs = gpd.GeoDataFrame(filled, columns=["geometry", "score"], geometry="geometry", crs=crs)
+    if parcels is not None:
+        blobs = split_by_parcels(blobs, parcels, min_area_m2=min_area_m2)
+    blobs = keep_compact(blobs, min_solidity)
     result = blobs.set_geometry(blobs.geometry.map(_regularise))
     result["area_m2"] = result.geometry.area
     return result
+
+
+def _disk(size_m: float, pixel_m: float) -> np.ndarray:
+    """An elliptic structuring element ``size_m`` across (odd, at least 3 pixels)."""
+    size_px = max(3, int(round(size_m / pixel_m)) | 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size_px, size_px))
 
 
 def hysteresis(probability: np.ndarray, valid: np.ndarray, high: float, low: float) -> np.ndarray:
@@ -162,6 +241,26 @@ def hysteresis(probability: np.ndarray, valid: np.ndarray, high: float, low: flo
     seeded[np.unique(labels[(probability >= high) & valid])] = True
     seeded[0] = False
     return seeded[labels].astype(np.uint8)
+
+
+def split_by_parcels(
+    structures: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *, min_area_m2: float
+) -> gpd.GeoDataFrame:
+    """``structures`` cut along parcel boundaries: one piece per parcel it stands on (and
+    one for any part on no parcel), pieces under ``min_area_m2`` dropped (``area_m2`` redone
+    when present).
+
+    A blob that runs over two neighbouring lots (row houses, a new house against the
+    neighbour's wall) is ragged as a whole but each lot's piece may be a house, to compare
+    with that lot's earlier state and check against that lot's permits.
+    """
+    boundaries = parcels[["geometry"]].to_crs(structures.crs)
+    pieces = gpd.overlay(structures, boundaries, how="identity", keep_geom_type=True)
+    pieces = pieces.explode(index_parts=False).reset_index(drop=True)
+    pieces = pieces[pieces.geometry.area >= min_area_m2].reset_index(drop=True)
+    if "area_m2" in structures:
+        pieces = pieces.assign(area_m2=pieces.geometry.area)
+    return pieces[list(structures.columns)]
 
 
 def keep_compact(structures: gpd.GeoDataFrame, min_solidity: float) -> gpd.GeoDataFrame:
@@ -226,7 +325,8 @@ def _merge_seams(
     if not cut:
         return whole
     tree = shapely.STRtree([geom for geom, _, _ in cut])
-    merged = shapely.union_all([geom for geom, _, _ in cut])
+    # blocks' transforms differ in the last bits: snap to a millimetre so seams close
+    merged = shapely.union_all([geom for geom, _, _ in cut], grid_size=SEAM_GRID_M)
     for part in getattr(merged, "geoms", [merged]):
         members = tree.query(part, predicate="intersects")
         whole.append((part, sum(cut[i][1] for i in members), sum(cut[i][2] for i in members)))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 import shapely
 from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
@@ -157,10 +158,76 @@ class EpochTruth:
 @dataclass(frozen=True)
 class ConstructionAccuracy:
     """Buildings found per epoch (``extra["area_iou"]`` too) and new or grown buildings found
-    between the first and the last epoch, object level at IoU >= 0.5."""
+    between the first and the last epoch, object level at IoU >= 0.5; ``changes`` are those
+    found (to raise flags from)."""
 
     epochs: dict[str, Accuracy]
     new: Accuracy
+    changes: gpd.GeoDataFrame
+
+
+EXPECTED_REASONS: dict[str, frozenset[str]] = {
+    "unpermitted": frozenset({"no_permit"}),
+    "over_footprint": frozenset({"over_footprint"}),
+    "expired_permit": frozenset({"permit_expired"}),
+    "permitted": frozenset(),
+}
+"""The flag reasons each planted case of a simulated world must raise on its parcel (a house
+built under a valid permit must raise none)."""
+
+
+@dataclass(frozen=True)
+class ReasonCheck:
+    """The reasons flagged on one parcel against the reasons its planted case calls for
+    (``case`` "none" for a flagged parcel where nothing was planted)."""
+
+    parcel_id: str
+    case: str
+    expected: frozenset[str]
+    flagged: frozenset[str]
+
+    @property
+    def correct(self) -> bool:
+        return self.expected == self.flagged
+
+
+def flag_reason_checks(flagged: pd.DataFrame, truth: gpd.GeoDataFrame) -> list[ReasonCheck]:
+    """One check per planted case of ``truth`` (buildings with ``parcel_id`` and ``case``) and
+    one per other flagged parcel (none expected there; a flag on no parcel counts as one)."""
+    reasons = flagged.groupby(flagged["parcel_id"].fillna("(no parcel)"))["reason"].agg(frozenset)
+    planted = truth[truth["case"].isin(list(EXPECTED_REASONS))]
+    checks = [
+        ReasonCheck(str(pid), str(case), EXPECTED_REASONS[case], reasons.get(pid, frozenset()))
+        for pid, case in zip(planted["parcel_id"], planted["case"], strict=True)
+    ]
+    seen = set(planted["parcel_id"])
+    checks += [
+        ReasonCheck(str(pid), "none", frozenset(), found)
+        for pid, found in reasons.items()
+        if pid not in seen
+    ]
+    return sorted(checks, key=lambda c: c.parcel_id)
+
+
+def flag_scores(flagged: pd.DataFrame, truth: gpd.GeoDataFrame) -> Accuracy:
+    """Flagged parcels against the parcels where the world built in breach of a permit
+    (precision, recall), and how many checks of :func:`flag_reason_checks` are right
+    (``extra``: ``reasons_correct`` of ``reason_checks``)."""
+    wanted = {
+        pid
+        for pid, case in zip(truth["parcel_id"], truth["case"], strict=True)
+        if EXPECTED_REASONS.get(case)
+    }
+    right = flagged["parcel_id"].isin(wanted)  # a flag off any parcel is a false alarm
+    precision = float(right.mean()) if len(flagged) else 0.0
+    recall = len(wanted & set(flagged["parcel_id"].dropna())) / len(wanted) if wanted else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    checks = flag_reason_checks(flagged, truth)
+    extra = {
+        "reasons_correct": float(sum(c.correct for c in checks)),
+        "reason_checks": float(len(checks)),
+    }
+    return Accuracy("flagged parcels", precision, recall, f1, support=len(wanted), extra=extra)
 
 
 def true_changes(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -169,20 +236,26 @@ def true_changes(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDa
     return new_buildings(before.to_crs(after.crs), after, min_area_m2=0.0)
 
 
-def evaluate_construction(model: PixelModel, epochs: Sequence[EpochTruth]) -> ConstructionAccuracy:
-    """Detect buildings on each held-out epoch, then the changes from the first to the last
-    epoch (polygons compared, confirmed on the earlier pixels, as the survey flow does), and
-    score both against truth."""
-    detected = {epoch.name: detect_buildings(model, epoch.image) for epoch in epochs}
+def evaluate_construction(
+    model: PixelModel, epochs: Sequence[EpochTruth], parcels: gpd.GeoDataFrame | None = None
+) -> ConstructionAccuracy:
+    """Detect buildings on each held-out epoch (cut along ``parcels`` when given), then the
+    changes from the first to the last epoch (polygons compared, confirmed on the earlier
+    pixels, as the survey flow does), and score both against truth."""
+    detected = {
+        epoch.name: detect_buildings(model, epoch.image, parcels=parcels) for epoch in epochs
+    }
     scores = {}
     for epoch in epochs:
         found, truth = detected[epoch.name], epoch.buildings.to_crs(detected[epoch.name].crs)
         scores[epoch.name] = _with_area_iou(object_scores(found, truth), area_iou(found, truth))
     first, last = epochs[0], epochs[-1]
     candidates = new_buildings(detected[first.name], detected[last.name])
-    changed = confirm_changes(model, first.image, candidates)
+    changed = confirm_changes(model, first.image, detected[first.name], candidates)
     truth_changed = true_changes(first.buildings, last.buildings)
-    return ConstructionAccuracy(scores, object_scores(changed, truth_changed, name="new buildings"))
+    return ConstructionAccuracy(
+        scores, object_scores(changed, truth_changed, name="new buildings"), changed
+    )
 
 
 def pooled(scores: Sequence[Accuracy], name: str) -> Accuracy:
@@ -217,10 +290,14 @@ NEW_BUILDING_TARGET = 0.9
 
 
 def construction_markdown(
-    results: dict[str, ConstructionAccuracy], *, target: float | None = NEW_BUILDING_TARGET
+    results: dict[str, ConstructionAccuracy],
+    *,
+    target: float | None = NEW_BUILDING_TARGET,
+    reasons: dict[str, list[ReasonCheck]] | None = None,
 ) -> str:
     """The construction report (Markdown) of several held-out scenes (``results`` by scene
-    name): buildings per epoch, new buildings per scene and pooled, and the target met or not."""
+    name): buildings per epoch, new buildings per scene and pooled, and the target met or not;
+    with ``reasons`` (by scene), the flag reasons on each planted case."""
     lines = [
         "## Buildings per epoch (object level, IoU >= 0.5)",
         "",
@@ -257,7 +334,33 @@ def construction_markdown(
             f"Target new-building precision and recall >= {target:.2f}: "
             + ("**met**." if met else "**not met**."),
         ]
+    if reasons is not None:
+        lines += _reasons_markdown(reasons)
     return "\n".join(lines) + "\n"
+
+
+def _reasons_markdown(reasons: dict[str, list[ReasonCheck]]) -> list[str]:
+    checks = [check for scene_checks in reasons.values() for check in scene_checks]
+    right = sum(check.correct for check in checks)
+    lines = [
+        "",
+        "## Flag reasons on the planted cases",
+        "",
+        "Each house the world built in epoch 2 (and any other flagged parcel) against the "
+        "reasons flagged on its parcel, with the world's permits.",
+        "",
+        "| scene | parcel | planted case | expected | flagged | right |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scene, scene_checks in reasons.items():
+        for c in scene_checks:
+            lines.append(
+                f"| {scene} | {c.parcel_id} | {c.case} | {', '.join(sorted(c.expected)) or '-'} "
+                f"| {', '.join(sorted(c.flagged)) or '-'} | {'yes' if c.correct else '**no**'} |"
+            )
+    share = right / len(checks) if checks else 0.0
+    lines += ["", f"Flag reasons right on {right} of {len(checks)} parcels ({share:.0%})."]
+    return lines
 
 
 def _counts(scores: Accuracy) -> str:

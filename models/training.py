@@ -95,6 +95,11 @@ class Boosting:
 
 DEFAULT_BOOSTING = Boosting()
 
+DEFAULT_MODELS_DIR = Path(__file__).parent / "default"
+"""The models Raqib ships (docs/models.md), rebuilt by ``raqib train defaults``."""
+DEFAULT_BUILDINGS_MODEL = DEFAULT_MODELS_DIR / "buildings.joblib"
+DEFAULT_HEALTH_MODEL = DEFAULT_MODELS_DIR / "crop_health.joblib"
+
 
 def labels_in_crs(
     labels: gpd.GeoDataFrame, src: DatasetReader, source: str | Path

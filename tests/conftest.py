@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,3 +30,75 @@ def shared_data() -> Path:
             pytest.fail(f"public sample data not found at {SHARED_DATA}: CI must provide it")
         pytest.skip(f"public sample data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """What headless Chromium made of a page: its DOM after load and its console errors."""
+
+    dom: str
+    console_errors: list[str]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Callable[[Path, Path], RenderedPage]:
+    """Render a local HTML page in headless Chromium (Debian ``chromium``; ``.ci/run`` installs
+    it): a 1280 x 2000 screenshot to the given PNG, then its DOM and console errors."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium not found: .ci/run must install it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+
+    def render(page: Path, screenshot: Path) -> RenderedPage:
+        with tempfile.TemporaryDirectory(prefix="raqib-chromium-") as profile:
+            common = [
+                binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                f"--user-data-dir={profile}", "--window-size=1280,2000",
+                "--enable-logging=stderr", "--v=0",
+            ]  # fmt: skip
+            shot = subprocess.run(
+                [*common, f"--screenshot={screenshot}", page.resolve().as_uri()],
+                capture_output=True, text=True, timeout=120, check=True,
+            )  # fmt: skip
+            dom = subprocess.run(
+                [*common, "--dump-dom", page.resolve().as_uri()],
+                capture_output=True, text=True, timeout=120, check=True,
+            )  # fmt: skip
+        console = [
+            line
+            for line in (shot.stderr + dom.stderr).splitlines()
+            if "CONSOLE" in line or "Uncaught" in line or "Failed to load resource" in line
+        ]
+        return RenderedPage(dom=dom.stdout, console_errors=console)
+
+    return render
+
+
+QGIS_PYTHON = "/usr/bin/python3"
+"""The system Python: Debian's python3-qgis (``.ci/run`` installs it) is not in the venv."""
+QGIS_CHECK = REPO / "tests" / "gis" / "qgis_check.py"
+
+
+@pytest.fixture(scope="session")
+def qgis() -> Callable[[Path, Path], dict]:
+    """Open a ``.qgz`` in real QGIS, headless (``tests/gis/qgis_check.py`` under the system
+    Python), render it to the given PNG and return what QGIS saw (its JSON report)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    probe = subprocess.run(
+        [QGIS_PYTHON, "-c", "import qgis.core"], capture_output=True, text=True, env=env
+    )
+    if probe.returncode:
+        why = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"QGIS unavailable: {QGIS_PYTHON} -c 'import qgis.core' failed ({why})")
+
+    def check(project: Path, png: Path) -> dict:
+        done = subprocess.run(
+            [QGIS_PYTHON, str(QGIS_CHECK), str(project), str(png)],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return check

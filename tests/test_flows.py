@@ -11,12 +11,12 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 from prefect import flow
-from shapely.geometry import box
 
 import flows
 from core.errors import InputError
 from core.settings import Settings, load_settings
 from core.types import IngestResult
+from models.training import DEFAULT_BUILDINGS_MODEL, DEFAULT_HEALTH_MODEL
 from pipeline.stac import open_catalog
 
 
@@ -55,23 +55,6 @@ def test_a_manifest_pointing_at_deleted_outputs_says_so(tmp_path: Path) -> None:
         flows.previous_epoch(tmp_path, "summer", date(2026, 7, 10))
 
 
-def test_flag_scores_count_every_flag_and_every_violation() -> None:
-    truth = gpd.GeoDataFrame(
-        {"parcel_id": ["A", "B", "C", "D"],
-         "case": ["unpermitted", "expired_permit", "permitted", "existing"]},
-        geometry=[box(i, 0, i + 1, 1) for i in range(4)], crs="EPSG:32630",
-    )  # fmt: skip
-    flagged = gpd.GeoDataFrame(
-        {"parcel_id": ["A", "C", None], "reason": ["no_permit", "over_footprint", "off_cadastre"]},
-        geometry=[box(0, 0, 1, 1)] * 3,
-        crs="EPSG:32630",
-    )
-    scores = flows.flag_scores(flagged, truth)
-    assert scores.precision == pytest.approx(1 / 3)
-    assert scores.recall == pytest.approx(1 / 2)
-    assert scores.support == 2
-
-
 @flow(name="ingest-epochs", validate_parameters=False)
 def ingest_epochs(flights: dict[str, Path], settings: Settings) -> list[IngestResult]:
     """The flows' ingest task, once per epoch's photo folder."""
@@ -103,3 +86,12 @@ def test_ingest_task_adds_each_epoch_to_the_workspace_catalogue_once(
     items = {c.id: [i.id for i in c.get_items()] for c in stac.get_children()}
     assert {epoch: len(ids) for epoch, ids in items.items()} == {"epoch-a": 1, "epoch-b": 1}
     assert json.loads((catalog / "stac/catalog.json").read_text())["id"] == "raqib-images"
+
+
+def test_a_new_workspace_gets_the_shipped_models_once(tmp_path: Path) -> None:
+    settings = load_settings(workspace=tmp_path / "ws")
+    models = flows.default_models(settings)
+    assert models.buildings.read_bytes() == DEFAULT_BUILDINGS_MODEL.read_bytes()
+    assert models.health.read_bytes() == DEFAULT_HEALTH_MODEL.read_bytes()
+    models.buildings.write_bytes(b"the workspace's own")
+    assert flows.default_models(settings).buildings.read_bytes() == b"the workspace's own"

@@ -66,3 +66,38 @@ def test_ingest_settings_default_to_berkane_and_are_checked(
     monkeypatch.setenv("RAQIB_MAX_OFF_NADIR_DEG", "95")
     with pytest.raises(InputError, match="RAQIB_MAX_OFF_NADIR_DEG"):
         load_settings()
+
+
+NOTIFY_TOML = """
+[notify]
+smtp_host = "smtp.berkane.example"
+smtp_port = 587
+smtp_starttls = true
+smtp_user = "raqib"
+sender = "raqib@berkane.example"
+default_recipients = ["urbanisme@berkane.example"]
+webhook_url = "https://inspections.berkane.example/hooks/raqib"
+
+[notify.recipients]
+"Berkane" = ["inspecteur.berkane@berkane.example"]
+"السعيدية" = ["inspecteur.saidia@berkane.example"]
+"""
+
+
+def test_the_notify_table_reads_recipients_by_commune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().notify.smtp_host is None  # nothing configured: nothing sent
+    (tmp_path / "raqib.toml").write_text(NOTIFY_TOML, encoding="utf-8")
+    notify = load_settings().notify
+    assert notify.smtp_port == 587 and notify.smtp_starttls
+    assert notify.recipients["السعيدية"] == ["inspecteur.saidia@berkane.example"]
+    assert notify.smtp_password_env == "RAQIB_SMTP_PASSWORD"
+    (tmp_path / "raqib.toml").write_text(
+        NOTIFY_TOML.replace("smtp_port", "smtp_prot").replace("https://", "ftp://"),
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"notify\.smtp_prot") as refused:
+        load_settings()
+    assert "notify.webhook_url" in str(refused.value) and "ftp://" in str(refused.value)

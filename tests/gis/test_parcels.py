@@ -8,7 +8,8 @@ import pytest
 from shapely.geometry import Polygon, box
 
 from core.errors import InputError
-from gis.parcels import parcel_of, read_parcels, split_by_parcels
+from gis.parcels import parcel_of, read_parcels
+from models.construction import split_by_parcels
 
 UTM = "EPSG:32630"
 X0, Y0 = 560_000.0, 3_860_000.0  # near Berkane, UTM 30N

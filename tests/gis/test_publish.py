@@ -99,10 +99,25 @@ def test_default_qgis_styles_are_stored_in_layer_styles(tmp_path):
     assert crop_qml.find("renderer-v2").attrib["type"] == "graduatedSymbol"
     assert crop_qml.find("renderer-v2").attrib["attr"] == "stressed_pct"
     flag_renderer = flag_qml.find("renderer-v2")
-    assert flag_renderer.attrib["type"] == "categorizedSymbol"
-    values = [c.attrib["value"] for c in flag_renderer.iter("category")]
-    assert {"no_permit", "permit_expired", "over_footprint"} <= set(values)
+    assert (flag_renderer.attrib["type"], flag_renderer.attrib["attr"]) == (
+        "graduatedSymbol",
+        "severity",
+    )
+    assert flag_qml.find("attributeactions/actionsetting").attrib["type"] == "5"  # Open URL
+    assert crop_qml.find("attributeactions") is None
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row[4]) for row in rows)
+
+
+def test_an_empty_styled_layer_keeps_its_styles_geometry_type(tmp_path):
+    """QGIS refuses a polygon style on a layer of unknown geometry: the first epoch's empty
+    flag layer must still be a polygon layer."""
+    path = publish_geopackage(
+        tmp_path / "flags.gpkg",
+        {"flagged_parcels": _flagged(()), "other": _flagged(()).rename_geometry("geom")},
+    )
+    types = dict(pyogrio.list_layers(path))
+    assert types["flagged_parcels"] == "Polygon"
+    assert types["other"] == "Unknown"
 
 
 def test_a_layer_without_its_style_attribute_is_published_unstyled(tmp_path):

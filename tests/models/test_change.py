@@ -58,8 +58,33 @@ def test_the_earlier_image_vetoes_buildings_that_were_already_there(building_mod
         {"change": ["new"]}, geometry=[field.centroid.buffer(4.0)], crs=test_scene.health.crs
     )
     confirmed = confirm_changes(
-        building_model, test_scene.image, pd.concat([standing, empty_ground])
+        building_model, test_scene.image, standing.iloc[:0], pd.concat([standing, empty_ground])
     )
     assert len(confirmed) == 1
     assert confirmed.geometry.iloc[0].equals(empty_ground.geometry.iloc[0])
+    assert confirmed["built_before_share"].iloc[0] < 0.3
+
+
+def test_growth_by_less_than_a_room_is_not_a_change():
+    before = _layer(box(0, 0, 8, 8))
+    after = _layer(box(0, 0, 8, 11))  # 37 % larger, but 8 x 2.5 m beyond the old outline
+    assert new_buildings(before, after).empty
+    assert list(new_buildings(before, after, min_area_m2=15.0)["added_m2"].round()) == [20]
+
+
+def test_a_roof_found_in_part_before_is_not_grown_but_an_extension_is(building_model, test_scene):
+    """Growth is confirmed on the added part only: built-up there before means the earlier
+    detection had missed part of the roof; bare ground there means an extension."""
+    house = test_scene.buildings.geometry.iloc[0]
+    field = test_scene.health.loc[test_scene.health["health"] == "healthy"].geometry.iloc[0]
+    xmin, ymin, xmax, ymax = house.bounds
+    half_found = box(xmin, ymin, (xmin + xmax) / 2, ymax)
+    ground = field.centroid.buffer(5.0).envelope
+    before = _layer(half_found, ground.buffer(-2.0))
+    after = _layer(house, ground)
+    changed = new_buildings(before, after, min_area_m2=10.0)
+    assert list(changed["change"]) == ["grown", "grown"]
+    confirmed = confirm_changes(building_model, test_scene.image, before, changed)
+    assert len(confirmed) == 1
+    assert confirmed.geometry.iloc[0].equals(ground)
     assert confirmed["built_before_share"].iloc[0] < 0.3

@@ -1,7 +1,7 @@
 import numpy as np
 from shapely.geometry import box
 
-from models.construction import detect_buildings, hysteresis
+from models.construction import _merge_seams, detect_buildings, hysteresis
 from models.evaluation import area_iou, object_scores
 
 
@@ -28,6 +28,18 @@ def test_detections_do_not_depend_on_the_block_size(building_model, test_scene):
     tiled = detect_buildings(building_model, test_scene.image, block_px=128)
     assert len(whole) == len(tiled)
     np.testing.assert_allclose(sorted(whole["area_m2"]), sorted(tiled["area_m2"]), rtol=1e-6)
+
+
+def test_seam_pieces_whose_edges_differ_in_the_last_bits_merge_into_one_polygon():
+    """Two blocks' transforms place a shared seam ~1e-9 m apart (world 7 at row 3072): the
+    pieces must still become one polygon, or the parcel cut would make two structures."""
+    y = 3865374.8
+    upper = box(564210.0, y, 564250.0, y + 2.0)
+    lower = box(564210.0, y - 12.0, 564250.0, np.nextafter(y, 0.0))
+    merged = _merge_seams([(upper, 70.0, 80, True), (lower, 460.0, 480, True)])
+    assert len(merged) == 1
+    geom, total, n_px = merged[0]
+    assert geom.geom_type == "Polygon" and (total, n_px) == (530.0, 560)
 
 
 def test_small_blobs_are_dropped(building_model, test_scene, detections):

@@ -1,5 +1,6 @@
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from rasterio.transform import from_origin
@@ -14,6 +15,8 @@ from models.evaluation import (
     construction_markdown,
     evaluate_buildings,
     evaluate_construction,
+    flag_reason_checks,
+    flag_scores,
     object_scores,
     pooled,
     true_changes,
@@ -130,8 +133,53 @@ def test_pooled_scores_add_up_the_counts_of_each_scene():
     assert total.extra["true_positives"] == 17
     assert total.precision == pytest.approx(17 / 18)
     assert total.recall == pytest.approx(17 / 19)
+    none = gpd.GeoDataFrame(geometry=[], crs="EPSG:32630")
     report = construction_markdown(
-        {"one": ConstructionAccuracy({}, first), "two": ConstructionAccuracy({}, second)}
+        {
+            "one": ConstructionAccuracy({}, first, none),
+            "two": ConstructionAccuracy({}, second, none),
+        },
+        reasons={
+            "one": flag_reason_checks(
+                pd.DataFrame({"parcel_id": ["A"], "reason": ["no_permit"]}), _planted_world()
+            )
+        },
     )
     assert "| **all scenes** | 0.94 | 0.89 | 0.92 | 17 / 1 / 2 |" in report
     assert "**not met**" in report
+    assert "| one | B | expired_permit | permit_expired | - | **no** |" in report
+    assert "Flag reasons right on 2 of 4 parcels (50%)." in report
+
+
+def _planted_world() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"parcel_id": ["A", "B", "C", "D", "E"],
+         "case": ["unpermitted", "expired_permit", "permitted", "existing", "over_footprint"]},
+        geometry=[box(i, 0, i + 1, 1) for i in range(5)], crs="EPSG:32630",
+    )  # fmt: skip
+
+
+def test_flag_scores_count_every_flag_and_every_violation() -> None:
+    flagged = gpd.GeoDataFrame(
+        {"parcel_id": ["A", "C", None], "reason": ["no_permit", "over_footprint", "off_cadastre"]},
+        geometry=[box(0, 0, 1, 1)] * 3,
+        crs="EPSG:32630",
+    )
+    scores = flag_scores(flagged, _planted_world())
+    assert scores.precision == pytest.approx(1 / 3)
+    assert scores.recall == pytest.approx(1 / 3)
+    assert scores.support == 3
+    # A right; B and E missed; C flagged though permitted; the off-cadastre flag is wrong too
+    assert scores.extra == {"reasons_correct": 1.0, "reason_checks": 5.0}
+
+
+def test_reason_checks_want_exactly_the_planted_reasons_on_each_parcel() -> None:
+    flagged = pd.DataFrame(
+        {"parcel_id": ["A", "B", "B", "E", "F"],
+         "reason": ["no_permit", "permit_expired", "over_footprint", "over_footprint", "no_permit"]}
+    )  # fmt: skip
+    checks = {c.parcel_id: c for c in flag_reason_checks(flagged, _planted_world())}
+    assert sorted(checks) == ["A", "B", "C", "E", "F"]  # "existing" D is no planted case
+    assert checks["A"].correct and checks["C"].correct and checks["E"].correct
+    assert not checks["B"].correct  # one reason too many
+    assert checks["F"].case == "none" and not checks["F"].correct
