@@ -16,7 +16,7 @@ import shutil
 import socket
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from functools import partial
@@ -111,6 +111,7 @@ from models.training import (
     PixelModel,
     load_model,
     save_model,
+    softened_copy,
 )
 from models.trees import detect_trees, missing_trees, trees_per_parcel
 from models.unsupervised import train_health_unsupervised
@@ -147,6 +148,10 @@ TRAINING_SEEDS = (101, 102, 103)
 TRAINING_SIZES_M = ((300.0, 240.0), (500.0, 400.0), (500.0, 400.0))
 BUILDING_SAMPLES = 60000
 """Pixels per class the shipped building model is fitted on."""
+SOFTENED_SIGMA_PX = 0.8
+"""Blur of the softened copies the building model also trains on: the simulator's crisp
+render gives bare soil a 0.5 m texture of 11 grey levels, a survey mosaic of the same ground
+6 (resampled photos); trained on crisp images only, the model took smooth soil for roofs."""
 AGRICULTURAL_USES = ("orchard", "vineyard", "cereal", "vegetables", "bare")
 DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
 HISTORY_GEOPACKAGE = "crop_health_history.gpkg"
@@ -1139,11 +1144,18 @@ def train_default_models(out_dir: Path, worlds_dir: Path) -> Models:
         train_health_on([(first.paths.ortho(epoch), health) for epoch, _ in first.epochs]),
         models.health,
     )
-    examples = [example for world in worlds for example in truth_buildings(world)]
     save_model(
-        train_buildings_on(examples, max_samples_per_class=BUILDING_SAMPLES), models.buildings
+        train_buildings_on(building_examples(worlds), max_samples_per_class=BUILDING_SAMPLES),
+        models.buildings,
     )
     return models
+
+
+def building_examples(worlds: Sequence[World]) -> list[tuple[Path, gpd.GeoDataFrame]]:
+    """The building model's training pairs: each world's orthophotos with their footprints,
+    crisp and softened (:data:`SOFTENED_SIGMA_PX`)."""
+    crisp = [example for world in worlds for example in truth_buildings(world)]
+    return crisp + [(softened_copy(image, SOFTENED_SIGMA_PX), fp) for image, fp in crisp]
 
 
 def truth_buildings(world: World) -> list[tuple[Path, gpd.GeoDataFrame]]:
@@ -1227,9 +1239,11 @@ def building_model_for(models: Models, judged: Judged, workspace: Path) -> Path:
         return models.buildings
     path = workspace / "models" / f"buildings-feedback-{feedback_digest(models, judged)}.joblib"
     if not path.exists():
-        worlds = worlds or training_worlds(worlds_dir)
-        examples = [example for world in worlds for example in truth_buildings(world)]
-        model = train_buildings_on(examples, judged=judged, max_samples_per_class=BUILDING_SAMPLES)
+        model = train_buildings_on(
+            building_examples(worlds or training_worlds(worlds_dir)),
+            judged=judged,
+            max_samples_per_class=BUILDING_SAMPLES,
+        )
         save_model(model, path)
     LOG.info(
         "building model %s: %s refitted with judged footprints %s",

@@ -17,6 +17,7 @@ import cv2
 import geopandas as gpd
 import joblib
 import numpy as np
+import rasterio
 import sklearn
 from affine import Affine
 from rasterio import features as rio_features
@@ -99,6 +100,26 @@ DEFAULT_MODELS_DIR = Path(__file__).parent / "default"
 """The models Raqib ships (docs/models.md), rebuilt by ``raqib train defaults``."""
 DEFAULT_BUILDINGS_MODEL = DEFAULT_MODELS_DIR / "buildings.joblib"
 DEFAULT_HEALTH_MODEL = DEFAULT_MODELS_DIR / "crop_health.joblib"
+
+
+def softened_copy(image_path: str | Path, sigma_px: float) -> Path:
+    """A copy of ``image_path`` beside it (``<stem>_soft<sigma>.tif``) with its colour bands
+    blurred by a Gaussian of ``sigma_px``, written once: a training augmentation, since a
+    drone orthomosaic is resampled from photos and its fine texture is weaker than a crisp
+    render's (or an other camera's)."""
+    image_path = Path(image_path)
+    out = image_path.with_name(f"{image_path.stem}_soft{sigma_px:g}.tif")
+    if out.exists():
+        return out
+    with rasterio.open(image_path) as src:
+        profile = src.profile | {"driver": "GTiff"}
+        bands = src.read()
+        colour = [i for i, c in enumerate(src.colorinterp) if c.name != "alpha"][:3]
+    for i in colour:
+        bands[i] = cv2.GaussianBlur(bands[i], (0, 0), sigma_px)
+    with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(bands)
+    return out
 
 
 def labels_in_crs(

@@ -5,7 +5,7 @@ import shapely
 
 from core.errors import InputError
 from models.features import BUILDING_FEATURES, CROP_FEATURES
-from models.training import load_model, sample_labelled_pixels
+from models.training import load_model, sample_labelled_pixels, softened_copy
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,22 @@ def test_a_model_saved_before_feature_sets_is_refused(tmp_path, health_model):
     joblib.dump(stale, tmp_path / "old.joblib")
     with pytest.raises(InputError, match="older Raqib"):
         load_model(tmp_path / "old.joblib")
+
+
+def test_a_softened_copy_keeps_grid_and_alpha_and_weakens_fine_texture(tmp_path, shared_data):
+    """The real RGBA WebODM orthophoto: colour bands blurred, alpha and georeferencing kept."""
+    import shutil
+
+    import numpy as np
+    import rasterio
+
+    image = shutil.copy(shared_data / "orthophotos/webodm_orthophoto.tif", tmp_path / "o.tif")
+    soft = softened_copy(image, 0.8)
+    assert soft.name == "o_soft0.8.tif"
+    with rasterio.open(image) as a, rasterio.open(soft) as b:
+        assert (b.crs, b.transform, b.count) == (a.crs, a.transform, a.count)
+        before, after = a.read().astype(float), b.read().astype(float)
+    assert np.array_equal(before[3], after[3])  # alpha untouched
+    roughness = [np.abs(np.diff(x[0], axis=1)).mean() for x in (before, after)]
+    assert roughness[1] < 0.8 * roughness[0]
+    assert softened_copy(image, 0.8) == soft  # written once
