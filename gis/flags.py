@@ -49,6 +49,17 @@ FLAG_COLUMNS = (
 )
 
 
+REASON_STYLES = {
+    "no_permit": ("No building permit", "227,26,28"),
+    "off_cadastre": ("Outside every parcel", "153,0,13"),
+    "permit_expired": ("Permit not valid on the date", "253,141,60"),
+    "over_footprint": ("Built beyond the permit", "241,105,19"),
+    "outside_buildable_zone": ("Outside the buildable zone", "106,61,154"),
+}
+"""Reason -> (label, RGB) on lists and maps: reds for missing permits, oranges for permit
+problems."""
+
+
 @dataclass(frozen=True)
 class ParcelCase:
     """New structures on one parcel (``parcel_id`` None: on no parcel) and its permits."""

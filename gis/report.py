@@ -25,6 +25,7 @@ import pyogrio
 from core.errors import InputError
 from core.io import atomic_path
 from core.types import Accuracy
+from gis.flags import REASON_STYLES
 from gis.layer_styles import SEVERITY_CLASSES
 from gis.report_images import coverage_map_png, mosaic_preview_jpeg
 
@@ -34,13 +35,6 @@ REPORT_ASSETS = "report_files"
 ACCURACY_FILE = "accuracy.json"
 """Workspace file of the classifiers' measured accuracy (written by ``raqib demo``)."""
 NO_COMMUNE = "(commune not recorded)"
-REASON_LABELS = {
-    "no_permit": "No building permit",
-    "off_cadastre": "Outside every parcel",
-    "permit_expired": "Permit not valid on the date",
-    "over_footprint": "Built beyond the permit",
-    "outside_buildable_zone": "Outside the buildable zone",
-}
 LAYERS = (
     "mission", "images", "skipped_images", "crop_health_parcels", "parcel_trend",
     "buildings", "new_buildings", "flagged_parcels", "projects", "record_problems",
@@ -249,7 +243,7 @@ def flag_rows(flagged: pd.DataFrame, assets: ReportAssets) -> list[dict[str, obj
                 "severity_class": severity_name,
                 "severity_rgb": severity_rgb,
                 "severity_ink": ink_on(severity_rgb),
-                "reason": REASON_LABELS.get(reason, reason),
+                "reason": REASON_STYLES.get(reason, (reason,))[0],
                 "parcel_id": _text(flag.parcel_id) or "outside every parcel",
                 "commune": _text(getattr(flag, "commune", "")),
                 "explanation": _text(flag.explanation),

@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 
 from core.io import atomic_path
 from gis.feedback import csv_safe
+from gis.flags import REASON_STYLES
 
 WORK_LIST_LAYER = "work_list"
 OPEN_STATUSES = frozenset({"new", "confirmed"})
@@ -43,15 +44,6 @@ CSV_COLUMNS = (
     "explanation", "record_url", "evidence", "captured_on", "commune",
 )  # fmt: skip
 """``flag_id``, ``status`` and ``note`` first: the sheet doubles as a feedback CSV."""
-REASON_STYLES = {
-    "no_permit": ("No building permit", "227,26,28"),
-    "off_cadastre": ("Outside every parcel", "153,0,13"),
-    "permit_expired": ("Permit not valid on the date", "253,141,60"),
-    "over_footprint": ("Built beyond the permit", "241,105,19"),
-    "outside_buildable_zone": ("Outside the buildable zone", "106,61,154"),
-}
-"""Reason -> (label, RGB) on lists and maps: reds for missing permits, oranges for permit
-problems."""
 MAP_WIDTH_IN = 8.0
 MAP_DPI = 100
 MAP_MARGIN_M = 40.0
