@@ -144,9 +144,11 @@ def confirm_changes(
     shaded part looked half built. Unconfirmed rows are dropped.
     """
     grown = changed["change"].to_numpy() == "grown"
-    shares = built_share(
-        model, before_image, changed, threshold=threshold, low_threshold=low_threshold
-    )
+    shares = np.full(len(changed), np.nan)
+    if (~grown).any():
+        shares[~grown] = built_share(
+            model, before_image, changed[~grown], threshold=threshold, low_threshold=low_threshold
+        )
     if grown.any():
         earlier = shapely.union_all(before.to_crs(changed.crs).geometry.to_numpy())
         added = changed[grown].set_geometry(
