@@ -19,6 +19,7 @@ from core.errors import RaqibError
 from core.types import IngestResult
 
 if TYPE_CHECKING:
+    from models.label_training import TrainedModel
     from models.training import PixelModel
 
 app = typer.Typer(
@@ -37,6 +38,16 @@ feedback_app = typer.Typer(
 app.add_typer(feedback_app, name="feedback")
 train_app = typer.Typer(help="Train the classifiers.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+detect_app = typer.Typer(
+    help="Buildings and their changes on your own orthophotos (any CRS, 3-50 cm).",
+    no_args_is_help=True,
+)
+app.add_typer(detect_app, name="detect")
+schedule_app = typer.Typer(
+    help="Scheduled commune surveys on a Prefect server (docs/operations.md).",
+    no_args_is_help=True,
+)
+app.add_typer(schedule_app, name="schedule")
 
 out = Console()
 
@@ -99,6 +110,150 @@ def train_defaults(
     with tempfile.TemporaryDirectory(prefix="raqib-train-") as tmp:
         models = train_default_models(target, worlds or Path(tmp))
     out.print(f"models written: {models.health}, {models.buildings}")
+
+
+BandsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Which band is which, e.g. red=1,green=2,blue=3,nir=4 (default: the band "
+        "descriptions, else the colour interpretation)."
+    ),
+]
+IdColumnOption = Annotated[str, typer.Option(help="Column of --parcels with the parcel id.")]
+
+
+@train_app.command("buildings")
+def train_buildings_command(
+    image: Annotated[Path, typer.Option(help="Orthophoto GeoTIFF (any CRS, 3-50 cm, RGB).")],
+    labels: Annotated[
+        Path, typer.Option(help="Building footprints (GPKG, GeoJSON...: e.g. an OSM extract).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write.")] = Path(
+        "buildings.joblib"
+    ),
+    layer: Annotated[str | None, typer.Option(help="Layer of --labels to read.")] = None,
+    bands: BandsOption = None,
+    block_m: Annotated[float, typer.Option(help="Side of the CV blocks, metres.")] = 50.0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the cross-validation report (Markdown).")
+    ] = None,
+) -> None:
+    """Train a building model on your orthophoto and footprints (offset and missing outlines
+    tolerated), report its spatial cross-validation and save it for --model and the flows."""
+    from models.label_training import train_buildings_on_labels
+    from models.working_copy import parse_bands
+
+    trained = train_buildings_on_labels(
+        image, labels, layer=layer, bands=parse_bands(bands), block_m=block_m, n_folds=folds
+    )
+    _save_trained(trained, output, report)
+
+
+@train_app.command("health")
+def train_health_command(
+    image: Annotated[Path, typer.Option(help="Orthophoto GeoTIFF (any CRS, 3-50 cm, RGB).")],
+    labels: Annotated[Path, typer.Option(help="Labelled polygons (GPKG, GeoJSON...).")],
+    class_column: Annotated[
+        str, typer.Option(help="Column of --labels: healthy, stressed or bare.")
+    ] = "health",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write.")] = Path(
+        "crop_health.joblib"
+    ),
+    layer: Annotated[str | None, typer.Option(help="Layer of --labels to read.")] = None,
+    bands: BandsOption = None,
+    block_m: Annotated[float, typer.Option(help="Side of the CV blocks, metres.")] = 50.0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the cross-validation report (Markdown).")
+    ] = None,
+) -> None:
+    """Train a crop health model on your orthophoto and labelled polygons, report its spatial
+    cross-validation and save it for --model and the flows."""
+    from models.label_training import train_health_on_labels
+    from models.working_copy import parse_bands
+
+    trained = train_health_on_labels(
+        image,
+        labels,
+        class_column,
+        layer=layer,
+        bands=parse_bands(bands),
+        block_m=block_m,
+        n_folds=folds,
+    )
+    _save_trained(trained, output, report)
+
+
+def _save_trained(trained: TrainedModel, output: Path, report: Path | None) -> None:
+    """Save a :class:`models.label_training.TrainedModel`, print its line, write its report."""
+    from core.io import atomic_path
+    from models.training import save_model
+
+    save_model(trained.model, output)
+    if report is not None:
+        with atomic_path(report) as tmp:
+            tmp.write_text(trained.report.markdown(), encoding="utf-8")
+    out.print(trained.summary(output), soft_wrap=True)
+
+
+@app.command()
+def health(
+    image: Annotated[Path, typer.Argument(help="Orthophoto GeoTIFF (any CRS, 3-50 cm).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="GeoPackage to write (COGs beside it).")
+    ],
+    parcels: Annotated[
+        Path | None, typer.Option(help="Parcels to summarise (default: the whole image).")
+    ] = None,
+    id_column: IdColumnOption = "parcel_id",
+    model: Annotated[
+        Path | None, typer.Option(help="Crop health model (default: the one Raqib ships).")
+    ] = None,
+    bands: BandsOption = None,
+    index: Annotated[
+        str | None, typer.Option(help="Vegetation index (default: NDVI with NIR, else GLI).")
+    ] = None,
+    zones: Annotated[int, typer.Option(help="Management zones per parcel (3-5).")] = 3,
+) -> None:
+    """Crop health of an orthophoto: health classes (COG), per-parcel statistics and
+    management zones, in the image's CRS."""
+    from models.health_map import health_map
+    from models.working_copy import parse_bands
+
+    result = health_map(
+        image,
+        output,
+        parcels_path=parcels,
+        id_column=id_column,
+        model_path=model,
+        bands=parse_bands(bands),
+        index=index,
+        n_zones=zones,
+    )
+    out.print(result.summary(), soft_wrap=True)
+    for note in result.notes:
+        out.print(f"  note: {note}", soft_wrap=True, markup=False)
+
+
+@app.command()
+def trees(
+    image: Annotated[Path, typer.Argument(help="Orthophoto GeoTIFF (any CRS, 3-50 cm).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="GeoPackage to write.")],
+    parcels: Annotated[
+        Path | None, typer.Option(help="Parcels to count trees in (default: everywhere).")
+    ] = None,
+    id_column: IdColumnOption = "parcel_id",
+    bands: BandsOption = None,
+) -> None:
+    """Tree crowns of an orthophoto as polygons and points, and counts per parcel."""
+    from models.tree_map import tree_map
+    from models.working_copy import parse_bands
+
+    result = tree_map(
+        image, output, parcels_path=parcels, id_column=id_column, bands=parse_bands(bands)
+    )
+    out.print(result.summary(), soft_wrap=True)
 
 
 @evaluate_app.command("crop-health")
@@ -302,6 +457,108 @@ def _publish_health_report(
         save_model(model, save)
     out.print(Markdown(text))
     out.print(f"report written to {path}" + (f"; model saved to {save}" if save else ""))
+
+
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", help="Building model file (default: the one Raqib ships)."),
+]
+BandsOption = Annotated[
+    str | None,
+    typer.Option(help="Band numbers, e.g. red=3,green=2,blue=1 (default: from the file)."),
+]
+
+
+@detect_app.command("buildings")
+def detect_buildings(
+    orthophoto: Annotated[Path, typer.Argument(help="Orthophoto GeoTIFF, any CRS, 3-50 cm.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="GeoPackage to write.")],
+    model: ModelOption = None,
+    parcels: Annotated[
+        Path | None, typer.Option(help="Parcel polygons: buildings are cut along them.")
+    ] = None,
+    id_column: Annotated[str, typer.Option(help="Parcel id column of --parcels.")] = "parcel_id",
+    bands: BandsOption = None,
+) -> None:
+    """Building footprints (score, area_m2) in the orthophoto's CRS: layer `buildings`."""
+    from core.settings import load_settings
+    from gis.publish import publish_geopackage
+    from models.orthophoto_buildings import find_buildings
+    from models.working_copy import parse_bands
+
+    found = find_buildings(
+        orthophoto,
+        model_path=model,
+        parcels_path=parcels,
+        id_column=id_column,
+        bands=parse_bands(bands),
+        settings=load_settings(),
+        work_dir=output.resolve().parent,
+    )
+    publish_geopackage(output, {"buildings": found.buildings})
+    out.print(found.summary(output), soft_wrap=True, markup=False)
+
+
+@detect_app.command("change")
+def detect_change(
+    before: Annotated[Path, typer.Argument(help="The earlier orthophoto (its CRS is kept).")],
+    after: Annotated[Path, typer.Argument(help="The later orthophoto, any CRS and grid.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="GeoPackage to write.")],
+    model: ModelOption = None,
+    parcels: Annotated[
+        Path | None, typer.Option(help="Parcel polygons: structures are cut along them.")
+    ] = None,
+    id_column: Annotated[str, typer.Option(help="Parcel id column of --parcels.")] = "parcel_id",
+    bands: BandsOption = None,
+) -> None:
+    """New, grown and demolished structures from BEFORE to AFTER: layer `structure_changes`.
+
+    AFTER (any CRS and grid) is co-registered onto BEFORE first; output in BEFORE's CRS."""
+    from core.settings import load_settings
+    from gis.publish import publish_geopackage
+    from models.orthophoto_buildings import find_changes
+    from models.working_copy import parse_bands
+    from pipeline.raster_alignment import aligned_onto
+
+    found = find_changes(
+        before,
+        after,
+        align=aligned_onto,
+        model_path=model,
+        parcels_path=parcels,
+        id_column=id_column,
+        bands=parse_bands(bands),
+        settings=load_settings(),
+        work_dir=output.resolve().parent,
+    )
+    publish_geopackage(output, {"structure_changes": found.changes})
+    out.print(found.summary(output), soft_wrap=True, markup=False)
+
+
+@evaluate_app.command("buildings")
+def evaluate_buildings(
+    predicted: Annotated[Path, typer.Argument(help="Predicted footprints: vector file or mask.")],
+    truth: Annotated[Path, typer.Argument(help="True footprints: vector file or mask.")],
+    min_iou: Annotated[float, typer.Option(help="IoU for a match.")] = 0.5,
+) -> None:
+    """Object-level precision / recall / F1 at IoU >= --min-iou, and pixel IoU."""
+    from models.footprint_scores import score_footprints
+
+    out.print(score_footprints(predicted, truth, min_iou=min_iou).summary(), soft_wrap=True)
+
+
+@evaluate_app.command("change")
+def evaluate_change(
+    predicted: Annotated[Path, typer.Argument(help="Predicted changes: vector file or mask.")],
+    truth: Annotated[Path, typer.Argument(help="True changes: vector file or mask.")],
+    min_iou: Annotated[float, typer.Option(help="IoU for a match.")] = 0.5,
+) -> None:
+    """Changed structures scored like buildings, and per `change` class (new, grown,
+    demolished) when both files have that column."""
+    from models.footprint_scores import score_footprints
+
+    scores = score_footprints(predicted, truth, name="changes", min_iou=min_iou, by_change=True)
+    out.print(scores.summary(), soft_wrap=True)
 
 
 @feedback_app.command("check")
@@ -656,6 +913,49 @@ def survey(
     flows.print_epoch_result(result, out)
 
 
+@schedule_app.command("serve")
+def schedule_serve(
+    world: Annotated[Path, typer.Option(help="A world folder from `raqib world generate`.")],
+    commune: Annotated[
+        list[str] | None,
+        typer.Option(help="Commune to survey (as in the parcels); repeat; default: all."),
+    ] = None,
+    cron: Annotated[str, typer.Option(help="When to survey, a cron line.")] = "0 6 * * 1",
+    timezone: Annotated[
+        str, typer.Option(help="IANA time zone the cron line is read in.")
+    ] = "Africa/Casablanca",
+    epoch: Annotated[
+        str | None, typer.Option(help="Epoch of the world to fly (default: its latest).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Surveys running at the same time.")] = 1,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Register one survey deployment per commune on the Prefect server of PREFECT_API_URL
+    and run them when due, until Ctrl-C (or SIGTERM); outputs go to <workspace>/<commune>."""
+    import flows
+    from core.settings import load_settings
+
+    _quiet_user_errors()
+    settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    schedule = flows.SurveySchedule(
+        world=world,
+        workspace=settings.workspace,
+        communes=tuple(commune or ()),
+        cron=cron,
+        timezone=timezone,
+        epoch=epoch,
+    )
+    flows.serve_schedules(schedule, limit=limit)
+
+
+@schedule_app.command("list")
+def schedule_list() -> None:
+    """The commune surveys registered on the Prefect server, their cron, state and next runs."""
+    import flows
+
+    flows.print_schedules(flows.registered_schedules(), out)
+
+
 @app.command()
 def process(
     frames: Annotated[Path, typer.Argument(help="Folder of georeferenced drone photos.")],
@@ -716,14 +1016,20 @@ def publish(
     epoch: Annotated[str, typer.Option(help="Epoch to republish (a name in epochs.json).")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Rebuild an epoch's report from its published outputs, without re-running detection
-    or classification; the other epochs are left as they are."""
+    """Republish an epoch from its stored results, without re-running any model: the
+    GeoPackage's styles and work list, the QGIS project, the inspectors' work lists, the
+    report and, when `publish.postgis_url` is set, its PostGIS schema. Nothing is re-sent;
+    the other epochs are left as they are."""
     import flows
     from core.settings import load_settings
 
     settings = load_settings(**({"workspace": workspace} if workspace else {}))
-    for path in flows.publish_derived(settings.workspace, epoch):
+    published = flows.republish(settings, epoch)
+    geopackage = flows.epoch_outputs(settings.workspace, epoch).geopackage
+    for path in [geopackage, *published.paths]:
         out.print(f"{epoch}: {path}", soft_wrap=True)
+    if published.postgis_schema:
+        out.print(f"{epoch}: PostGIS schema {published.postgis_schema}", soft_wrap=True)
 
 
 @app.command()

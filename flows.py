@@ -12,8 +12,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
+import urllib.request
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -22,6 +24,7 @@ from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, available_timezones
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -29,10 +32,13 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import geopandas as gpd
 import pandas as pd
 import pyogrio
-from prefect import flow, task
+from prefect import flow, serve, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.deployments.runner import RunnerDeployment
 from prefect.futures import PrefectFuture
+from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rich.console import Console
@@ -41,7 +47,7 @@ from shapely.geometry import LineString, Polygon, box
 
 from core.errors import InputError
 from core.io import atomic_path, rewrite_as_cog
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from core.types import (
     Accuracy,
     Grid,
@@ -61,6 +67,7 @@ from flights.plan import plan_survey
 from flights.preview import write_preview
 from flights.safety import check_mission, load_no_fly_zones, with_geofence
 from flights.terrain import Dem, flat_terrain, follow_terrain
+from gis.communes import commune_area, commune_names, commune_parcels
 from gis.evidence import write_before_after
 from gis.feedback import (
     FEEDBACK_LAYER,
@@ -74,11 +81,12 @@ from gis.feedback import (
 from gis.flags import flag_new_buildings
 from gis.notify import Delivery, send_notifications
 from gis.parcels import read_parcels
+from gis.postgis import epoch_schema, publish_postgis
 from gis.projects import HISTORY_TABLE as PROJECT_HISTORY_TABLE
 from gis.projects import add_epoch, assess_projects, project_progress
 from gis.projects import read_history as read_project_history
 from gis.projects import write_history as write_project_history
-from gis.publish import publish_geopackage
+from gis.publish import list_layers, publish_geopackage
 from gis.qgis_project import write_qgis_project
 from gis.record_api import HttpOptions
 from gis.records import RecordSource, RecordsResult, load_permits, load_projects, record_source
@@ -90,6 +98,7 @@ from gis.report import (
     write_accuracy,
     write_report,
 )
+from gis.republish import republish_geopackage
 from gis.worklists import WORK_LIST_LAYER, CommuneWorkList, work_list, write_work_lists
 from gis.zoning import Zoning, read_zoning
 from models.change import confirm_changes, new_buildings
@@ -141,6 +150,8 @@ from sim.world import World, generate, load_world
 LOG = logging.getLogger("raqib.flows")
 GEOPACKAGE = "raqib.gpkg"
 EPOCHS_MANIFEST = "epochs.json"
+MULTISPECTRAL = "multispectral"
+"""Manifest ``kind`` of an epoch flown with a multispectral camera (vigour layers only)."""
 SURVEY_CAMERA = preview(get_camera("dji_mavic_3e"), 4)
 SURVEY_GSD_CM = 10.0
 TRAINING_SEEDS = (101, 102, 103)
@@ -543,11 +554,12 @@ def buildings_task(
 def change_task(
     models: Models,
     before_mosaic: Path,
+    after_mosaic: Path,
     before: gpd.GeoDataFrame,
     after: gpd.GeoDataFrame,
     settings: Settings,
 ) -> gpd.GeoDataFrame:
-    """New or grown structures: polygons compared, then confirmed on the earlier pixels."""
+    """New or grown structures: polygons compared, then confirmed on both mosaics' pixels."""
     candidates = new_buildings(
         before.to_crs(after.crs), after, min_overlap=settings.new_building_overlap
     )
@@ -556,6 +568,7 @@ def change_task(
         before_mosaic,
         before,
         candidates,
+        after_image=after_mosaic,
         new_below=settings.new_building_overlap,
         threshold=settings.building_score_threshold,
     )
@@ -578,13 +591,14 @@ def notify_task(
     )
 
 
-def qgis_project(geopackage: Path, mosaic: Raster, settings: Settings) -> Path:
+def qgis_project(geopackage: Path, mosaic: Path | None, settings: Settings) -> Path:
     """The epoch's QGIS project beside its GeoPackage, with its rasters (those it has) and
     the workspace's project and parcel histories (for the layers' relations)."""
     out_dir = geopackage.parent
+    rasters = [out_dir / "crop_health.tif", out_dir / INDEX_RASTER]
     return write_qgis_project(
         geopackage,
-        rasters=[out_dir / "crop_health.tif", out_dir / INDEX_RASTER, mosaic.path],
+        rasters=[*rasters, *([mosaic] if mosaic else [])],
         tables=[
             (settings.workspace / PROJECT_HISTORY_GEOPACKAGE, PROJECT_HISTORY_TABLE),
             (settings.workspace / HISTORY_GEOPACKAGE, PARCEL_HISTORY_TABLE),
@@ -609,8 +623,10 @@ def process(
     models: Models | None = None,
     mission: Mission | None = None,
     mission_plan: Path | None = None,
+    commune: str | None = None,
 ) -> EpochResult:
-    """An existing folder of photos → mosaic → crop health, buildings, flags → GeoPackage."""
+    """An existing folder of photos → mosaic → crop health, buildings, flags → GeoPackage
+    (of the parcels of ``commune`` only, when given)."""
     out_dir = settings.workspace / epoch
     out_dir.mkdir(parents=True, exist_ok=True)
     parcels = read_parcels(parcels_path, settings.crs)
@@ -618,6 +634,8 @@ def process(
     if permit_source is None:
         raise InputError("permits", "no permit records: give a permits file or a [permits] table")
     permits = load_permits(permit_source, parcel_ids=parcels["parcel_id"].astype(str))
+    if commune is not None:
+        parcels = commune_parcels(parcels, commune, parcels_path)
     project_source = records_source(projects_path, settings.projects, "projects", settings)
     projects = load_projects(project_source, crs=settings.crs) if project_source else None
     zoning = zoning_of(settings)
@@ -649,7 +667,9 @@ def process(
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
     else:
         before = gpd.read_file(previous["geopackage"], layer="buildings", engine="pyogrio")
-        changed = change_task(models, Path(previous["mosaic"]), before, buildings, settings)
+        changed = change_task(
+            models, Path(previous["mosaic"]), mosaic.path, before, buildings, settings
+        )
     flagged = flag_new_buildings(
         changed,
         parcels,
@@ -711,10 +731,10 @@ def process(
         ),
     }
     geopackage = publish_task(out_dir / GEOPACKAGE, layers)
-    qgis_project(geopackage, mosaic, settings)
     record_epoch(settings.workspace, epoch, captured_on, geopackage, mosaic.path)
-    publish_derived(settings.workspace, epoch)
-    deliveries = notify_task(work, write_work_lists(work, parcels, out_dir / WORK_LISTS), settings)
+    derived = derive_outputs(settings, epoch)
+    deliveries = notify_task(work, derived.work_lists, settings)
+    postgis_output(settings, epoch)
     return EpochResult(
         epoch=epoch,
         captured_on=captured_on,
@@ -767,7 +787,11 @@ def publish_vigour_only(
         ),
     }
     geopackage = publish_task(out_dir / GEOPACKAGE, layers)
-    qgis_project(geopackage, mosaic, settings)
+    record_epoch(
+        settings.workspace, epoch, captured_on, geopackage, mosaic.path, kind=MULTISPECTRAL
+    )
+    derive_outputs(settings, epoch)
+    postgis_output(settings, epoch)
     return EpochResult(
         epoch=epoch,
         captured_on=captured_on,
@@ -785,16 +809,20 @@ def publish_vigour_only(
 
 
 @flow(name="survey", validate_parameters=False)
-def survey(world_dir: Path, epoch: str, settings: Settings) -> EpochResult:
-    """Plan a survey of the world's AOI, fly it on the simulator, process and publish it."""
+def survey(
+    world_dir: Path, epoch: str, settings: Settings, commune: str | None = None
+) -> EpochResult:
+    """Plan a survey of the world's AOI (or of one commune's parcels), fly it on the
+    simulator, process and publish it."""
     world = load_world(world_dir)
     dates = dict(world.epochs)
     if epoch not in dates:
         raise InputError(world.paths.metadata, f"no epoch {epoch!r}; known: {', '.join(dates)}")
     out_dir = settings.workspace / epoch
     home = Waypoint(lat_deg=world.home_lonlat[1], lon_deg=world.home_lonlat[0], altitude_m=0.0)
+    aoi_lonlat, bounds = survey_area(world, settings.crs, commune)
     mission, plan_path = plan_task(
-        world.aoi_lonlat,
+        aoi_lonlat,
         home,
         f"{world.root.name}-{epoch}",
         out_dir,
@@ -804,7 +832,6 @@ def survey(world_dir: Path, epoch: str, settings: Settings) -> EpochResult:
     frames_dir = out_dir / "frames"
     fly_task(world, epoch, mission, frames_dir, settings)
     resolution_m = settings.mosaic_resolution_m or SURVEY_GSD_CM / 100.0
-    bounds = transform_bounds(world.crs, settings.crs, *world.bounds)
     grid = Grid.from_bounds(bounds, resolution_m, settings.crs)
     return process(
         frames_dir,
@@ -817,10 +844,23 @@ def survey(world_dir: Path, epoch: str, settings: Settings) -> EpochResult:
         grid=grid,
         mission=mission,
         mission_plan=plan_path,
+        commune=commune,
     )
 
 
 # -- helpers the flows share --------------------------------------------------------------
+
+
+def survey_area(
+    world: World, crs: str, commune: str | None
+) -> tuple[Polygon, tuple[float, float, float, float]]:
+    """The AOI a survey flies (lon/lat) and the bounds of its output grid (in ``crs``): the
+    whole world, or the hull of one commune's parcels."""
+    if commune is None:
+        return world.aoi_lonlat, transform_bounds(world.crs, crs, *world.bounds)
+    parcels = read_parcels(world.paths.parcels, crs)
+    area = commune_area(parcels, commune, world.paths.parcels)
+    return reproject(area, crs, "EPSG:4326"), area.bounds
 
 
 def capture_start(world: World, epoch: str) -> datetime:
@@ -1025,15 +1065,24 @@ def mission_frame(mission: Mission, crs: str) -> gpd.GeoDataFrame:
 
 
 def record_epoch(
-    workspace: Path, epoch: str, captured_on: date, geopackage: Path, mosaic: Path
+    workspace: Path,
+    epoch: str,
+    captured_on: date,
+    geopackage: Path,
+    mosaic: Path,
+    *,
+    kind: str = "rgb",
 ) -> None:
-    """Add (or replace) an epoch in the workspace's manifest, written atomically."""
+    """Add (or replace) an epoch in the workspace's manifest, written atomically; a
+    multispectral epoch is marked ``"kind": "multispectral"`` (it has no buildings to compare
+    with, and its mosaic is no reference to co-register colour photos to)."""
     manifest_path = workspace / EPOCHS_MANIFEST
     epochs = read_manifest(workspace)
     epochs[epoch] = {
         "captured_on": captured_on.isoformat(),
         "geopackage": str(geopackage),
         "mosaic": str(mosaic),
+        **({"kind": kind} if kind != "rgb" else {}),
     }
     with atomic_path(manifest_path) as scratch:
         scratch.write_text(json.dumps(epochs, indent=2, sort_keys=True), encoding="utf-8")
@@ -1045,13 +1094,91 @@ def read_manifest(workspace: Path) -> dict[str, dict[str, str]]:
 
 
 def publish_derived(workspace: Path, epoch: str) -> list[Path]:
-    """Rebuild what derives from an epoch's published outputs without recomputing them (the
-    province report, ``<workspace>/<epoch>/report.html``); older epochs stay as they are."""
+    """Rebuild the province report of an epoch (``<workspace>/<epoch>/report.html``) from its
+    published outputs without recomputing them; older epochs stay as they are."""
     return [
         write_report(
             epoch_outputs(workspace, epoch), accuracy=read_accuracy(workspace / ACCURACY_FILE)
         )
     ]
+
+
+@dataclass(frozen=True)
+class DerivedOutputs:
+    """What :func:`derive_outputs` wrote for one epoch."""
+
+    project: Path
+    work_lists: dict[str, CommuneWorkList]
+    report: Path
+    postgis_schema: str | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        lists = [path for wl in self.work_lists.values() for path in (wl.csv, wl.html)]
+        return [self.project, *lists, self.report]
+
+
+def derive_outputs(settings: Settings, epoch: str) -> DerivedOutputs:
+    """The files derived from an epoch's published GeoPackage and rasters, no model run: the
+    QGIS project, the inspectors' work lists (of its ``work_list`` layer) and the province
+    report. Sends nothing."""
+    outputs = epoch_outputs(settings.workspace, epoch)
+    layers = list_layers(outputs.geopackage)
+    lists = (
+        write_work_lists(
+            gpd.read_file(outputs.geopackage, layer=WORK_LIST_LAYER, engine="pyogrio"),
+            gpd.read_file(outputs.geopackage, layer="parcels", engine="pyogrio")
+            if "parcels" in layers
+            else None,
+            outputs.folder / WORK_LISTS,
+        )
+        if WORK_LIST_LAYER in layers
+        else {}
+    )
+    return DerivedOutputs(
+        project=qgis_project(outputs.geopackage, outputs.mosaic, settings),
+        work_lists=lists,
+        report=publish_derived(settings.workspace, epoch)[0],
+    )
+
+
+def postgis_output(settings: Settings, epoch: str) -> str | None:
+    """Copy the epoch's GeoPackage into its PostGIS schema when ``publish.postgis_url`` is
+    set (after the files and notifications: a database down delays nothing else)."""
+    if not settings.publish.postgis_url:
+        return None
+    outputs = epoch_outputs(settings.workspace, epoch)
+    schema = epoch_schema(epoch, settings.publish.postgis_schema_prefix)
+    publish_postgis(
+        outputs.geopackage,
+        settings.publish.postgis_url,
+        schema,
+        comment=f"Raqib epoch {epoch}, captured on {outputs.captured_on.isoformat()}",
+    )
+    return schema
+
+
+def republish(settings: Settings, epoch: str) -> DerivedOutputs:
+    """``raqib publish --epoch``: the epoch's GeoPackage gets today's styles and a work list
+    rebuilt from its flags (inspectors' decisions included), then everything derived from
+    it is rewritten; no model runs and nothing is sent (each flag is sent once, by the flow
+    that raised it)."""
+    geopackage = epoch_outputs(settings.workspace, epoch).geopackage
+    if not geopackage.is_file():
+        raise InputError(geopackage, f"the GeoPackage of epoch {epoch!r} is gone; re-run it")
+    layers = list_layers(geopackage)
+    refreshed: dict[str, pd.DataFrame] = {}
+    if "flagged_parcels" in layers:
+        flagged = gpd.read_file(geopackage, layer="flagged_parcels", engine="pyogrio")
+        parcels = (
+            gpd.read_file(geopackage, layer="parcels", engine="pyogrio")
+            if "parcels" in layers
+            else None
+        )
+        refreshed[WORK_LIST_LAYER] = work_list(flagged, parcels)
+    republish_geopackage(geopackage, refreshed)
+    derived = derive_outputs(settings, epoch)
+    return replace(derived, postgis_schema=postgis_output(settings, epoch))
 
 
 def epoch_outputs(workspace: Path, epoch: str) -> EpochOutputs:
@@ -1082,7 +1209,9 @@ def previous_epoch(workspace: Path, epoch: str, captured_on: date) -> dict[str, 
     earlier = [
         entry
         for name, entry in read_manifest(workspace).items()
-        if name != epoch and entry["captured_on"] < captured_on.isoformat()
+        if name != epoch
+        and entry["captured_on"] < captured_on.isoformat()
+        and entry.get("kind") != MULTISPECTRAL
     ]
     if not earlier:
         return None
@@ -1186,7 +1315,11 @@ def judged_footprints(workspace: Path, captured_on: date, feedback: Path | None)
     the ``feedback`` file, each with the mosaic its flag was raised on."""
     epochs = read_manifest(workspace).values()
     earlier = sorted(
-        (entry for entry in epochs if entry["captured_on"] < captured_on.isoformat()),
+        (
+            entry
+            for entry in epochs
+            if entry["captured_on"] < captured_on.isoformat() and entry.get("kind") != MULTISPECTRAL
+        ),
         key=lambda entry: entry["captured_on"],
     )
     sources = [Path(entry["geopackage"]) for entry in earlier] + ([feedback] if feedback else [])
@@ -1522,3 +1655,194 @@ def print_demo_summary(summary: DemoSummary, console: Console) -> None:
             str(acc.support),
         )
     console.print(table)
+
+
+# -- schedules -----------------------------------------------------------------------------
+
+SURVEY_CRON = "0 6 * * 1"
+"""Default schedule of the commune surveys: Mondays at 06:00."""
+SCHEDULE_TIMEZONE = "Africa/Casablanca"
+SCHEDULED_FLOW = "commune-survey"
+NEXT_RUNS_LISTED = 3
+START_SERVER = (
+    "start one (`prefect server start --host 127.0.0.1`) and export "
+    "PREFECT_API_URL=http://127.0.0.1:4200/api (docs/operations.md)"
+)
+
+
+@flow(name=SCHEDULED_FLOW, validate_parameters=False)
+def commune_survey(
+    world: str, commune: str, workspace: str, epoch: str | None = None
+) -> EpochResult:
+    """What a schedule runs: the survey of one commune of a world (its latest epoch unless
+    named) into the commune's own folder of ``workspace``; other settings come from the
+    serving process (its working folder's raqib.toml, its ``RAQIB_*`` environment)."""
+    world_dir = Path(world)
+    flown = epoch or load_world(world_dir).epochs[-1][0]
+    settings = load_settings(workspace=commune_workspace(Path(workspace), commune))
+    return survey(world_dir, flown, settings, commune)
+
+
+def commune_slug(commune: str) -> str:
+    """A commune's name as a folder or deployment name: lower case, words joined by '-'."""
+    return re.sub(r"[\W_]+", "-", commune.strip().lower()).strip("-")
+
+
+def commune_workspace(workspace: Path, commune: str) -> Path:
+    """The folder of one commune's epochs (its manifest, histories) inside ``workspace``."""
+    return workspace / commune_slug(commune)
+
+
+@dataclass(frozen=True)
+class SurveySchedule:
+    """The commune surveys of a world on one cron schedule (all its communes by default)."""
+
+    world: Path
+    workspace: Path
+    communes: tuple[str, ...] = ()
+    cron: str = SURVEY_CRON
+    timezone: str = SCHEDULE_TIMEZONE
+    epoch: str | None = None
+
+
+def survey_deployments(schedule: SurveySchedule) -> list[RunnerDeployment]:
+    """One deployment of :func:`commune_survey` per commune; InputError for a bad cron, an
+    unknown time zone, world, epoch or commune (before anything is registered)."""
+    if schedule.timezone not in available_timezones():
+        raise InputError(
+            "--timezone",
+            f"unknown time zone {schedule.timezone!r} (an IANA name like {SCHEDULE_TIMEZONE})",
+        )
+    try:
+        cron = Cron(schedule.cron, timezone=schedule.timezone)
+    except ValueError as exc:
+        raise InputError("--cron", f"{schedule.cron!r} is not a cron schedule ({exc})") from exc
+    world = load_world(schedule.world)
+    epochs = [name for name, _ in world.epochs]
+    if schedule.epoch is not None and schedule.epoch not in epochs:
+        raise InputError(
+            world.paths.metadata, f"no epoch {schedule.epoch!r}; known: {', '.join(epochs)}"
+        )
+    parcels = read_parcels(world.paths.parcels, world.crs)
+    communes = schedule.communes or tuple(commune_names(parcels))
+    for commune in communes:
+        commune_parcels(parcels, commune, world.paths.parcels)
+    return [
+        commune_survey.to_deployment(
+            name=f"survey-{commune_slug(commune)}",
+            schedule=cron,
+            parameters={
+                "world": str(world.root.resolve()),
+                "commune": commune,
+                "workspace": str(schedule.workspace.resolve()),
+                "epoch": schedule.epoch,
+            },
+            description=f"Survey of the commune {commune} ({schedule.cron}, {schedule.timezone})",
+            tags=["raqib", "survey"],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        for commune in communes
+    ]
+
+
+def prefect_server_url(timeout_s: float = 5.0) -> str:
+    """The Prefect server that keeps the schedules (``PREFECT_API_URL``), checked to answer;
+    InputError saying how to start one (an ephemeral API runs no scheduler)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise InputError("PREFECT_API_URL", f"schedules need a Prefect server: {START_SERVER}")
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(
+            "PREFECT_API_URL", f"no Prefect server answers at {url} ({exc}); {START_SERVER}"
+        ) from exc
+    return url
+
+
+def serve_schedules(schedule: SurveySchedule, *, limit: int = 1) -> None:
+    """Register the commune surveys with the Prefect server and run each when due (``limit``
+    at a time) until stopped by Ctrl-C or SIGTERM; their schedules are paused on the way out."""
+    deployments = survey_deployments(schedule)
+    prefect_server_url()
+    serve(*deployments, limit=limit)
+
+
+@dataclass(frozen=True)
+class RegisteredSchedule:
+    """A commune survey as the Prefect server keeps it."""
+
+    deployment: str
+    commune: str
+    cron: str
+    timezone: str
+    active: bool
+    next_runs: tuple[datetime, ...]
+    """Its next scheduled runs, in the schedule's time zone (none while paused)."""
+
+
+def registered_schedules() -> list[RegisteredSchedule]:
+    """The commune surveys registered on the Prefect server, with their next runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    prefect_server_url()
+    registered = []
+    with get_client(sync_client=True) as client:
+        ours = FlowFilter(name=FlowFilterName(any_=[SCHEDULED_FLOW]))
+        for deployment in client.read_deployments(flow_filter=ours):
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                    )
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=NEXT_RUNS_LISTED,
+            )
+            for entry in deployment.schedules or [None]:
+                cron = getattr(entry.schedule, "cron", "") if entry else ""
+                zone = (getattr(entry.schedule, "timezone", None) if entry else None) or "UTC"
+                registered.append(
+                    RegisteredSchedule(
+                        deployment=f"{SCHEDULED_FLOW}/{deployment.name}",
+                        commune=str(deployment.parameters.get("commune", "")),
+                        cron=cron,
+                        timezone=zone,
+                        active=bool(entry and entry.active and not deployment.paused),
+                        next_runs=tuple(
+                            run.expected_start_time.astimezone(ZoneInfo(zone))
+                            for run in runs
+                            if run.expected_start_time
+                        ),
+                    )
+                )
+    return sorted(registered, key=lambda r: r.deployment)
+
+
+def print_schedules(schedules: Sequence[RegisteredSchedule], console: Console) -> None:
+    if not schedules:
+        console.print("no commune survey registered (start `raqib schedule serve`)")
+    for entry in schedules:
+        state = "active" if entry.active else "paused"
+        next_runs = ", ".join(run.strftime("%Y-%m-%d %H:%M %z") for run in entry.next_runs)
+        console.print(
+            f"{entry.deployment}  commune {entry.commune!r}  cron {entry.cron!r} "
+            f"{entry.timezone}  {state}\n  next runs: {next_runs or '-'}",
+            markup=False,
+            soft_wrap=True,
+        )

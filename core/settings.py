@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import pyproj
@@ -63,6 +64,50 @@ class NotifySettings(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
+
+
+POSTGIS_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+class PublishSettings(BaseModel):
+    """Optional outputs beside each epoch's GeoPackage (docs/layers.md, "PostGIS")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    postgis_url: str | None = Field(
+        None,
+        description="PostgreSQL + PostGIS database receiving each epoch's layers in a schema "
+        "of its own (postgresql://user@host:5432/dbname); unset: GeoPackage only. Leave the "
+        "password out: libpq reads PGPASSWORD or ~/.pgpass.",
+    )
+    postgis_schema_prefix: str = Field(
+        "raqib_",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        max_length=30,
+        description="Prefix of the epochs' schemas (epoch 2026-07-10: raqib_2026_07_10).",
+    )
+
+    @field_validator("postgis_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in POSTGIS_SCHEMES:
+            raise ValueError(
+                f"{without_password(value)!r} is not a postgresql://user@host:port/dbname URL"
+            )
+        if parts.path.strip("/") == "":
+            raise ValueError(f"{without_password(value)!r} names no database (…/dbname)")
+        return value
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password (if any) masked, fit for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 class Settings(BaseSettings):
@@ -164,6 +209,10 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(
         default_factory=NotifySettings,
         description="Sending inspectors' work lists: a [notify] table (docs/notifications.md).",
+    )
+    publish: PublishSettings = Field(
+        default_factory=PublishSettings,
+        description="Optional outputs of each epoch: a [publish] table (postgis_url...).",
     )
     health_index: str = Field(
         "gli",

@@ -40,7 +40,9 @@ def _gpkg_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _write_layer(path: Path, name: str, frame: pd.DataFrame, first: bool) -> None:
+def write_layer(path: Path, name: str, frame: pd.DataFrame, first: bool) -> None:
+    """Write ``frame`` as layer ``name`` of the GeoPackage at ``path`` (``first``: create it,
+    GeoPackage 1.3)."""
     frame = _gpkg_ready(frame)
     options: dict[str, object] = {"driver": "GPKG", "layer": name}
     if first:
@@ -57,7 +59,8 @@ def _write_layer(path: Path, name: str, frame: pd.DataFrame, first: bool) -> Non
     pyogrio.write_dataframe(frame, path, **options)
 
 
-def _styles(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def style_rows(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ``layer_styles`` rows (QGIS default styles) of the styled ``layers``."""
     rows = []
     now = pd.Timestamp(datetime.now(UTC)).floor("ms")
     for name, style in LAYER_STYLES.items():
@@ -100,8 +103,8 @@ def publish_geopackage(path: Path, layers: Mapping[str, pd.DataFrame]) -> Path:
         raise ProcessingError(f"{path}: no layers to publish")
     with atomic_path(path) as partial:
         for i, (name, frame) in enumerate(layers.items()):
-            _write_layer(partial, name, frame, first=i == 0)
-        styles = _styles(layers)
+            write_layer(partial, name, frame, first=i == 0)
+        styles = style_rows(layers)
         if not styles.empty:
             pyogrio.write_dataframe(
                 styles, partial, driver="GPKG", layer=STYLES_TABLE, layer_options={"FID": "id"}

@@ -9,6 +9,8 @@ import numpy as np
 import shapely
 from rasterio import features as rio_features
 from rasterio import windows as rio_windows
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
@@ -34,8 +36,8 @@ def new_buildings(
 
     A detection covered by earlier detections for less than ``min_overlap`` of its area is
     ``"new"``; one that is covered but whose area exceeds ``growth_ratio`` times the area of the
-    earlier detections it overlaps, and that adds at least ``min_area_m2`` beyond them (more
-    than :data:`EDGE_TOLERANCE_M` away), is ``"grown"``; the others are unchanged and dropped.
+    earlier detections it overlaps, and that adds at least ``min_area_m2`` of room-wide area
+    beyond them (:func:`added_part`), is ``"grown"``; the others are unchanged and dropped.
     """
     if before.crs != after.crs:
         raise ProcessingError(f"epochs are in different CRS: {before.crs} and {after.crs}")
@@ -64,10 +66,19 @@ def new_buildings(
 EDGE_TOLERANCE_M = 0.5
 """How far two epochs' outlines of one roof may differ (detection and co-registration)."""
 
+MIN_EXTENSION_WIDTH_M = 2.5
+"""The narrowest an extension can be: a room, a garage, a stairwell is at least this wide.
+Narrower strips along a roof's edge are the same roof outlined differently (a parapet's
+shadow under a low sun, a tree over the eave), not something built."""
+
 
 def added_part(geom: BaseGeometry, previous: BaseGeometry) -> BaseGeometry:
-    """The part of ``geom`` beyond ``previous`` by more than :data:`EDGE_TOLERANCE_M`."""
-    return geom.difference(previous.buffer(EDGE_TOLERANCE_M))
+    """The part of ``geom`` beyond ``previous`` by more than :data:`EDGE_TOLERANCE_M`, without
+    the strips narrower than :data:`MIN_EXTENSION_WIDTH_M` (a morphological opening)."""
+    beyond = geom.difference(previous.buffer(EDGE_TOLERANCE_M))
+    half = MIN_EXTENSION_WIDTH_M / 2
+    opened = beyond.buffer(-half, join_style="mitre").buffer(half, join_style="mitre")
+    return opened.intersection(beyond)
 
 
 def built_share(
@@ -124,27 +135,85 @@ def built_share(
     return shares
 
 
+MIN_COLOUR_CHANGE = 0.04
+"""Median chromaticity change (:func:`colour_change`) an added part needs to be new surface:
+light and season move an unchanged roof's by 0.002-0.03 between the simulator's winter and
+summer mosaics, soil or a yard built over moves by 0.04-0.09."""
+
+
+def colour_change(
+    before_image: str | Path, after_image: str | Path, polygons: gpd.GeoDataFrame
+) -> np.ndarray:
+    """Median change of each polygon's chromaticity (r, g, b over their sum, per pixel) from
+    ``before_image`` to ``after_image`` (read onto the earlier image's grid); nan where they do
+    not both cover it. Shade and season scale a surface's brightness, not its colour."""
+    changes = np.full(len(polygons), np.nan)
+    with open_rgb(before_image) as before_src, open_rgb(after_image) as after_src:
+        full = Window(0, 0, before_src.width, before_src.height)
+        for i, geom in enumerate(polygons.to_crs(before_src.crs).geometry):
+            if geom.is_empty:
+                continue
+            try:
+                window = (
+                    rio_windows.from_bounds(*geom.bounds, transform=before_src.transform)
+                    .round_offsets()
+                    .round_lengths()
+                    .intersection(full)
+                )
+            except rio_windows.WindowError:
+                continue
+            transform = before_src.window_transform(window)
+            shape = (int(window.height), int(window.width))
+            first, first_valid = read_rgb(before_src, window)
+            with WarpedVRT(
+                after_src,
+                crs=before_src.crs,
+                transform=transform,
+                width=shape[1],
+                height=shape[0],
+                resampling=Resampling.bilinear,
+            ) as after_vrt:
+                second = after_vrt.read((1, 2, 3))
+                second_valid = after_vrt.dataset_mask() > 0
+            inside = rio_features.rasterize([(geom, 1)], out_shape=shape, transform=transform)
+            both = inside.astype(bool) & first_valid & second_valid
+            if both.any():
+                distance = np.linalg.norm(_chromaticity(first) - _chromaticity(second), axis=0)
+                changes[i] = float(np.median(distance[both]))
+    return changes
+
+
+def _chromaticity(rgb: np.ndarray) -> np.ndarray:
+    total = rgb.astype(np.float32).sum(axis=0, keepdims=True)
+    return rgb / np.maximum(total, 1.0)
+
+
 def confirm_changes(
     model: PixelModel,
     before_image: str | Path,
     before: gpd.GeoDataFrame,
     changed: gpd.GeoDataFrame,
     *,
+    after_image: str | Path,
     new_below: float = 0.3,
     threshold: float = 0.5,
     low_threshold: float = 0.25,
+    min_colour_change: float = MIN_COLOUR_CHANGE,
 ) -> gpd.GeoDataFrame:
-    """Keep only the changes that the earlier image itself confirms.
+    """Keep only the changes that the two images themselves confirm.
 
     Comparing two epochs' polygons turns every building missed in the first epoch into a
     "new" one; looking at the earlier pixels does not: a "new" structure needs less than
-    ``new_below`` of its footprint built-up before (``built_before_share``), a "grown" one
-    less than ``new_below`` of its added part (beyond the earlier detections ``before``)
-    even weakly built-up — a roof found smaller under the low winter sun was there, its
-    shaded part looked half built. Unconfirmed rows are dropped.
+    ``new_below`` of its footprint built-up before (``built_before_share``). A "grown" one
+    needs its added part (beyond the earlier detections ``before``) less than ``new_below``
+    even weakly built-up before and its colour changed by ``min_colour_change``
+    (:func:`colour_change`, ``colour_change``) from ``before_image`` to ``after_image``: a
+    roof found smaller under the low winter sun was there, its shaded part looked half built
+    or not at all, but it kept its colour. Unconfirmed rows are dropped.
     """
     grown = changed["change"].to_numpy() == "grown"
     shares = np.full(len(changed), np.nan)
+    colour = np.full(len(changed), np.nan)
     if (~grown).any():
         shares[~grown] = built_share(
             model, before_image, changed[~grown], threshold=threshold, low_threshold=low_threshold
@@ -157,5 +226,7 @@ def confirm_changes(
         shares[grown] = built_share(
             model, before_image, added, low_threshold=low_threshold, connected=False
         )
-    confirmed = np.isnan(shares) | (shares < new_below)
-    return changed.assign(built_before_share=shares)[confirmed].reset_index(drop=True)
+        colour[grown] = colour_change(before_image, after_image, added)
+    confirmed = (np.isnan(shares) | (shares < new_below)) & ~(colour < min_colour_change)
+    result = changed.assign(built_before_share=shares, colour_change=colour)
+    return result[confirmed].reset_index(drop=True)

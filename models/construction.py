@@ -4,7 +4,8 @@ Probabilities are thresholded by blocks with hysteresis (pixels above a low thre
 connected to pixels above the high one: a plain roof's middle looks like paving, its parapet and
 rooftop details do not), cleaned with morphology, polygonised with ``rasterio.features.shapes``;
 blobs cut by block seams are merged, their holes filled, small ones dropped, and the rest
-regularised (a rotated rectangle when the blob nearly fills one).
+regularised (:func:`models.regularise.regularise_footprint`: a rotated rectangle or a
+right-angled outline where the blob is one).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError, ProcessingError
 from models.features import BUILDING_FEATURES
+from models.regularise import regularise_footprint
 from models.training import (
     PixelModel,
     fit_pixel_model,
@@ -34,8 +36,6 @@ from models.training import (
 from models.windows import BLOCK_PX, Block, open_rgb
 
 BUILDING_CLASSES: tuple[str, ...] = ("building", "background")
-RECTANGLE_FILL = 0.85
-SIMPLIFY_M = 0.3
 SEAM_GRID_M = 0.001
 NEGATIVE_POOL_FACTOR = 10  # background pixels drawn per kept negative, to mine hard ones from
 JUDGED_CODES = {"building": 1, "not_building": 2}
@@ -222,7 +222,7 @@ def detect_buildings(
     if parcels is not None:
         blobs = split_by_parcels(blobs, parcels, min_area_m2=min_area_m2)
     blobs = keep_compact(blobs, min_solidity)
-    result = blobs.set_geometry(blobs.geometry.map(_regularise))
+    result = blobs.set_geometry(blobs.geometry.map(regularise_footprint))
     result["area_m2"] = result.geometry.area
     return result
 
@@ -337,11 +337,3 @@ def _without_holes(blob: BaseGeometry) -> BaseGeometry:
     """``blob``'s outline without holes (water tanks, dishes, a plain roof's middle ringed by
     its parapet); a MultiPolygon from merged seams is returned as it is."""
     return Polygon(blob.exterior) if isinstance(blob, Polygon) else blob
-
-
-def _regularise(blob: BaseGeometry) -> BaseGeometry:
-    """A rotated rectangle when ``blob`` fills ``RECTANGLE_FILL`` of it, else a simplified blob."""
-    rectangle = blob.minimum_rotated_rectangle
-    if rectangle.area > 0 and blob.area / rectangle.area >= RECTANGLE_FILL:
-        return rectangle
-    return blob.simplify(SIMPLIFY_M, preserve_topology=True)

@@ -251,7 +251,9 @@ def evaluate_construction(
         scores[epoch.name] = _with_area_iou(object_scores(found, truth), area_iou(found, truth))
     first, last = epochs[0], epochs[-1]
     candidates = new_buildings(detected[first.name], detected[last.name])
-    changed = confirm_changes(model, first.image, detected[first.name], candidates)
+    changed = confirm_changes(
+        model, first.image, detected[first.name], candidates, after_image=last.image
+    )
     truth_changed = true_changes(first.buildings, last.buildings)
     return ConstructionAccuracy(
         scores, object_scores(changed, truth_changed, name="new buildings"), changed

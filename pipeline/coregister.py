@@ -128,13 +128,13 @@ def frame_corrections(
     shapes = [footprint(record, crs) for record in records]
     pairs = [(i, j, features[j]) for i, j in overlapping_pairs(shapes, MIN_OVERLAP)]
     if reference is not None:  # the reference is frame ``count``, centred on the block
-        on_reference = _reference_features(reference, shapes)
+        on_reference = reference_features(reference, shapes)
         pairs += [(i, count, on_reference) for i in range(count)]
         centres = np.vstack((centres, centres.mean(axis=0)))
     ties = [
         (i, j, points_i, points_j)
         for i, j, other in pairs
-        for points_i, points_j in [_tie_points(features[i], other)]
+        for points_i, points_j in [tie_points(features[i], other)]
         if len(points_i) >= MIN_INLIERS
     ]
     solution = _adjust(ties, centres, count, with_reference=reference is not None)
@@ -145,7 +145,7 @@ def frame_corrections(
 
 
 @dataclass(frozen=True)
-class _Features:
+class ImageFeatures:
     centre: tuple[float, float]
     ground_xy: np.ndarray  # (n, 2) keypoints on the ground, in the working CRS
     descriptors: np.ndarray | None
@@ -155,16 +155,16 @@ class _Features:
         return cKDTree(self.ground_xy)
 
 
-def _frame_features(record: ImageRecord, crs: str) -> _Features:
+def _frame_features(record: ImageRecord, crs: str) -> ImageFeatures:
     factor = decode_factor(record, MATCH_GSD_M)
     image = cv2.imread(str(record.path), _DECODE_FLAGS[factor])
     to_ground = frame_to_ground(record, crs)
     centre = to_ground @ (record.width_px / 2, record.height_px / 2)
     if image is None:
-        return _Features(centre, np.empty((0, 2)), None)
+        return ImageFeatures(centre, np.empty((0, 2)), None)
     pixels, descriptors = _detect(image)
     pixels = (pixels + 0.5) * factor  # keypoint centre -> full-frame corner-based coordinates
-    return _Features(centre, _apply(to_ground, pixels), descriptors)
+    return ImageFeatures(centre, _apply(to_ground, pixels), descriptors)
 
 
 def _detect(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -176,7 +176,7 @@ def _detect(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return pixels - _SIFT_BIAS_PX, descriptors
 
 
-def _reference_features(path: Path, shapes: Sequence[Polygon]) -> _Features:
+def reference_features(path: Path, shapes: Sequence[Polygon]) -> ImageFeatures:
     """Features of the reference raster under the frames (widened by MAX_OFFSET_M), detected
     once, tile by tile."""
     wanted = union_all([box(*shape.bounds).buffer(MAX_OFFSET_M) for shape in shapes])
@@ -185,7 +185,7 @@ def _reference_features(path: Path, shapes: Sequence[Polygon]) -> _Features:
     with rasterio.open(path) as src:
         wanted = wanted.intersection(box(*src.bounds))
         if wanted.is_empty:
-            return _Features(centre, np.empty((0, 2)), None)
+            return ImageFeatures(centre, np.empty((0, 2)), None)
         full = Window(0, 0, src.width, src.height)
         step = round(REFERENCE_TILE_PX * max(1.0, MATCH_GSD_M / abs(src.transform.a)))
         area = from_bounds(*wanted.bounds, transform=src.transform)
@@ -197,15 +197,15 @@ def _reference_features(path: Path, shapes: Sequence[Polygon]) -> _Features:
                     parts.append(_tile_features(src, core.intersection(full)))
     found = [p for p in parts if p.descriptors is not None]
     if not found:
-        return _Features(centre, np.empty((0, 2)), None)
-    return _Features(
+        return ImageFeatures(centre, np.empty((0, 2)), None)
+    return ImageFeatures(
         centre,
         np.vstack([p.ground_xy for p in found]),
         np.vstack([p.descriptors for p in found]),
     )
 
 
-def _tile_features(src: DatasetReader, core: Window) -> _Features:
+def _tile_features(src: DatasetReader, core: Window) -> ImageFeatures:
     """Features of the reference whose keypoints lie in the ``core`` window."""
     scale = max(1.0, MATCH_GSD_M / abs(src.transform.a))
     halo = round(_TILE_HALO_PX * scale)
@@ -213,7 +213,7 @@ def _tile_features(src: DatasetReader, core: Window) -> _Features:
         core.col_off - halo, core.row_off - halo, core.width + 2 * halo, core.height + 2 * halo
     ).intersection(Window(0, 0, src.width, src.height))
     shape = (max(1, round(window.height / scale)), max(1, round(window.width / scale)))
-    empty = _Features((0.0, 0.0), np.empty((0, 2)), None)
+    empty = ImageFeatures((0.0, 0.0), np.empty((0, 2)), None)
     if min(shape) < _MIN_MATCH_PX:  # a sliver: the feature pyramid needs room
         return empty
     # Read at full resolution and averaged here: a COG's overviews may be nearest-neighbour
@@ -233,7 +233,7 @@ def _tile_features(src: DatasetReader, core: Window) -> _Features:
         & (in_window[:, 1] < core.row_off - window.row_off + core.height)
     )
     ground = _apply(window_transform(window, src.transform), in_window[inside])
-    return _Features((0.0, 0.0), ground, descriptors[inside])
+    return ImageFeatures((0.0, 0.0), ground, descriptors[inside])
 
 
 def _apply(transform: Affine, pixels: np.ndarray) -> np.ndarray:
@@ -244,7 +244,7 @@ def _apply(transform: Affine, pixels: np.ndarray) -> np.ndarray:
     )
 
 
-def _tie_points(first: _Features, second: _Features) -> tuple[np.ndarray, np.ndarray]:
+def tie_points(first: ImageFeatures, second: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
     """Ground positions (per each frame's current pose) of features seen in both frames."""
     empty = (np.empty((0, 2)), np.empty((0, 2)))
     if first.descriptors is None or second.descriptors is None:
@@ -265,7 +265,7 @@ def _tie_points(first: _Features, second: _Features) -> tuple[np.ndarray, np.nda
     return points_a[keep], points_b[keep]
 
 
-def _guided_matches(first: _Features, second: _Features) -> tuple[np.ndarray, np.ndarray]:
+def _guided_matches(first: ImageFeatures, second: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
     """Indices of features matched both ways among candidates at most MAX_OFFSET_M apart on
     the ground, each clearly closer in descriptor than its second candidate.
 

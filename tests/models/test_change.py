@@ -1,10 +1,13 @@
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
+import rasterio
+from rasterio import features as rio_features
 from shapely.geometry import box
 
 from core.errors import ProcessingError
-from models.change import confirm_changes, new_buildings
+from models.change import MIN_COLOUR_CHANGE, colour_change, confirm_changes, new_buildings
 
 CRS = "EPSG:32630"
 
@@ -58,7 +61,11 @@ def test_the_earlier_image_vetoes_buildings_that_were_already_there(building_mod
         {"change": ["new"]}, geometry=[field.centroid.buffer(4.0)], crs=test_scene.health.crs
     )
     confirmed = confirm_changes(
-        building_model, test_scene.image, standing.iloc[:0], pd.concat([standing, empty_ground])
+        building_model,
+        test_scene.image,
+        standing.iloc[:0],
+        pd.concat([standing, empty_ground]),
+        after_image=test_scene.image,
     )
     assert len(confirmed) == 1
     assert confirmed.geometry.iloc[0].equals(empty_ground.geometry.iloc[0])
@@ -67,24 +74,85 @@ def test_the_earlier_image_vetoes_buildings_that_were_already_there(building_mod
 
 def test_growth_by_less_than_a_room_is_not_a_change():
     before = _layer(box(0, 0, 8, 8))
-    after = _layer(box(0, 0, 8, 11))  # 37 % larger, but 8 x 2.5 m beyond the old outline
+    after = _layer(box(0, 0, 8, 11.5))  # 44 % larger, but 8 x 3 m beyond the old outline
     assert new_buildings(before, after).empty
-    assert list(new_buildings(before, after, min_area_m2=15.0)["added_m2"].round()) == [20]
+    assert list(new_buildings(before, after, min_area_m2=15.0)["added_m2"].round()) == [24]
 
 
-def test_a_roof_found_in_part_before_is_not_grown_but_an_extension_is(building_model, test_scene):
+def test_a_strip_narrower_than_a_room_around_the_roof_is_not_growth():
+    """A roof outlined 2 m wider all round (a parapet's shadow gone) adds 75 m², but no part of
+    it is a room wide."""
+    before = _layer(box(0, 0, 10, 10))
+    after = _layer(box(-2, -2, 12, 12))
+    assert new_buildings(before, after, min_area_m2=1.0).empty
+    wing = _layer(box(-2, -2, 12, 12).union(box(12, 0, 16, 8)))  # the same plus a 4 x 8 m wing
+    (grown,) = new_buildings(before, wing)["added_m2"]
+    assert grown == pytest.approx(4 * 8 + 1.5 * 8, abs=0.5)  # the wing and the strip beside it
+
+
+def _repainted(image, out, polygon, paint):
+    """A copy of ``image`` with the pixels of ``polygon`` replaced by ``paint(rgb)``."""
+    with rasterio.open(image) as src:
+        profile, bands = src.profile, src.read()
+        inside = rio_features.rasterize(
+            [(polygon, 1)], out_shape=(src.height, src.width), transform=src.transform
+        ).astype(bool)
+    rgb = bands[:3].astype(np.float32)
+    rgb[:, inside] = paint(rgb[:, inside])
+    bands[:3] = np.clip(rgb, 0, 255).astype(bands.dtype)
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(bands)
+    return out
+
+
+def test_a_roof_found_in_part_before_is_not_grown_but_an_extension_is(
+    building_model, test_scene, tmp_path
+):
     """Growth is confirmed on the added part only: built-up there before means the earlier
-    detection had missed part of the roof; bare ground there means an extension."""
+    detection had missed part of the roof; bare ground there, roofed after, an extension."""
     house = test_scene.buildings.geometry.iloc[0]
     field = test_scene.health.loc[test_scene.health["health"] == "healthy"].geometry.iloc[0]
     xmin, ymin, xmax, ymax = house.bounds
     half_found = box(xmin, ymin, (xmin + xmax) / 2, ymax)
     ground = field.centroid.buffer(5.0).envelope
-    before = _layer(half_found, ground.buffer(-2.0))
+    gx, gy = ground.bounds[:2]
+    before = _layer(half_found, box(gx, gy, gx + 4.0, gy + 10.0))
     after = _layer(house, ground)
+    with rasterio.open(test_scene.image) as src:
+        roof = _layer(house.buffer(-0.5)).to_crs(src.crs).geometry.iloc[0]
+        window = src.window(*roof.bounds)
+        roof_colour = np.median(src.read((1, 2, 3), window=window).reshape(3, -1), axis=1)
+    built_on = _repainted(
+        test_scene.image, tmp_path / "after.tif", ground, lambda rgb: roof_colour[:, None]
+    )
     changed = new_buildings(before, after, min_area_m2=10.0)
     assert list(changed["change"]) == ["grown", "grown"]
-    confirmed = confirm_changes(building_model, test_scene.image, before, changed)
+    confirmed = confirm_changes(
+        building_model, test_scene.image, before, changed, after_image=built_on
+    )
     assert len(confirmed) == 1
     assert confirmed.geometry.iloc[0].equals(ground)
     assert confirmed["built_before_share"].iloc[0] < 0.3
+    assert confirmed["colour_change"].iloc[0] >= MIN_COLOUR_CHANGE
+
+
+def test_a_roof_in_shade_before_keeps_its_colour_so_it_did_not_grow(
+    building_model, test_scene, tmp_path
+):
+    """The part of a roof the winter sun left in shade looks like nothing built (the model
+    may miss it), but only its brightness changed: no growth."""
+    house = test_scene.buildings.geometry.iloc[0]
+    xmin, ymin, xmax, ymax = house.bounds
+    lit = box(xmin, ymin, (xmin + xmax) / 2, ymax)
+    shaded = _repainted(
+        test_scene.image, tmp_path / "winter.tif", house.difference(lit), lambda rgb: rgb * 0.4
+    )
+    changed = new_buildings(_layer(lit), _layer(house), min_area_m2=10.0)
+    assert list(changed["change"]) == ["grown"]
+    (change,) = colour_change(
+        shaded, test_scene.image, changed.assign(geometry=[house.difference(lit)])
+    )
+    assert change < MIN_COLOUR_CHANGE
+    assert confirm_changes(
+        building_model, shaded, _layer(lit), changed, after_image=test_scene.image
+    ).empty
