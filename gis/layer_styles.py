@@ -51,7 +51,7 @@ TREND_COLOURS = {
     "not declining": "255,255,191",
     "not comparable": "200,200,200",
 }
-CHANGE_COLOURS = {"new": "221,28,119", "grown": "174,1,126"}
+CHANGE_COLOURS = {"new": "221,28,119", "grown": "174,1,126", "demolished": "99,99,99"}
 
 
 # -- symbols ----------------------------------------------------------------------------
@@ -227,6 +227,7 @@ LAYER_STYLES: dict[str, LayerStyle] = {
         None, "Polygon", lambda: single(fill_symbol("0", "189,189,189,70", "82,82,82", 0.4))
     ),
     "new_buildings": LayerStyle("change", "Polygon", change_renderer),
+    "structure_changes": LayerStyle("change", "Polygon", change_renderer),
     "projects": LayerStyle("status", "Polygon", project_status_renderer, record_link=True),
     "flagged_parcels": LayerStyle("severity", "Polygon", flag_severity_renderer, record_link=True),
     "work_list": LayerStyle("severity", "Polygon", flag_severity_renderer, record_link=True),
