@@ -339,6 +339,9 @@ def evaluate_construction(
     write: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
         "docs/construction_accuracy.md"
     ),
+    dsm: Annotated[
+        bool, typer.Option("--dsm", help="Detect with each epoch's surface model (height).")
+    ] = False,
 ) -> None:
     """Score the building model as the flows use it on held-out simulator worlds: buildings
     per epoch, new buildings between the epochs, and the flag reasons raised on each planted
@@ -379,7 +382,15 @@ def evaluate_construction(
             scene = f"world {seed}"
             results[scene] = score_construction(
                 buildings_model,
-                [EpochTruth(name, world.paths.ortho(name), truth[name]) for name in truth],
+                [
+                    EpochTruth(
+                        name,
+                        world.paths.ortho(name),
+                        truth[name],
+                        world.paths.dsm(name) if dsm else None,
+                    )
+                    for name in truth
+                ],
                 parcels=parcels,
             )
             (last, captured_on) = world.epochs[-1]
@@ -396,6 +407,7 @@ def evaluate_construction(
     options += (f" --model {model}" if model else "") + (
         "" if size == "default" else f" --size {size}"
     )
+    options += " --dsm" if dsm else ""
     which = (
         f"the model {model}"
         if model
@@ -407,7 +419,9 @@ def evaluate_construction(
         f"{date.today()}; rerun the command rather than editing this file.\n\n"
         f"Scored: {which}, used as the flows use it (blobs cut along the parcels, changes "
         f"confirmed on the earlier image), on the truth orthophotos of held-out worlds "
-        f"({width_m:.0f} x {height_m:.0f} m, winter and summer epochs).\n\n"
+        f"({width_m:.0f} x {height_m:.0f} m, winter and summer epochs)"
+        + (", with each epoch's surface model (height above ground)" if dsm else "")
+        + ".\n\n"
         + construction_markdown(results, reasons=reasons)
     )
     write.parent.mkdir(parents=True, exist_ok=True)
@@ -479,6 +493,10 @@ def detect_buildings(
     ] = None,
     id_column: Annotated[str, typer.Option(help="Parcel id column of --parcels.")] = "parcel_id",
     bands: BandsOption = None,
+    dsm: Annotated[
+        Path | None,
+        typer.Option(help="Surface model GeoTIFF (metres, any CRS): height is a building cue."),
+    ] = None,
 ) -> None:
     """Building footprints (score, area_m2) in the orthophoto's CRS: layer `buildings`."""
     from core.settings import load_settings
@@ -494,6 +512,7 @@ def detect_buildings(
         bands=parse_bands(bands),
         settings=load_settings(),
         work_dir=output.resolve().parent,
+        dsm_path=dsm,
     )
     publish_geopackage(output, {"buildings": found.buildings})
     out.print(found.summary(output), soft_wrap=True, markup=False)

@@ -1175,7 +1175,13 @@ def republish(settings: Settings, epoch: str) -> DerivedOutputs:
             if "parcels" in layers
             else None
         )
-        refreshed[WORK_LIST_LAYER] = work_list(flagged, parcels)
+        if "flag_id" in flagged.columns:
+            refreshed[WORK_LIST_LAYER] = work_list(flagged, parcels)
+        else:
+            LOG.warning(
+                "%s: flags published without flag ids (an older Raqib): work list kept as is",
+                geopackage,
+            )
     republish_geopackage(geopackage, refreshed)
     derived = derive_outputs(settings, epoch)
     return replace(derived, postgis_schema=postgis_output(settings, epoch))

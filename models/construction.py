@@ -24,7 +24,9 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError, ProcessingError
+from core.types import Grid
 from models.features import BUILDING_FEATURES
+from models.height import check_dsm, normalised_dsm, with_height
 from models.regularise import regularise_footprint
 from models.training import (
     PixelModel,
@@ -33,7 +35,7 @@ from models.training import (
     predict_blocks,
     sample_pixels,
 )
-from models.windows import BLOCK_PX, Block, open_rgb
+from models.windows import BLOCK_PX, Block, open_rgb, pixel_size_m, read_rgb_on, working_grid
 
 BUILDING_CLASSES: tuple[str, ...] = ("building", "background")
 SEAM_GRID_M = 0.001
@@ -189,6 +191,7 @@ def detect_buildings(
     min_solidity: float = 0.7,
     block_px: int = BLOCK_PX,
     parcels: gpd.GeoDataFrame | None = None,
+    dsm: str | Path | None = None,
 ) -> gpd.GeoDataFrame:
     """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS.
 
@@ -196,7 +199,9 @@ def detect_buildings(
     to pixels of at least ``threshold``. With ``parcels``, blobs are cut along parcel
     boundaries (:func:`split_by_parcels`). Blobs or pieces smaller than ``min_area_m2`` or less
     solid than ``min_solidity`` (area over convex hull area: roofs and slabs are compact,
-    bare-earth look-alikes are ragged) are dropped.
+    bare-earth look-alikes are ragged) are dropped. With a surface model ``dsm`` (any CRS and
+    grid), probabilities are first revised by height above ground
+    (:func:`models.height.with_height`).
     """
     if tuple(model.classes) != BUILDING_CLASSES:
         raise ProcessingError(f"not a building model: its classes are {model.classes}")
@@ -205,9 +210,18 @@ def detect_buildings(
         opening, closing = (
             _disk(size_m, abs(src.transform.a)) for size_m in (opening_m, closing_m)
         )
+        grid = working_grid(src, model.pixel_m)
+        image_grid = Grid(src.crs.to_string(), grid.transform, grid.width, grid.height)
+        pixel_m = pixel_size_m(src) * grid.factor
+        if dsm is not None:
+            check_dsm(dsm, image_grid)
         for block, proba, valid in predict_blocks(
             model, src, block_px=block_px, margin_px=model.features.margin_px + len(closing)
         ):
+            if dsm is not None:
+                ndsm = normalised_dsm(dsm, image_grid, block.padded, pixel_m=pixel_m)
+                rgb = read_rgb_on(src, grid, block.padded)[0]
+                proba[0] = with_height(proba[0], ndsm, rgb, pixel_m)
             built = hysteresis(proba[0], valid, threshold, low_threshold)
             built = cv2.morphologyEx(built, cv2.MORPH_OPEN, opening)
             built = cv2.morphologyEx(built, cv2.MORPH_CLOSE, closing)

@@ -148,11 +148,13 @@ def evaluate_health(
 
 @dataclass(frozen=True)
 class EpochTruth:
-    """A held-out image of one epoch and the true building footprints in it."""
+    """A held-out image of one epoch and the true building footprints in it (and its
+    surface model, to detect with height, when ``dsm`` is given)."""
 
     name: str
     image: Path
     buildings: gpd.GeoDataFrame
+    dsm: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,8 @@ def evaluate_construction(
     changes from the first to the last epoch (polygons compared, confirmed on the earlier
     pixels, as the survey flow does), and score both against truth."""
     detected = {
-        epoch.name: detect_buildings(model, epoch.image, parcels=parcels) for epoch in epochs
+        epoch.name: detect_buildings(model, epoch.image, parcels=parcels, dsm=epoch.dsm)
+        for epoch in epochs
     }
     scores = {}
     for epoch in epochs:

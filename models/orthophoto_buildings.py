@@ -111,9 +111,12 @@ def find_buildings(
     bands: Mapping[str, int] | None = None,
     settings: Settings | None = None,
     work_dir: Path | None = None,
+    dsm_path: str | Path | None = None,
 ) -> FoundBuildings:
     """Building polygons of ``image_path`` (cut along the parcels of ``parcels_path`` when
-    given), in its CRS; InputError naming the file for a raster or model that cannot be used."""
+    given; with height above ground from the surface model ``dsm_path``, any CRS and grid,
+    when given), in its CRS; InputError naming the file for a raster, DSM or model that cannot
+    be used."""
     settings = settings or Settings()
     source = inspect_image(image_path, bands)
     _require_rgb(source)
@@ -122,7 +125,7 @@ def find_buildings(
     gsd_m = model_gsd_m(model)
     with tempfile.TemporaryDirectory(prefix=".raqib-buildings-", dir=work_dir) as tmp:
         copy = make_working_copy(source, Path(tmp), gsd_m)
-        found = _detect(model, copy.rgb_path, parcels, settings)
+        found = _detect(model, copy.rgb_path, parcels, settings, dsm_path)
     return FoundBuildings(found.to_crs(source.crs), source, gsd_m, _model_name(model_path))
 
 
@@ -209,7 +212,11 @@ def structure_changes(
 
 
 def _detect(
-    model: PixelModel, image: Path, parcels: gpd.GeoDataFrame | None, settings: Settings
+    model: PixelModel,
+    image: Path,
+    parcels: gpd.GeoDataFrame | None,
+    settings: Settings,
+    dsm_path: str | Path | None = None,
 ) -> gpd.GeoDataFrame:
     """:func:`models.construction.detect_buildings` with the flows' settings."""
     return detect_buildings(
@@ -219,6 +226,7 @@ def _detect(
         min_solidity=settings.min_building_solidity,
         threshold=settings.building_score_threshold,
         parcels=parcels,
+        dsm=dsm_path,
     )
 
 

@@ -2,8 +2,9 @@
 
 ``generate`` lays out a strip of Berkane town and farm parcels of the Triffa plain at real
 coordinates (south-west corner near 34.928 N, 2.300 W), renders a winter and a summer
-orthophoto, and writes the cadastre, permits, public projects and the truth the models are
-scored against. Same seed, same bytes (orthophotos) and same records.
+orthophoto, each with a surface model (``sim._render_dsm``), and writes the cadastre, permits,
+public projects and the truth the models are scored against. Same seed, same bytes
+(orthophotos) and same records.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shapely.geometry import Point, Polygon, box
 
 from core.errors import InputError
 from core.io import atomic_path
+from sim._render_dsm import DSM_GSD_M, render_dsm
 from sim._render_layout import Layout, health_zones, make_layout, orchard_planting, shift
 from sim._render_ortho import SUMMER, WINTER, EpochPainter, Season
 
@@ -57,6 +59,10 @@ class WorldPaths:
 
     def ortho(self, epoch_name: str) -> Path:
         return self.root / f"ortho_{epoch_name}.tif"
+
+    def dsm(self, epoch_name: str) -> Path:
+        """The epoch's surface model (float32 metres, ``sim._render_dsm.DSM_GSD_M`` pixels)."""
+        return self.root / f"dsm_{epoch_name}.tif"
 
     @property
     def parcels(self) -> Path:
@@ -125,6 +131,26 @@ def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: fl
             rasterio.enums.ColorInterp.green,
             rasterio.enums.ColorInterp.blue,
         ]
+
+
+def _write_dsm(path: Path, heights: np.ndarray, left: float, top: float) -> None:
+    profile = dict(
+        driver="GTiff",
+        width=heights.shape[1],
+        height=heights.shape[0],
+        count=1,
+        dtype="float32",
+        crs=CRS,
+        transform=Affine(DSM_GSD_M, 0.0, left, 0.0, -DSM_GSD_M, top),
+        nodata=-9999.0,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+        predictor=3,
+    )
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(heights, 1)
 
 
 def _write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
@@ -296,7 +322,8 @@ def generate(
     height_m: float = 400,
     gsd_m: float = 0.1,
 ) -> World:
-    """Generate a world into ``out_dir`` (orthophotos, parcels, permits, projects, truth)."""
+    """Generate a world into ``out_dir`` (orthophotos and surface models, parcels, permits,
+    projects, truth)."""
     if width_m < 150 or height_m < 140:
         raise InputError(
             "width_m/height_m",
@@ -316,6 +343,9 @@ def generate(
         epoch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, k)))
         rgb, crowns = _paint(layout, season, gsd_m, seed, epoch_rng)  # same crowns every epoch
         _write_ortho(paths.ortho(season.name), rgb, left, top, gsd_m)
+        dsm_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3, k)))
+        heights = render_dsm(layout, crowns, k > 0, GROUND_ELEVATION_M, dsm_rng)
+        _write_dsm(paths.dsm(season.name), heights, left, top)
     _write_records(layout, paths, left, bottom, _trees(layout, crowns, left, bottom))
 
     bounds = (left, bottom, left + width_m, top)

@@ -32,7 +32,7 @@ def _metres_from_home(sample: TelemetrySample, home_lonlat: tuple[float, float])
 def test_an_abort_mid_mission_returns_to_launch_and_lands_at_home(trigger: str) -> None:
     mission = two_line_mission()
     abort_event = threading.Event()
-    health = Health(battery_pct=50.0, battery_endurance_s=300.0) if trigger == "battery" else None
+    health = Health(battery_pct=40.0, battery_endurance_s=300.0) if trigger == "battery" else None
 
     def on_progress(sample: TelemetrySample) -> None:
         if trigger == "event" and sample.mission_item >= 3:

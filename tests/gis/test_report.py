@@ -295,7 +295,8 @@ def test_publish_rebuilds_one_epochs_report_and_leaves_the_others(tmp_path: Path
     second = _epoch(tmp_path, "summer", date(2026, 7, 10))
     second_report = write_report(second)
     before = second_report.read_bytes(), second_report.stat().st_mtime_ns
-    published = {p: p.stat().st_mtime_ns for p in (first.geopackage, first.mosaic)}
+    mosaic_written = first.mosaic.stat().st_mtime_ns
+    health = gpd.read_file(first.geopackage, layer="crop_health_parcels")
 
     done = _cli("publish", "--epoch", "winter", "--workspace", str(tmp_path))
 
@@ -304,7 +305,9 @@ def test_publish_rebuilds_one_epochs_report_and_leaves_the_others(tmp_path: Path
     text = (first.folder / REPORT).read_text(encoding="utf-8")
     assert "captured on <b>2026-01-15</b>" in text and "No construction flag" in text
     assert (second_report.read_bytes(), second_report.stat().st_mtime_ns) == before
-    assert {p: p.stat().st_mtime_ns for p in published} == published, "nothing recomputed"
+    assert first.mosaic.stat().st_mtime_ns == mosaic_written, "no raster recomputed"
+    kept = gpd.read_file(first.geopackage, layer="crop_health_parcels")
+    pd.testing.assert_frame_equal(kept, health)  # the analysis layers kept as published
 
 
 def test_publish_of_an_unknown_epoch_lists_the_known_ones(tmp_path: Path) -> None:
