@@ -120,24 +120,31 @@ BandsOption = Annotated[
     ),
 ]
 IdColumnOption = Annotated[str, typer.Option(help="Column of --parcels with the parcel id.")]
+TrainingImageOption = Annotated[
+    Path, typer.Option(help="Orthophoto GeoTIFF (any CRS, 3-50 cm, RGB).")
+]
+LabelsLayerOption = Annotated[str | None, typer.Option(help="Layer of --labels to read.")]
+CvBlockOption = Annotated[float, typer.Option(help="Side of the CV blocks, metres.")]
+CvFoldsOption = Annotated[int, typer.Option(help="Cross-validation folds.")]
+CvReportOption = Annotated[
+    Path | None, typer.Option(help="Also write the cross-validation report (Markdown).")
+]
 
 
 @train_app.command("buildings")
 def train_buildings_command(
-    image: Annotated[Path, typer.Option(help="Orthophoto GeoTIFF (any CRS, 3-50 cm, RGB).")],
+    image: TrainingImageOption,
     labels: Annotated[
         Path, typer.Option(help="Building footprints (GPKG, GeoJSON...: e.g. an OSM extract).")
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write.")] = Path(
         "buildings.joblib"
     ),
-    layer: Annotated[str | None, typer.Option(help="Layer of --labels to read.")] = None,
+    layer: LabelsLayerOption = None,
     bands: BandsOption = None,
-    block_m: Annotated[float, typer.Option(help="Side of the CV blocks, metres.")] = 50.0,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    report: Annotated[
-        Path | None, typer.Option(help="Also write the cross-validation report (Markdown).")
-    ] = None,
+    block_m: CvBlockOption = 50.0,
+    folds: CvFoldsOption = 5,
+    report: CvReportOption = None,
 ) -> None:
     """Train a building model on your orthophoto and footprints (offset and missing outlines
     tolerated), report its spatial cross-validation and save it for --model and the flows."""
@@ -152,7 +159,7 @@ def train_buildings_command(
 
 @train_app.command("health")
 def train_health_command(
-    image: Annotated[Path, typer.Option(help="Orthophoto GeoTIFF (any CRS, 3-50 cm, RGB).")],
+    image: TrainingImageOption,
     labels: Annotated[Path, typer.Option(help="Labelled polygons (GPKG, GeoJSON...).")],
     class_column: Annotated[
         str, typer.Option(help="Column of --labels: healthy, stressed or bare.")
@@ -160,13 +167,11 @@ def train_health_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write.")] = Path(
         "crop_health.joblib"
     ),
-    layer: Annotated[str | None, typer.Option(help="Layer of --labels to read.")] = None,
+    layer: LabelsLayerOption = None,
     bands: BandsOption = None,
-    block_m: Annotated[float, typer.Option(help="Side of the CV blocks, metres.")] = 50.0,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    report: Annotated[
-        Path | None, typer.Option(help="Also write the cross-validation report (Markdown).")
-    ] = None,
+    block_m: CvBlockOption = 50.0,
+    folds: CvFoldsOption = 5,
+    report: CvReportOption = None,
 ) -> None:
     """Train a crop health model on your orthophoto and labelled polygons, report its spatial
     cross-validation and save it for --model and the flows."""
@@ -272,11 +277,11 @@ def evaluate_crop_health(
     class_column: Annotated[str, typer.Option(help="Column of --labels with the class.")] = (
         "health"
     ),
-    layer: Annotated[str | None, typer.Option(help="Layer of --labels to read.")] = None,
+    layer: LabelsLayerOption = None,
     block_m: Annotated[
         float, typer.Option(help="Side of the cross-validation blocks, metres.")
     ] = 50.0,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    folds: CvFoldsOption = 5,
     write: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
         "docs/crop_health_accuracy.md"
     ),

@@ -22,7 +22,6 @@ import numpy as np
 import rasterio
 from shapely.geometry import box
 
-from core.errors import InputError
 from core.io import write_geopackage
 from models.crop_health import HEALTH_CLASSES, HEALTH_PIXEL_M, classify_health, parcel_health
 from models.indices import index_raster
@@ -75,7 +74,7 @@ def health_map(
     docstring; ``bands`` names the bands (else descriptions or colour interpretation)."""
     out_path = Path(out_path)
     source = inspect_image(image_path, bands)
-    model = _health_model(model_path)
+    model = load_model(model_path or DEFAULT_HEALTH_MODEL, HEALTH_CLASSES, "crop health")
     with rasterio.open(source.path) as src:
         bounds = tuple(src.bounds)
     parcels = None
@@ -130,16 +129,6 @@ def health_map(
         model=_model_name(model, model_path),
         notes=tuple(notes),
     )
-
-
-def _health_model(model_path: str | Path | None) -> PixelModel:
-    model = load_model(model_path or DEFAULT_HEALTH_MODEL)
-    if tuple(model.classes) != HEALTH_CLASSES:
-        raise InputError(
-            model_path or DEFAULT_HEALTH_MODEL,
-            f"not a crop health model: its classes are {model.classes}",
-        )
-    return model
 
 
 def _model_name(model: PixelModel, model_path: str | Path | None) -> str:

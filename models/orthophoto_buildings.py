@@ -120,7 +120,7 @@ def find_buildings(
     settings = settings or Settings()
     source = inspect_image(image_path, bands)
     _require_rgb(source)
-    model = _building_model(model_path)
+    model = load_model(model_path or DEFAULT_BUILDINGS_MODEL, BUILDING_CLASSES, "building")
     parcels = _parcels(parcels_path, source, id_column)
     gsd_m = model_gsd_m(model)
     with tempfile.TemporaryDirectory(prefix=".raqib-buildings-", dir=work_dir) as tmp:
@@ -148,7 +148,7 @@ def find_changes(
     for source in (before, after):
         _require_rgb(source)
     _check_overlap(before, after)
-    model = _building_model(model_path)
+    model = load_model(model_path or DEFAULT_BUILDINGS_MODEL, BUILDING_CLASSES, "building")
     parcels = _parcels(parcels_path, before, id_column)
     gsd_m = model_gsd_m(model)
     with tempfile.TemporaryDirectory(prefix=".raqib-changes-", dir=work_dir) as tmp:
@@ -228,16 +228,6 @@ def _detect(
         parcels=parcels,
         dsm=dsm_path,
     )
-
-
-def _building_model(model_path: str | Path | None) -> PixelModel:
-    model = load_model(model_path or DEFAULT_BUILDINGS_MODEL)
-    if tuple(model.classes) != BUILDING_CLASSES:
-        raise InputError(
-            model_path or DEFAULT_BUILDINGS_MODEL,
-            f"not a building model: its classes are {model.classes}",
-        )
-    return model
 
 
 def _model_name(model_path: str | Path | None) -> str:

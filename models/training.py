@@ -338,8 +338,11 @@ def save_model(model: PixelModel, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path) -> PixelModel:
-    """Read a model written by :func:`save_model`."""
+def load_model(
+    path: str | Path, classes: tuple[str, ...] | None = None, kind: str = ""
+) -> PixelModel:
+    """Read a model written by :func:`save_model`; with ``classes``, InputError unless they
+    are the model's (it is "not a ``kind`` model")."""
     try:
         model = joblib.load(path)
     except FileNotFoundError as exc:
@@ -350,4 +353,6 @@ def load_model(path: str | Path) -> PixelModel:
         raise InputError(path, f"not a Raqib pixel model but {type(model).__name__}")
     if not isinstance(getattr(model, "features", None), FeatureSet):
         raise InputError(path, "a model saved by an older Raqib (no feature set): train it again")
+    if classes is not None and tuple(model.classes) != classes:
+        raise InputError(path, f"not a {kind} model: its classes are {model.classes}")
     return model
