@@ -246,12 +246,14 @@ def trees(
     image: Annotated[Path, typer.Argument(help="Orthophoto GeoTIFF (any CRS, 3-50 cm).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="GeoPackage to write.")],
     parcels: Annotated[
-        Path | None, typer.Option(help="Parcels to count trees in (default: everywhere).")
+        Path | None,
+        typer.Option(help="Parcels to count trees and find row gaps in (default: count all)."),
     ] = None,
     id_column: IdColumnOption = "parcel_id",
     bands: BandsOption = None,
 ) -> None:
-    """Tree crowns of an orthophoto as polygons and points, and counts per parcel."""
+    """Tree crowns of an orthophoto as polygons and points; with --parcels, the trees missing
+    from their rows and counts per parcel."""
     from models.tree_map import tree_map
     from models.working_copy import parse_bands
 
@@ -502,8 +504,16 @@ def detect_buildings(
         Path | None,
         typer.Option(help="Surface model GeoTIFF (metres, any CRS): height is a building cue."),
     ] = None,
+    captured_at: Annotated[
+        str | None,
+        typer.Option(
+            help="Capture time, ISO 8601 (e.g. 2026-01-15T11:00+01:00; no offset: Morocco's), "
+            "for the sun's shadows; default: the file's TIFF DATETIME tag."
+        ),
+    ] = None,
 ) -> None:
     """Building footprints (score, area_m2) in the orthophoto's CRS: layer `buildings`."""
+    from core.capture_time import parse_captured_at
     from core.settings import load_settings
     from gis.publish import publish_geopackage
     from models.orthophoto_buildings import find_buildings
@@ -518,6 +528,7 @@ def detect_buildings(
         settings=load_settings(),
         work_dir=output.resolve().parent,
         dsm_path=dsm,
+        captured_at=parse_captured_at(captured_at) if captured_at else None,
     )
     publish_geopackage(output, {"buildings": found.buildings})
     out.print(found.summary(output), soft_wrap=True, markup=False)
@@ -745,6 +756,7 @@ def plan(
     import flows
     from core.errors import InputError
     from core.settings import load_settings
+    from flights.aoi import check_not_swapped, check_one_battery, load_aoi
 
     settings = load_settings()
     auto = angle.strip().lower() == "auto"
@@ -764,6 +776,9 @@ def plan(
         entry_corner=entry,
         turnaround_m=turnaround_m,
     )
+    area = load_aoi(aoi)  # refused early: swapped lon/lat, far beyond one battery
+    check_not_swapped(aoi, area.bounds, settings.crs)
+    check_one_battery(aoi, area, spec, settings.battery_reserve)
     planned = flows.plan_mission_files(
         aoi,
         output,
@@ -815,6 +830,8 @@ def fly(
             document.items,
             log_path=log_path,
             timeout_s=settings.vehicle_timeout_s,
+            retries=settings.vehicle_retries,
+            backoff_s=settings.vehicle_backoff_s,
             limits=PreflightLimits(min_battery_pct=min_battery_pct),
             rtl_battery_pct=rtl_battery_pct,
             abort_event=abort,
@@ -926,14 +943,18 @@ def survey(
     world: Annotated[Path, typer.Option(help="A world folder from `raqib world generate`.")],
     epoch: Annotated[str, typer.Option(help="Which epoch of the world to fly.")] = "epoch1",
     workspace: WorkspaceOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun every stage, even unchanged ones (fly too).")
+    ] = False,
 ) -> None:
-    """Plan, fly the simulated vehicle, ingest, mosaic, analyse and publish one epoch."""
+    """Plan, fly the simulated vehicle, ingest, mosaic, analyse and publish one epoch;
+    a rerun skips the stages whose inputs did not change (docs/operations.md, "Resume")."""
     import flows
     from core.settings import load_settings
 
     _quiet_user_errors()
     settings = load_settings(**({"workspace": workspace} if workspace else {}))
-    result = flows.survey(world_dir=world, epoch=epoch, settings=settings)
+    result = flows.survey(world_dir=world, epoch=epoch, settings=settings, force=force)
     flows.print_epoch_result(result, out)
 
 
@@ -1001,8 +1022,12 @@ def process(
     ] = None,
     epoch: Annotated[str, typer.Option(help="Epoch name (output folder).")] = "",
     workspace: WorkspaceOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun every stage, even unchanged ones.")
+    ] = False,
 ) -> None:
-    """Process an existing folder of photos: ingest, mosaic, analyse, publish."""
+    """Process an existing folder of photos: ingest, mosaic, analyse, publish; a rerun
+    skips the stages whose inputs did not change (docs/operations.md, "Resume")."""
     import flows
     from core.errors import InputError
     from core.settings import load_settings
@@ -1031,6 +1056,7 @@ def process(
         captured_on=day,
         settings=settings,
         projects_path=projects,
+        force=force,
     )
     flows.print_epoch_result(result, out)
 
@@ -1231,16 +1257,42 @@ def _quiet_user_errors() -> None:
                 handler.addFilter(_NoTracebackForUserErrors())
 
 
+def _unreadable_file(exc: OSError) -> str | None:
+    """One line for a file the command could not read through: a raster GDAL fails to
+    decode mid-way (truncated, corrupt) or a file without permission; None for any other
+    OSError (a bug keeps its traceback). GDAL chains its messages from the generic
+    ("Read failed") to the one naming the file and the precise one: those two are kept."""
+    if isinstance(exc, PermissionError):
+        return str(exc)
+    if not type(exc).__module__.startswith("rasterio"):
+        return None
+    messages: list[str] = []
+    cause: BaseException | None = exc.__cause__ or exc
+    while cause is not None:
+        text = str(cause).strip()
+        if text and not any(text in earlier for earlier in messages):
+            messages.append(text)
+        cause = cause.__cause__
+    midway = str(exc).startswith("Read failed")  # opened, then a block would not decode
+    return "; ".join(messages) + (" (the raster is truncated or corrupt)" if midway else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: user mistakes become one line and a non-zero exit.
 
     Typer handles usage errors and ``--help`` itself (and exits); a RaqibError raised by a
-    command comes out here.
+    command comes out here, and so does a raster that cannot be read through.
     """
     try:
         app(args=argv)
     except RaqibError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = _unreadable_file(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # typer's way of finishing, also on success
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)

@@ -36,18 +36,23 @@ from prefect import flow, serve, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import MissingContextError
 from prefect.futures import PrefectFuture
+from prefect.logging import get_run_logger
 from prefect.schedules import Cron
+from prefect.tasks import exponential_backoff
 from prefect.types.entrypoint import EntrypointType
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from shapely.geometry import LineString, Polygon, box
 
 from core.errors import InputError
 from core.io import atomic_path, rewrite_as_cog
 from core.settings import Settings, load_settings
+from core.stages import StageBook, remove_leftovers, stage_key
 from core.types import (
     Accuracy,
     Grid,
@@ -68,7 +73,7 @@ from flights.preview import write_preview
 from flights.safety import check_mission, load_no_fly_zones, with_geofence
 from flights.terrain import Dem, flat_terrain, follow_terrain
 from gis.communes import commune_area, commune_names, commune_parcels
-from gis.evidence import write_before_after
+from gis.evidence import evidence_file_name, write_before_after
 from gis.feedback import (
     FEEDBACK_LAYER,
     SAMPLE_LABELS,
@@ -129,8 +134,18 @@ from models.zones import write_prescription, zones_of_parcels
 from pipeline.catalog import WORKSPACE_CATALOG, catalog_images, images_frame, skipped_frame
 from pipeline.coregister import coregister
 from pipeline.footprint import footprint, ground_sampling_m
-from pipeline.ingest import ingest_with_settings
-from pipeline.mosaic import Frame, Tile, TileJob, mosaic_frames
+from pipeline.ingest import PhotoRead, ingest_with_settings
+from pipeline.mosaic import (
+    TILE_RETRIES,
+    Frame,
+    Tile,
+    TileFailure,
+    TileJob,
+    failed_tiles,
+    failed_tiles_frame,
+    failure_text,
+    mosaic_frames,
+)
 from pipeline.multispectral_mosaic import (
     coregister_captures,
     mosaic_captures,
@@ -236,7 +251,7 @@ def plan_task(
     return mission, files.paths["plan"]
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=exponential_backoff(10))
 def fly_task(
     world: World, epoch: str, mission: Mission, frames_dir: Path, settings: Settings
 ) -> int:
@@ -254,9 +269,18 @@ def fly_task(
         seed=zlib.crc32(epoch.encode()),  # a stable GNSS error per epoch
         crs=world.crs,
     ) as sim:
-        link = flight_link.connect_vehicle(sim.address, timeout_s=settings.vehicle_timeout_s)
+        retries, backoff_s = settings.vehicle_retries, settings.vehicle_backoff_s
+        link = flight_link.connect_vehicle(
+            sim.address, settings.vehicle_timeout_s, retries=retries, backoff_s=backoff_s
+        )
         try:
-            flight_link.upload_mission(link, mission, timeout_s=settings.vehicle_timeout_s)
+            flight_link.upload_mission(
+                link,
+                mission,
+                timeout_s=settings.vehicle_timeout_s,
+                retries=retries,
+                backoff_s=backoff_s,
+            )
             log = flight_link.fly_mission(
                 link, timeout_s=max(600.0, 3 * mission.estimated_time_s / settings.sim_speedup)
             )
@@ -271,7 +295,7 @@ def fly_task(
 def ingest_task(frames_dir: Path, epoch: str, settings: Settings) -> IngestResult:
     """Ingest the photos and add them to the workspace catalogue (STAC collection ``epoch``);
     photos catalogued before, by a rerun or ``raqib ingest``, are not added again."""
-    ingested = ingest_with_settings(frames_dir, settings)
+    ingested = ingest_photos(frames_dir, settings)
     if ingested.images:
         update = catalog_images(
             ingested, settings.workspace / WORKSPACE_CATALOG, settings.crs, collection=epoch
@@ -288,7 +312,35 @@ def coregister_task(
     return coregister(result.images, crs, reference=reference)
 
 
-@task(name="render_tile", cache_policy=NO_CACHE)
+@task(name="ingest_photo", cache_policy=NO_CACHE)
+def ingest_photo_task(read: Callable[[Path], PhotoRead], path: Path) -> PhotoRead:
+    """One photo's hash and metadata (``pipeline.ingest.read_photo``), wherever it runs."""
+    return read(path)
+
+
+def submit_photos(read: Callable[[Path], PhotoRead], paths: Sequence[Path]) -> list[PhotoRead]:
+    """A :data:`pipeline.ingest.PhotoMapper` over Prefect tasks on the flow's task runner."""
+    futures = [ingest_photo_task.submit(read, path) for path in paths]
+    return [future.result() for future in futures]
+
+
+@flow(name="ingest", validate_parameters=False)
+def ingest_flow(frames_dir: Path, settings: Settings) -> IngestResult:
+    """The photos of ``frames_dir``, each read by an ``ingest_photo`` task of this flow."""
+    return ingest_with_settings(frames_dir, settings, map_photos=submit_photos)
+
+
+def ingest_photos(frames_dir: Path, settings: Settings) -> IngestResult:
+    """Ingest ``frames_dir`` here, or photo by photo on the ``dask_cluster`` when it is set."""
+    if not settings.dask_cluster:
+        return ingest_with_settings(frames_dir, settings)
+    from prefect_dask import DaskTaskRunner  # imports dask.distributed: only when asked
+
+    runner = DaskTaskRunner(address=settings.dask_cluster)
+    return ingest_flow.with_options(task_runner=runner)(frames_dir, settings)
+
+
+@task(name="render_tile", cache_policy=NO_CACHE, retries=TILE_RETRIES, retry_delay_seconds=1)
 def render_tile_task(
     render: Callable[..., Tile], frames: tuple[Frame, ...], grid: Grid, window: Window
 ) -> Tile:
@@ -301,14 +353,23 @@ def submit_tiles_in_order(
 ) -> Iterator[Tile]:
     """A :data:`pipeline.mosaic.TileMapper` over Prefect tasks: keeps ``in_flight`` tiles
     submitted to the flow's task runner and yields them in order, so at most that many
-    finished tiles wait in memory for the writer."""
+    finished tiles wait in memory for the writer; a tile whose task failed (after its
+    retries) as a :class:`pipeline.mosaic.TileFailure`."""
     pending: deque[PrefectFuture[Tile]] = deque()
     for job in jobs:
         pending.append(render_tile_task.submit(render, *job))
         if len(pending) >= in_flight:
-            yield pending.popleft().result()
+            yield tile_or_failure(pending.popleft())
     while pending:
-        yield pending.popleft().result()
+        yield tile_or_failure(pending.popleft())
+
+
+def tile_or_failure(future: PrefectFuture[Tile]) -> Tile | TileFailure:
+    """The tile of a finished ``render_tile`` task, or its error."""
+    try:
+        return future.result()
+    except Exception as exc:  # the task's own error: the writer leaves the tile as no-data
+        return TileFailure(failure_text(exc))
 
 
 @flow(name="mosaic", validate_parameters=False)
@@ -624,11 +685,15 @@ def process(
     mission: Mission | None = None,
     mission_plan: Path | None = None,
     commune: str | None = None,
+    force: bool = False,
 ) -> EpochResult:
     """An existing folder of photos → mosaic → crop health, buildings, flags → GeoPackage
-    (of the parcels of ``commune`` only, when given)."""
+    (of the parcels of ``commune`` only, when given). Stages whose inputs and outputs are
+    unchanged since the last run are skipped (``<epoch>/stages.json``); ``force`` reruns
+    them all."""
     out_dir = settings.workspace / epoch
     out_dir.mkdir(parents=True, exist_ok=True)
+    book = resumed_stages(settings.workspace, epoch, force=force)
     parcels = read_parcels(parcels_path, settings.crs)
     permit_source = records_source(permits_path, settings.permits, "permits", settings)
     if permit_source is None:
@@ -639,7 +704,12 @@ def process(
     project_source = records_source(projects_path, settings.projects, "projects", settings)
     projects = load_projects(project_source, crs=settings.crs) if project_source else None
     zoning = zoning_of(settings)
-    ingested = ingest_task(frames_dir, epoch, settings)
+    ingested = book.run(
+        "ingest",
+        key_of_stage(settings, {"frames": frames_dir}, epoch=epoch, folder=frames_dir),
+        lambda: ingest_task(frames_dir, epoch, settings),
+        say=stage_log,
+    )
     if not ingested.images:
         raise InputError(
             frames_dir,
@@ -651,25 +721,83 @@ def process(
         return publish_vigour_only(ingested, mosaic, parcels, permits, epoch, captured_on, settings)
     models = building_model_task(models or default_models(settings), captured_on, settings)
     previous = previous_epoch(settings.workspace, epoch, captured_on)
-    records = coregister_task(
-        ingested, settings.crs, Path(previous["mosaic"]) if previous else None
+    reference = Path(previous["mosaic"]) if previous else None
+    records = book.run(
+        "coregister",
+        key_of_stage(settings, {"reference": reference}, images=ingested),
+        lambda: coregister_task(ingested, settings.crs, reference),
+        say=stage_log,
     )
-    mosaic = (
-        mosaic_on_cluster(records, grid, out_dir / "mosaic.tif", settings.dask_cluster)
-        if settings.dask_cluster
-        else mosaic_task(records, grid, out_dir / "mosaic.tif")
+    mosaic = book.run(
+        "mosaic",
+        key_of_stage(settings, records=records, grid=grid),
+        lambda: (
+            mosaic_on_cluster(records, grid, out_dir / "mosaic.tif", settings.dask_cluster)
+            if settings.dask_cluster
+            else mosaic_task(records, grid, out_dir / "mosaic.tif")
+        ),
+        outputs=lambda raster: [raster.path],
+        say=stage_log,
     )
-    health = health_task(models, mosaic, parcels, out_dir, settings)
-    vigour = vigour_task(mosaic, parcels, out_dir, captured_on, settings)
-    orchards = trees_task(mosaic, parcels)
-    buildings = buildings_task(models, mosaic, parcels, settings)
+    on_mosaic = {"mosaic": mosaic.path}
+    health = book.run(
+        "health",
+        key_of_stage(settings, on_mosaic | {"model": models.health}, parcels=parcels),
+        lambda: health_task(models, mosaic, parcels, out_dir, settings),
+        outputs=lambda _: [out_dir / "crop_health.tif"],
+        say=stage_log,
+    )
+    vigour = book.run(
+        "vigour",
+        key_of_stage(settings, on_mosaic, parcels=parcels, captured_on=captured_on),
+        lambda: vigour_task(mosaic, parcels, out_dir, captured_on, settings),
+        outputs=lambda _: [out_dir / INDEX_RASTER, *sorted(out_dir.glob("prescription.*"))],
+        say=stage_log,
+    )
+    orchards = book.run(
+        "trees",
+        key_of_stage(settings, on_mosaic, parcels=parcels),
+        lambda: trees_task(mosaic, parcels),
+        say=stage_log,
+    )
+    buildings = book.run(
+        "buildings",
+        key_of_stage(settings, on_mosaic | {"model": models.buildings}, parcels=parcels),
+        lambda: buildings_task(models, mosaic, parcels, settings),
+        say=stage_log,
+    )
     if previous is None:
         changed = buildings.iloc[:0].assign(change=pd.Series(dtype=str))
     else:
         before = gpd.read_file(previous["geopackage"], layer="buildings", engine="pyogrio")
-        changed = change_task(
-            models, Path(previous["mosaic"]), mosaic.path, before, buildings, settings
+        changed = book.run(
+            "change",
+            key_of_stage(
+                settings,
+                on_mosaic | {"model": models.buildings, "before mosaic": reference},
+                before=before,
+                after=buildings,
+            ),
+            lambda: change_task(models, reference, mosaic.path, before, buildings, settings),
+            say=stage_log,
         )
+    progress = (
+        book.run(
+            "projects",
+            key_of_stage(
+                settings,
+                on_mosaic,
+                projects=projects.valid,
+                buildings=buildings,
+                captured_on=captured_on,
+            ),
+            lambda: projects_task(projects.valid, mosaic, buildings, captured_on, settings),
+            say=stage_log,
+        )
+        if projects
+        else None
+    )
+    stage_log("stage flags: running (rules, feedback and evidence are cheap: always rerun)")
     flagged = flag_new_buildings(
         changed,
         parcels,
@@ -714,12 +842,9 @@ def process(
         "new_buildings": changed,
         "flagged_parcels": flagged,
         WORK_LIST_LAYER: work,
-        **(
-            {"projects": projects_task(projects.valid, mosaic, buildings, captured_on, settings)}
-            if projects
-            else {}
-        ),
+        **({"projects": progress} if progress is not None else {}),
         "skipped_images": skipped_frame(ingested),
+        "failed_tiles": failed_tiles_frame(mosaic.path),
         "record_problems": pd.DataFrame(
             [
                 asdict(p)
@@ -730,9 +855,22 @@ def process(
             columns=["source", "line", "field", "problem"],
         ),
     }
-    geopackage = publish_task(out_dir / GEOPACKAGE, layers)
+    geopackage = book.run(
+        "publish",
+        key_of_stage(settings, layers=layers),
+        lambda: publish_task(out_dir / GEOPACKAGE, layers),
+        outputs=lambda path: [path],
+        say=stage_log,
+    )
     record_epoch(settings.workspace, epoch, captured_on, geopackage, mosaic.path)
-    derived = derive_outputs(settings, epoch)
+    derived = book.run(
+        "derived",
+        key_of_stage(settings, derived_inputs(settings, epoch), epoch=epoch),
+        lambda: derive_outputs(settings, epoch),
+        outputs=lambda written: written.paths,
+        say=stage_log,
+    )
+    stage_log("stage notify: running (the ledger sends each flag once)")
     deliveries = notify_task(work, derived.work_lists, settings)
     postgis_output(settings, epoch)
     return EpochResult(
@@ -810,27 +948,47 @@ def publish_vigour_only(
 
 @flow(name="survey", validate_parameters=False)
 def survey(
-    world_dir: Path, epoch: str, settings: Settings, commune: str | None = None
+    world_dir: Path,
+    epoch: str,
+    settings: Settings,
+    commune: str | None = None,
+    *,
+    force: bool = False,
 ) -> EpochResult:
     """Plan a survey of the world's AOI (or of one commune's parcels), fly it on the
-    simulator, process and publish it."""
+    simulator, process and publish it. Stages unchanged since the last run are skipped
+    (``<workspace>/<epoch>/stages.json``), a complete flight is not flown again; ``force``
+    reruns them all."""
     world = load_world(world_dir)
     dates = dict(world.epochs)
     if epoch not in dates:
         raise InputError(world.paths.metadata, f"no epoch {epoch!r}; known: {', '.join(dates)}")
     out_dir = settings.workspace / epoch
+    book = resumed_stages(settings.workspace, epoch, force=force)
     home = Waypoint(lat_deg=world.home_lonlat[1], lon_deg=world.home_lonlat[0], altitude_m=0.0)
     aoi_lonlat, bounds = survey_area(world, settings.crs, commune)
-    mission, plan_path = plan_task(
-        aoi_lonlat,
-        home,
-        f"{world.root.name}-{epoch}",
-        out_dir,
-        world.ground_elevation_m,
-        settings,
+    name = f"{world.root.name}-{epoch}"
+    mission, plan_path = book.run(
+        "plan",
+        key_of_stage(settings, aoi=aoi_lonlat, home=home, name=name),
+        lambda: plan_task(aoi_lonlat, home, name, out_dir, world.ground_elevation_m, settings),
+        outputs=lambda _: sorted(out_dir.glob("mission*")),
+        say=stage_log,
     )
     frames_dir = out_dir / "frames"
-    fly_task(world, epoch, mission, frames_dir, settings)
+    book.run(
+        "fly",
+        key_of_stage(
+            settings,
+            {"orthophoto": world.paths.ortho(epoch)},
+            mission=mission,
+            epoch=epoch,
+            start=capture_start(world, epoch),
+        ),
+        lambda: fly_task(world, epoch, mission, frames_dir, settings),
+        outputs=lambda _: [frames_dir, out_dir / "flight_log.csv"],
+        say=stage_log,
+    )
     resolution_m = settings.mosaic_resolution_m or SURVEY_GSD_CM / 100.0
     grid = Grid.from_bounds(bounds, resolution_m, settings.crs)
     return process(
@@ -845,10 +1003,62 @@ def survey(
         mission=mission,
         mission_plan=plan_path,
         commune=commune,
+        force=force,
     )
 
 
 # -- helpers the flows share --------------------------------------------------------------
+
+
+RUN_ONLY_SETTINGS = frozenset(
+    {
+        "workspace",
+        "notify",
+        "publish",
+        "dask_cluster",
+        "sim_speedup",
+        "vehicle_timeout_s",
+        "vehicle_retries",
+        "vehicle_backoff_s",
+        "records_timeout_s",
+        "records_retries",
+    }
+)
+"""Settings that change how a run goes, not what it computes: left out of stage keys."""
+SETTING_FILES = ("zoning", "feedback", "health_labels", "no_fly_zones", "camera_file")
+"""Settings naming a file whose content is an input of every stage."""
+
+
+def key_of_stage(
+    settings: Settings, files: Mapping[str, Path | str | None] | None = None, **parameters: object
+) -> str:
+    """A stage's key (``core.stages.stage_key``): the content of its input ``files`` and of
+    the files the settings name, every setting that can change a result, and ``parameters``."""
+    named = {f"setting {n}": getattr(settings, n) for n in SETTING_FILES}
+    inputs = {label: Path(p) for label, p in {**(files or {}), **named}.items() if p is not None}
+    computed = settings.model_dump(mode="json", exclude=set(RUN_ONLY_SETTINGS))
+    return stage_key(inputs, {"settings": computed, **parameters})
+
+
+def stage_log(message: str) -> None:
+    """One line in the run's log: the Prefect run logger's inside a flow, else ours."""
+    try:
+        get_run_logger().info(message)
+    except MissingContextError:
+        LOG.info(message)
+
+
+def resumed_stages(workspace: Path, epoch: str, *, force: bool = False) -> StageBook:
+    """The epoch's stage record, after deleting the temporary files a killed run left in
+    the epoch's folder, the workspace's catalogue and the workspace itself."""
+    leftovers = [
+        *remove_leftovers(workspace / epoch),
+        *remove_leftovers(workspace / WORKSPACE_CATALOG),
+        *remove_leftovers(workspace, recursive=False),
+    ]
+    for path in leftovers:
+        stage_log(f"removed {path}, left by an interrupted run")
+    return StageBook(workspace / epoch, force=force)
 
 
 def survey_area(
@@ -922,7 +1132,7 @@ def mosaic_folder(
         check_dem(dem)
         if Path(out_path).resolve() == Path(dem).resolve():
             raise InputError(out_path, "is the DEM itself; write the mosaic elsewhere")
-    ingested = ingest_with_settings(frames_dir, settings)
+    ingested = ingest_photos(frames_dir, settings)
     if not ingested.images:
         raise InputError(frames_dir, f"no usable photo ({len(ingested.skipped)} skipped)")
     grid = grid_of_images(ingested, settings, dem=dem, dem_heights=dem_heights)
@@ -1032,7 +1242,7 @@ def with_evidence(
     ).astype(str)
     paths = []
     for flag in flagged.itertuples():
-        name = f"{flag.parcel_id or 'off-cadastre'}_{flag.reason}.png".replace("/", "_")
+        name = evidence_file_name(flag.parcel_id, flag.reason)
         write_before_after(
             before_mosaic,
             after_mosaic,
@@ -1116,6 +1326,21 @@ class DerivedOutputs:
     def paths(self) -> list[Path]:
         lists = [path for wl in self.work_lists.values() for path in (wl.csv, wl.html)]
         return [self.project, *lists, self.report]
+
+
+def derived_inputs(settings: Settings, epoch: str) -> dict[str, Path]:
+    """The files :func:`derive_outputs` reads for ``epoch``: its GeoPackage and rasters, the
+    workspace's histories and measured accuracy."""
+    outputs = epoch_outputs(settings.workspace, epoch)
+    return {
+        "geopackage": outputs.geopackage,
+        "mosaic": outputs.mosaic,
+        "crop health": outputs.folder / "crop_health.tif",
+        "index": outputs.folder / INDEX_RASTER,
+        "accuracy": settings.workspace / ACCURACY_FILE,
+        "parcel history": settings.workspace / HISTORY_GEOPACKAGE,
+        "project history": settings.workspace / PROJECT_HISTORY_GEOPACKAGE,
+    }
 
 
 def derive_outputs(settings: Settings, epoch: str) -> DerivedOutputs:
@@ -1613,6 +1838,11 @@ def print_epoch_result(result: EpochResult, console: Console) -> None:
     )
     for name, reason in result.skipped:
         console.print(f"  skipped {name}: {reason}")
+    for tile in failed_tiles(result.mosaic.path):
+        console.print(
+            f"  [yellow]tile left as no-data[/] at px ({tile.col_off}, {tile.row_off}): "
+            f"{escape(tile.error)}"
+        )
     for problem in result.undelivered:
         console.print(f"  [yellow]not sent[/] {problem}")
     console.print(f"  GeoPackage: {result.geopackage}")

@@ -32,3 +32,14 @@ class VehicleError(RaqibError):
 
 class ProcessingError(RaqibError):
     """A processing stage could not produce its output from valid inputs."""
+
+
+class DiskFullError(ProcessingError):
+    """An output could not be written for lack of space (or over the file-size limit)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"{self.path}: cannot write it, the disk is full (or the file-size limit is "
+            "reached); the previous file, if any, is kept: free some space and rerun"
+        )

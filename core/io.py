@@ -5,6 +5,7 @@ Readers of the target see the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ import pandas as pd
 import pyogrio
 from pyogrio import raw
 
-from core.errors import InputError
+from core.errors import DiskFullError, InputError, RaqibError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -32,6 +33,48 @@ default) 'may only be partially supported'."""
 _SIDECARS = ("-journal", "-wal", "-shm", ".aux.xml")
 """Files some writers (SQLite/GeoPackage, GDAL) leave beside the one they write."""
 
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""Errors of a write that found no room: disk full, quota, file-size limit."""
+_PROBE_BYTES = 1 << 20
+"""What :func:`_no_room` tries to write to tell a full disk from any other failure."""
+
+
+def _no_room(scratch: Path) -> bool:
+    """Whether appending to ``scratch`` fails for lack of room (GDAL and SQLite report a
+    full disk as a generic write error, so ask the file system directly)."""
+    try:
+        with scratch.open("ab") as handle:
+            handle.write(bytes(_PROBE_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        return exc.errno in _NO_ROOM
+    return False
+
+
+def _caused_by_no_room(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@contextmanager
+def disk_full_named(target: str | Path, scratch: Path) -> Iterator[None]:
+    """Turn a failure of the block into :class:`DiskFullError` naming ``target`` when there
+    is no room left (checked by appending to ``scratch``, a file the caller then removes)."""
+    try:
+        yield
+    except DiskFullError as exc:  # of a file written inside the block: name ours
+        raise DiskFullError(target) from exc
+    except RaqibError:  # a problem the writer named itself
+        raise
+    except Exception as exc:
+        if _caused_by_no_room(exc) or _no_room(scratch):
+            raise DiskFullError(target) from exc
+        raise
+
 
 @contextmanager
 def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
@@ -40,7 +83,8 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
 
     The temporary name is hidden (dot-prefixed) and ends with ``suffix`` (default: the
     target's own suffix), so writers that choose a format by extension pick the right one.
-    The file exists (empty) when yielded; the parent directory is created if needed.
+    The file exists (empty) when yielded; the parent directory is created if needed. A
+    failure for lack of room becomes :class:`DiskFullError` naming ``target``.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +96,8 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
+        with disk_full_named(target, tmp):
+            yield tmp
         tmp.chmod(_FILE_MODE)
         os.replace(tmp, target)
     finally:

@@ -266,6 +266,15 @@ class Settings(BaseSettings):
         50.0, ge=0, description="The exported geofence surrounds the flight by this margin."
     )
     vehicle_timeout_s: float = Field(30.0, gt=0, description="Timeout for any vehicle step.")
+    vehicle_retries: int = Field(
+        2,
+        ge=0,
+        description="Retries of connecting to the vehicle and of the mission upload when the "
+        "link fails (no vehicle, silence, a timeout); a refused mission is not retried.",
+    )
+    vehicle_backoff_s: float = Field(
+        2.0, ge=0, description="First wait between vehicle link retries (then doubled)."
+    )
     dask_cluster: str | None = Field(
         None,
         description="Address of a dask.distributed scheduler (tcp://host:8786) whose workers "

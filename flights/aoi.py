@@ -13,9 +13,14 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
+from core.crs_area import swapped_lonlat
 from core.errors import InputError, PlanError
+from core.types import SurveySpec
 
 LONLAT = "EPSG:4326"
+QUICK_REFUSAL_BATTERIES = 2.0
+"""An AOI whose photo lines alone would take this many full batteries is refused before
+planning (planning a province-sized AOI only to refuse it takes minutes and gigabytes)."""
 
 
 def check_aoi(aoi: BaseGeometry) -> Polygon:
@@ -100,3 +105,36 @@ def load_aoi(
         return check_aoi(MultiPolygon(kept) if len(kept) > 1 else kept[0])
     except PlanError as exc:
         raise InputError(path, str(exc)) from exc
+
+
+def check_not_swapped(
+    path: str | Path, bounds: tuple[float, float, float, float], crs: str
+) -> None:
+    """InputError naming ``path`` when the AOI's lon/lat ``bounds`` lie outside the working
+    ``crs`` but inside it with longitude and latitude swapped."""
+    problem = swapped_lonlat(bounds, crs, "the AOI")
+    if problem is not None:
+        raise InputError(path, problem)
+
+
+def check_one_battery(path: str | Path, aoi: Polygon, spec: SurveySpec, reserve: float) -> None:
+    """InputError naming ``path`` when ``aoi`` (lon/lat) is far too large for one mission:
+    its photo lines alone (area / line spacing, at the survey speed) would take
+    :data:`QUICK_REFUSAL_BATTERIES` full batteries. Nearer the limit the planner's own
+    flight-time check decides; an unknown battery is not checked."""
+    endurance_s = spec.camera.endurance_s
+    if endurance_s is None:
+        return
+    area_m2 = abs(pyproj.Geod(ellps="WGS84").geometry_area_perimeter(aoi)[0])
+    lines_s = area_m2 / spec.line_spacing_m / spec.speed_m_s
+    if lines_s <= QUICK_REFUSAL_BATTERIES * endurance_s:
+        return
+    usable_s = endurance_s * (1.0 - reserve)
+    one_battery_ha = usable_s * spec.speed_m_s * spec.line_spacing_m / 10_000
+    raise InputError(
+        path,
+        f"the AOI covers {area_m2 / 1e6:,.1f} km²: its photo lines alone take at least "
+        f"{lines_s / 3600:,.1f} h ({spec.line_spacing_m:.0f} m apart at "
+        f"{spec.speed_m_s:g} m/s), one mission flies {usable_s / 60:.0f} min; plan it as a "
+        f"campaign (raqib campaign AOI --max-area-ha {max(1, int(one_battery_ha))})",
+    )

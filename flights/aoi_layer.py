@@ -18,7 +18,7 @@ from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
 from core.errors import InputError
-from flights.aoi import check_units
+from flights.aoi import LONLAT, check_not_swapped, check_units
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def load_aois(
     if frame.crs is None:
         raise InputError(name, "the AOI layer has no CRS; set one (e.g. EPSG:4326)")
     check_units(name, frame.crs, frame.geometry.total_bounds)
+    check_not_swapped(name, frame.geometry.to_crs(LONLAT).total_bounds, crs)
     _require(frame, name, id_column, "id")
     if frame[id_column].duplicated().any():
         twice = sorted(map(str, frame.loc[frame[id_column].duplicated(), id_column].unique()))

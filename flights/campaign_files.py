@@ -9,6 +9,7 @@ import pandas as pd
 from shapely.geometry import LineString
 
 from core.io import atomic_path, write_geopackage
+from core.spreadsheet import csv_safe
 from core.types import Mission
 from flights.aoi import LONLAT
 from flights.campaign import Campaign
@@ -62,7 +63,8 @@ def _mission_line(mission: Mission) -> LineString:
 def write_campaign(campaign: Campaign, gpkg_path: str | Path, csv_path: str | Path) -> None:
     """Write ``campaign`` as a GeoPackage 1.3 (``missions`` lines from launch to launch with
     their attributes, ``launch_sites`` points, ``refused_aois`` polygons with the reason) and
-    a CSV with one row per sortie (``status`` planned) and per refused area, atomically."""
+    a CSV with one row per sortie (``status`` planned) and per refused area, atomically
+    (text a spreadsheet would run as a formula quoted)."""
     rows = _sortie_rows(campaign)
     refused_rows = _refused_rows(campaign)
     refused = gpd.GeoDataFrame(
@@ -86,5 +88,8 @@ def write_campaign(campaign: Campaign, gpkg_path: str | Path, csv_path: str | Pa
     write_geopackage(
         gpkg_path, {"missions": missions, "launch_sites": sites, "refused_aois": refused}
     )
+    sheet = pd.DataFrame(rows + refused_rows)
+    text = sheet.select_dtypes(include=["object", "str"]).columns
+    sheet[text] = sheet[text].map(csv_safe)  # AOI ids and communes come from the user's layer
     with atomic_path(csv_path) as partial:
-        pd.DataFrame(rows + refused_rows).to_csv(partial, index=False)
+        sheet.to_csv(partial, index=False)

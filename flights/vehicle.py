@@ -6,11 +6,14 @@ The only module that imports ``dronekit``. Every wait is bounded and fails with
 ``MISSION_ACK`` and is read back and compared item by item, on what ArduPilot keeps of each
 command (it zeroes the rest and stores altitudes in whole centimetres). :func:`fly_plan`
 does it all for the CLI: connect, pre-flight checks, upload, fly, and a GeoPackage flight
-log.
+log. Connecting and uploading are tried again on a :class:`LinkError` (silence, a lost
+message, a timeout), ``retries`` times with doubling waits; a refused or misstored mission
+is not.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -18,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dronekit import CommandInt, Vehicle, VehicleMode, connect
 from pymavlink import mavutil
@@ -30,6 +33,8 @@ from flights.flight_log import DEFAULT_CRS, FlightLog, TelemetrySample
 from flights.items import MissionItem, mission_items, nan_if_unset
 
 mavlink = mavutil.mavlink
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_S = 1.0
 LINK_LOST_S = 5.0
@@ -74,6 +79,34 @@ _KEPT = {
 }
 _UNKNOWN = _Kept((1, 2, 3, 4))
 _WGS84 = Geod(ellps="WGS84")
+
+
+class LinkError(VehicleError):
+    """The link failed on the way (no vehicle, silence, lost messages, a timeout): worth
+    another try, unlike a vehicle that refuses a mission or stores it differently."""
+
+
+def with_retries(attempt: Callable[[], T], what: str, retries: int, backoff_s: float) -> T:
+    """``attempt()``, tried again up to ``retries`` times on a :class:`LinkError`, after
+    ``backoff_s``, then twice as long each time (each retry logged as a warning naming
+    ``what``); the final LinkError adds how many attempts were made over how long."""
+    start_s = time.monotonic()
+    for number in range(retries):
+        try:
+            return attempt()
+        except LinkError as exc:
+            delay_s = backoff_s * 2**number
+            LOG.warning("%s; %s again in %g s (retry %d of %d)", exc, what, delay_s,
+                        number + 1, retries)  # fmt: skip
+            time.sleep(delay_s)
+    try:
+        return attempt()
+    except LinkError as exc:
+        if not retries:
+            raise
+        raise LinkError(
+            f"{exc} (gave up after {retries + 1} attempts over {time.monotonic() - start_s:.0f} s)"
+        ) from exc
 
 
 @dataclass
@@ -122,14 +155,23 @@ class PreflightLimits:
     assumed the plan's home)."""
 
 
-def connect_vehicle(address: str, timeout_s: float = 30.0) -> VehicleLink:
+def connect_vehicle(
+    address: str, timeout_s: float = 30.0, *, retries: int = 0, backoff_s: float = 2.0
+) -> VehicleLink:
     """Connect to the autopilot at ``address`` (e.g. ``udpin:127.0.0.1:14550``).
 
-    Waits for a heartbeat, all parameters, GPS and attitude; raises ``VehicleError`` after
+    Waits for a heartbeat, all parameters, GPS and attitude; an attempt fails after
     ``timeout_s`` at the latest (DroneKit's own ``connect`` can block forever when a
-    vehicle heartbeats but never sends parameters, so it runs under a watchdog). A failed
-    attempt leaves no thread running and no socket open.
+    vehicle heartbeats but never sends parameters, so it runs under a watchdog) and leaves
+    no thread running and no socket open. A failed attempt is repeated ``retries`` times
+    (see :func:`with_retries`); then :class:`LinkError` names the address.
     """
+    return with_retries(
+        lambda: _connect_once(address, timeout_s), f"connecting to {address}", retries, backoff_s
+    )
+
+
+def _connect_once(address: str, timeout_s: float) -> VehicleLink:
     created: list[Vehicle] = []
     outcome: dict[str, Any] = {}
 
@@ -162,8 +204,8 @@ def connect_vehicle(address: str, timeout_s: float = 30.0) -> VehicleLink:
         # closed; this ends that loop so the worker thread finishes instead of spinning.
         created[0]._params_count = max(created[0]._params_count, 0)
     if "error" in outcome:
-        raise VehicleError(f"cannot connect to {address}: {outcome['error']}")
-    raise VehicleError(f"no ready vehicle at {address} within {timeout_s:g} s")
+        raise LinkError(f"cannot connect to {address}: {str(outcome['error']).rstrip('.')}")
+    raise LinkError(f"no ready vehicle at {address} within {timeout_s:g} s")
 
 
 # -- pre-flight checks -------------------------------------------------------------------
@@ -274,22 +316,47 @@ def _command_int(seq: int, item: MissionItem) -> CommandInt:
     )
 
 
-def upload_mission(link: VehicleLink, mission: Mission, *, timeout_s: float = 30.0) -> None:
+def upload_mission(
+    link: VehicleLink,
+    mission: Mission,
+    *,
+    timeout_s: float = 30.0,
+    retries: int = 0,
+    backoff_s: float = 2.0,
+) -> None:
     """Upload ``mission`` (see :func:`upload_items`)."""
-    upload_items(link, mission_items(mission), timeout_s=timeout_s)
+    upload_items(
+        link, mission_items(mission), timeout_s=timeout_s, retries=retries, backoff_s=backoff_s
+    )
 
 
 def upload_items(
-    link: VehicleLink, items: Sequence[MissionItem], *, timeout_s: float = 30.0
+    link: VehicleLink,
+    items: Sequence[MissionItem],
+    *,
+    timeout_s: float = 30.0,
+    retries: int = 0,
+    backoff_s: float = 2.0,
 ) -> None:
     """Upload ``items`` with the MAVLink mission protocol, then read them back and compare.
 
     Item 0 is home: it is sent (ArduPilot expects it) but the vehicle keeps its own home,
-    so it is not compared. The vehicle's ``MISSION_ACK`` must accept the mission. Raises
-    ``VehicleError`` within ``timeout_s`` if the link goes quiet at any point.
+    so it is not compared. The vehicle's ``MISSION_ACK`` must accept the mission. An
+    attempt fails with :class:`LinkError` within ``timeout_s`` if the link goes quiet at
+    any point, and is then made again from the start ``retries`` times (see
+    :func:`with_retries`); a refused or misstored mission raises ``VehicleError`` at once.
     """
     if len(items) < 2:
         raise VehicleError(f"{link.address}: nothing to upload (no mission items after home)")
+    with_retries(
+        lambda: _upload_once(link, items, timeout_s),
+        f"uploading the mission to {link.address}",
+        retries,
+        backoff_s,
+    )
+
+
+def _upload_once(link: VehicleLink, items: Sequence[MissionItem], timeout_s: float) -> None:
     commands = commands_int(items)
     vehicle = link.vehicle
     factory = vehicle.message_factory
@@ -317,7 +384,7 @@ def upload_items(
             while not _wait(link, lambda: bool(acks), "the mission upload",
                             min(deadline, time.monotonic() + RETRY_S), fail=False):  # fmt: skip
                 if time.monotonic() >= deadline:
-                    raise VehicleError(_upload_stalled(link, requested, len(commands), timeout_s))
+                    raise LinkError(_upload_stalled(link, requested, len(commands), timeout_s))
                 if not requested:
                     send_count()  # the count was lost: announce the upload again
         except VehicleError:
@@ -414,7 +481,7 @@ def download_mission(link: VehicleLink, *, timeout_s: float = 30.0) -> list[Any]
             )
             if progress() == before:
                 if time.monotonic() >= deadline:
-                    raise VehicleError(f"{link.address}: timed out downloading the mission")
+                    raise LinkError(f"{link.address}: timed out downloading the mission")
                 request()  # a message was lost: ask again
     vehicle.send_mavlink(factory.mission_ack_encode(0, 0, mavlink.MAV_MISSION_ACCEPTED))
     return items
@@ -538,12 +605,15 @@ def fly_plan(
     on_progress: Callable[[TelemetrySample], None] | None = None,
     link_lost_s: float = LINK_LOST_S,
     crs: str = DEFAULT_CRS,
+    retries: int = 0,
+    backoff_s: float = 2.0,
 ) -> FlightLog:
     """Connect, check, upload ``items`` (item 0 is the plan's home), verify, fly, and write
     the flight log to ``log_path`` (GeoPackage; written even when the flight fails).
 
-    ``timeout_s`` bounds each link step (connect, upload), ``flight_timeout_s`` the flight.
-    The link is always closed.
+    ``timeout_s`` bounds each link step (connect, upload), each tried again ``retries``
+    times with doubling waits from ``backoff_s``; ``flight_timeout_s`` bounds the flight,
+    which is never restarted. The link is always closed.
     """
     _check_plan(items)
     home = items[0]
@@ -555,10 +625,10 @@ def fly_plan(
         if on_progress is not None:
             on_progress(sample)
 
-    with connect_vehicle(address, timeout_s=timeout_s) as link:
+    with connect_vehicle(address, timeout_s, retries=retries, backoff_s=backoff_s) as link:
         preflight(link, limits, planned_home_latlon=planned_home,
                   timeout_s=min(timeout_s, PREFLIGHT_WAIT_S))  # fmt: skip
-        upload_items(link, items, timeout_s=timeout_s)
+        upload_items(link, items, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
         start_s = time.monotonic()
         try:
             log = fly_mission(
@@ -618,13 +688,13 @@ def _wait(
     """Poll ``condition`` until the monotonic time ``until``; raise (or return False) on a miss."""
     while not condition():
         if link.silence_s > LINK_LOST_S:
-            raise VehicleError(
+            raise LinkError(
                 f"{link.address}: link lost while waiting for {what}: "
                 f"no heartbeat for {link.silence_s:.1f} s"
             )
         if time.monotonic() >= until:
             if fail:
-                raise VehicleError(f"{link.address}: timed out waiting for {what}")
+                raise LinkError(f"{link.address}: timed out waiting for {what}")
             return False
         time.sleep(0.02)
     return True
@@ -643,7 +713,7 @@ def _until(
         if _wait(link, condition, what, min(deadline, time.monotonic() + RETRY_S), fail=False):
             return
         if time.monotonic() >= deadline:
-            raise VehicleError(f"{link.address}: timed out waiting for {what}")
+            raise LinkError(f"{link.address}: timed out waiting for {what}")
 
 
 def _set_mode(link: VehicleLink, mode: str, deadline: float) -> None:

@@ -9,6 +9,8 @@ Inspectors and the project archive see these.
 from __future__ import annotations
 
 import math
+import re
+import zlib
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -30,6 +32,23 @@ from shapely.geometry.base import BaseGeometry
 from core.errors import InputError
 from core.io import atomic_path
 from core.types import Grid
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+OFF_CADASTRE = "off-cadastre"
+"""The evidence name of flags on no parcel."""
+
+
+def evidence_file_name(parcel_id: str | None, reason: str) -> str:
+    """The PNG name of one flag's evidence: its parcel id made file-safe, then its reason.
+    Ids that needed changing get a checksum of the original, so ``A/1`` and ``A_1`` (both
+    real cadastral spellings) never share a file, and no id can name a path elsewhere."""
+    if not parcel_id:
+        return f"{OFF_CADASTRE}_{reason}.png"
+    safe = _UNSAFE.sub("_", parcel_id).lstrip(".") or "_"
+    if safe == parcel_id != OFF_CADASTRE:
+        return f"{safe}_{reason}.png"
+    return f"{safe}-{zlib.crc32(parcel_id.encode('utf-8')):08x}_{reason}.png"
+
 
 MARGIN_M = 10.0
 """Ground shown around the polygon's bounding box, each side."""

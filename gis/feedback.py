@@ -23,6 +23,7 @@ import shapely
 
 from core.errors import InputError
 from core.io import atomic_path
+from core.spreadsheet import csv_safe, csv_unquoted
 from gis.records import RecordProblem
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ SAMPLE_LABELS = {
 }
 FEEDBACK_LAYER = "flagged_parcels"
 NOTE_COLUMNS = ("note", "inspector_note")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_EXPORT_COLUMNS = (
     "flag_id", "status", "note", "reason", "parcel_id", "commune", "severity",
     "explanation", "captured_on", "record_url", "evidence",
@@ -62,18 +62,6 @@ def parse_flag_id(value: str) -> tuple[date, str, str] | None:
     if not colon or not reason.replace("_", "").isalpha():
         return None
     return captured_on, reason, parcel_id
-
-
-def csv_safe(value: object) -> object:
-    """``value`` with a leading quote when it is text a spreadsheet would run as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _unquoted(text: str) -> str:
-    """Undo :func:`csv_safe` (so a round trip gives back the inspector's words)."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
 
 
 @dataclass(frozen=True)
@@ -167,7 +155,7 @@ def _checked(
     path: Path, line: int, row: dict[str, str], flag_ids: Collection[str] | None
 ) -> Decision | RecordProblem:
     fid, status = row["flag_id"].strip(), _status(row["status"])
-    note = _unquoted(next((row[c] for c in NOTE_COLUMNS if row.get(c)), ""))
+    note = csv_unquoted(next((row[c] for c in NOTE_COLUMNS if row.get(c)), ""))
     if not fid:
         return _problem(path, line, "flag_id", "empty; copy the flag_id of the published flag")
     if parse_flag_id(fid) is None:

@@ -66,11 +66,13 @@ def read_table(
     records_key: str | None = None,
     next_key: str = "next",
     http: HttpOptions | None = None,
+    encoding: str | None = None,
 ) -> RecordTable:
     """The records of a URL (JSON API), a ``.json`` file, a CSV or a vector file.
 
     ``kind`` (csv, vector, json) None: by the URL or the suffix; an unknown suffix is
-    tried as a vector file (GDAL reads many).
+    tried as a vector file (GDAL reads many). ``encoding`` of a CSV or JSON file (None:
+    UTF-8).
     """
     if kind not in KINDS:
         raise InputError(location, f"unknown records kind {kind!r}; use csv, vector or json")
@@ -85,26 +87,60 @@ def read_table(
         path.suffix.lower(), "vector"
     )
     if kind == "csv":
-        return read_csv_table(path, delimiter)
+        return read_csv_table(path, delimiter, encoding)
     if kind == "json":
-        records = json_page(str(path), _parse_json(path, _decode(path)), records_key)[0]
+        text = _decode(path, encoding)
+        records = json_page(str(path), _parse_json(path, text), records_key)[0]
         return RecordTable(str(path), "json", tuple(records), None)
     return read_vector_table(path, layer, default_layer)
 
 
-def _decode(path: Path) -> str:
+def _likely_encoding(data: bytes) -> tuple[str, str] | None:
+    """(codec, name) of the Windows code page ``data`` (not UTF-8) was most likely saved in
+    by a spreadsheet: Arabic when most of its non-ASCII letters read as Arabic, else
+    Western European; None when neither decodes it."""
+    for codec, name, is_letter in _CODE_PAGES:
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        foreign = [c for c in text if ord(c) > 127]
+        if foreign and sum(map(is_letter, foreign)) >= 0.5 * len(foreign):
+            return codec, name
+    return None
+
+
+_CODE_PAGES = (
+    ("cp1256", "Windows-1256 (Arabic)", lambda c: "\u0600" <= c <= "\u06ff"),
+    ("cp1252", "Windows-1252 (Western European)", str.isalpha),
+)
+
+
+def _decode(path: Path, encoding: str | None = None) -> str:
+    """The text of ``path``: UTF-8 (with or without BOM), or ``encoding`` when given. Text
+    in another encoding is an InputError naming the line, the encoding it looks like and
+    how to read it."""
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise InputError(path, "file not found") from exc
+    codec = encoding or "utf-8-sig"
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(codec)
+    except LookupError as exc:
+        raise InputError(path, f"unknown encoding {encoding!r} (e.g. utf-8, cp1256)") from exc
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            path,
-            f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8",
-        ) from exc
+        problem = f"line {line}: byte 0x{data[exc.start]:02x} is not {encoding or 'UTF-8'}"
+        guess = None if encoding else _likely_encoding(data)
+        if guess is not None:
+            problem += (
+                f"; the file looks like {guess[1]}: save it as 'CSV UTF-8', or give "
+                f'encoding = "{guess[0]}" in its table of raqib.toml'
+            )
+        else:
+            problem += "; save the file as UTF-8"
+        raise InputError(path, problem) from exc
 
 
 def _parse_json(path: Path, text: str) -> object:
@@ -114,10 +150,12 @@ def _parse_json(path: Path, text: str) -> object:
         raise InputError(path, f"not JSON (line {exc.lineno}: {exc.msg})") from exc
 
 
-def read_csv_table(path: Path, delimiter: str = ",") -> RecordTable:
-    """A UTF-8 CSV; ``line`` is the physical line number of the row's end."""
+def read_csv_table(path: Path, delimiter: str = ",", encoding: str | None = None) -> RecordTable:
+    """A CSV (UTF-8 unless ``encoding``); ``line`` is the physical line number of the row's
+    end."""
     path = Path(path)
-    reader = csv.DictReader(io.StringIO(_decode(path), newline=""), delimiter=delimiter)
+    text = _decode(path, encoding)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     columns = frozenset(reader.fieldnames or ())
     records = []
     for row in reader:

@@ -66,7 +66,8 @@ class RecordSource:
     (``{"permit_id": "numero_autorisation"}``); ``date_formats`` are ``strptime`` formats
     (none: ISO ``YYYY-MM-DD``); ``status_values`` maps their status words to ours
     (``{"accordée": "approved"}``); ``geometry_crs`` is the CRS of WKT / GeoJSON geometry
-    in CSV and JSON sources (vector files carry their own).
+    in CSV and JSON sources (vector files carry their own); ``encoding`` that of a CSV or
+    JSON file saved in another encoding than UTF-8 (``cp1256``: Arabic Windows).
     """
 
     location: str | Path
@@ -80,6 +81,7 @@ class RecordSource:
     records_key: str | None = None
     next_key: str = "next"
     geometry_crs: str = "EPSG:4326"
+    encoding: str | None = None
     http: HttpOptions = field(default_factory=HttpOptions)
 
     def name(self, ours: str) -> str:
@@ -96,6 +98,7 @@ class RecordSource:
             records_key=self.records_key,
             next_key=self.next_key,
             http=self.http,
+            encoding=self.encoding,
         )
 
 

@@ -26,8 +26,8 @@ from jinja2 import Environment, FileSystemLoader
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from core.io import atomic_path
-from gis.feedback import csv_safe
+from core.io import atomic_path, disk_full_named
+from core.spreadsheet import csv_safe
 from gis.flags import REASON_STYLES
 
 WORK_LIST_LAYER = "work_list"
@@ -267,7 +267,8 @@ def write_work_lists(
 ) -> dict[str, CommuneWorkList]:
     """Write each commune's work list of ``work`` (from :func:`work_list`) into ``folder``:
     ``<commune>.csv``, ``<commune>.html`` and its map ``<commune>.png``. The folder is
-    built aside and swapped in whole, so a rerun leaves no list of an earlier run."""
+    built aside and swapped in whole, so a rerun leaves no list of an earlier run, and a
+    full disk (:class:`core.errors.DiskFullError`) leaves the earlier lists as they were."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
@@ -277,17 +278,18 @@ def write_work_lists(
     try:
         for commune, flags in work.groupby("commune", sort=True):
             commune, stem = str(commune), file_stem(str(commune), taken)
-            write_map(flags, parcels, staging / f"{stem}.png")
-            (staging / f"{stem}.csv").write_bytes(work_list_csv(flags, refer))
-            page = work_list_html(
-                flags,
-                commune=commune,
-                title=work_list_title(commune, flags),
-                map_src=quote(f"{stem}.png"),
-                refer=lambda path: quote(refer(path)),
-                csv_href=quote(f"{stem}.csv"),
-            )
-            (staging / f"{stem}.html").write_text(page, encoding="utf-8")
+            with disk_full_named(folder, staging / ".room-probe"):
+                write_map(flags, parcels, staging / f"{stem}.png")
+                (staging / f"{stem}.csv").write_bytes(work_list_csv(flags, refer))
+                page = work_list_html(
+                    flags,
+                    commune=commune,
+                    title=work_list_title(commune, flags),
+                    map_src=quote(f"{stem}.png"),
+                    refer=lambda path: quote(refer(path)),
+                    csv_href=quote(f"{stem}.csv"),
+                )
+                (staging / f"{stem}.html").write_text(page, encoding="utf-8")
             files = (folder / f"{stem}.csv", folder / f"{stem}.html", folder / f"{stem}.png")
             lists[commune] = CommuneWorkList(commune, len(flags), *files)
         staging.chmod(0o755)

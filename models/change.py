@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,14 +11,15 @@ import shapely
 from rasterio import features as rio_features
 from rasterio import windows as rio_windows
 from rasterio.enums import Resampling
+from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import ProcessingError
 from models.construction import hysteresis
-from models.training import PixelModel, pixel_probabilities
-from models.windows import open_rgb, read_rgb
+from models.training import PixelModel, pixel_probabilities, shadow_on_grid
+from models.windows import open_georaster, open_rgb, read_rgb, working_grid
 
 
 def new_buildings(
@@ -25,7 +27,6 @@ def new_buildings(
     after: gpd.GeoDataFrame,
     *,
     min_overlap: float = 0.3,
-    growth_ratio: float = 1.3,
     min_area_m2: float = 25.0,
 ) -> gpd.GeoDataFrame:
     """Detections of ``after`` that are new or grown since ``before``, with columns ``change``
@@ -35,9 +36,11 @@ def new_buildings(
     piece of a roof that one epoch's detection cut differently (a shaded corner, a tank).
 
     A detection covered by earlier detections for less than ``min_overlap`` of its area is
-    ``"new"``; one that is covered but whose area exceeds ``growth_ratio`` times the area of the
-    earlier detections it overlaps, and that adds at least ``min_area_m2`` of room-wide area
-    beyond them (:func:`added_part`), is ``"grown"``; the others are unchanged and dropped.
+    ``"new"``; one that takes in at least half of an earlier detection and adds at least
+    ``min_area_m2`` of room-wide area beyond them (:func:`added_part`) is ``"grown"``; the
+    others are unchanged and dropped. The added room makes growth, not the area: a 40 m²
+    annex adds only 10 % to a 400 m² house, less than two epochs' outlines of one roof can
+    differ.
     """
     if before.crs != after.crs:
         raise ProcessingError(f"epochs are in different CRS: {before.crs} and {after.crs}")
@@ -55,12 +58,18 @@ def new_buildings(
             changes.append(None)
         elif previous is None or geom.intersection(previous).area < min_overlap * geom.area:
             changes.append("new")
-        elif geom.area > growth_ratio * previous.area and added >= min_area_m2:
+        elif added >= min_area_m2 and _takes_in(geom, overlapping):
             changes.append("grown")
         else:
             changes.append(None)
     result = after.assign(change=changes, added_m2=added_m2)
     return result[np.array([c is not None for c in changes], dtype=bool)].reset_index(drop=True)
+
+
+def _takes_in(geom: BaseGeometry, earlier: np.ndarray) -> bool:
+    """Whether ``geom`` holds at least half of one of the ``earlier`` outlines, as a building
+    holds the one it grew from (not a neighbour it touches)."""
+    return any(geom.intersection(e).area >= 0.5 * e.area for e in earlier)
 
 
 EDGE_TOLERANCE_M = 0.5
@@ -99,6 +108,7 @@ def built_share(
     margin_px = model.features.margin_px
     with open_rgb(image_path) as src:
         full = Window(0, 0, src.width, src.height)
+        shadow = shadow_on_grid(model.features, src, working_grid(src, None))  # sun at capture
         for i, geom in enumerate(polygons.to_crs(src.crs).geometry):
             if geom.is_empty:
                 continue
@@ -125,7 +135,7 @@ def built_share(
                 & valid
             )
             if inside.any():
-                probability = pixel_probabilities(model, rgb, valid)[0]
+                probability = pixel_probabilities(model, rgb, valid, shadow_px_per_m=shadow)[0]
                 built = (
                     hysteresis(probability, valid, threshold, low_threshold) > 0
                     if connected
@@ -147,8 +157,43 @@ def colour_change(
     """Median change of each polygon's chromaticity (r, g, b over their sum, per pixel) from
     ``before_image`` to ``after_image`` (read onto the earlier image's grid); nan where they do
     not both cover it. Shade and season scale a surface's brightness, not its colour."""
-    changes = np.full(len(polygons), np.nan)
-    with open_rgb(before_image) as before_src, open_rgb(after_image) as after_src:
+
+    def distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(_chromaticity(first) - _chromaticity(second), axis=0)
+
+    return _paired_medians(before_image, after_image, polygons, open_rgb, (1, 2, 3), distance)
+
+
+MIN_HEIGHT_RISE_M = 2.0
+"""Median rise of the surface model an added part needs to be built when the colour did not
+change: a storey is about 3 m; a drone DSM's noise is decimetres."""
+
+
+def height_rise(
+    before_dsm: str | Path, after_dsm: str | Path, polygons: gpd.GeoDataFrame
+) -> np.ndarray:
+    """Median rise of each polygon's surface (metres) from ``before_dsm`` to ``after_dsm``
+    (read onto the earlier grid); nan where they do not both cover it."""
+
+    def rise(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return second[0].astype(np.float32) - first[0].astype(np.float32)
+
+    return _paired_medians(before_dsm, after_dsm, polygons, open_georaster, (1,), rise)
+
+
+def _paired_medians(
+    before_path: str | Path,
+    after_path: str | Path,
+    polygons: gpd.GeoDataFrame,
+    opener: Callable[[str | Path], DatasetReader],
+    bands: tuple[int, ...],
+    difference: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Median over each polygon of ``difference(before, after)``, per pixel, of ``bands`` of
+    two rasters, the later read onto the earlier one's grid; nan where they do not both
+    cover it."""
+    medians = np.full(len(polygons), np.nan)
+    with opener(before_path) as before_src, opener(after_path) as after_src:
         full = Window(0, 0, before_src.width, before_src.height)
         for i, geom in enumerate(polygons.to_crs(before_src.crs).geometry):
             if geom.is_empty:
@@ -164,7 +209,8 @@ def colour_change(
                 continue
             transform = before_src.window_transform(window)
             shape = (int(window.height), int(window.width))
-            first, first_valid = read_rgb(before_src, window)
+            first = before_src.read(bands, window=window)
+            first_valid = before_src.dataset_mask(window=window) > 0
             with WarpedVRT(
                 after_src,
                 crs=before_src.crs,
@@ -173,14 +219,13 @@ def colour_change(
                 height=shape[0],
                 resampling=Resampling.bilinear,
             ) as after_vrt:
-                second = after_vrt.read((1, 2, 3))
+                second = after_vrt.read(bands)
                 second_valid = after_vrt.dataset_mask() > 0
             inside = rio_features.rasterize([(geom, 1)], out_shape=shape, transform=transform)
             both = inside.astype(bool) & first_valid & second_valid
             if both.any():
-                distance = np.linalg.norm(_chromaticity(first) - _chromaticity(second), axis=0)
-                changes[i] = float(np.median(distance[both]))
-    return changes
+                medians[i] = float(np.median(difference(first, second)[both]))
+    return medians
 
 
 def _chromaticity(rgb: np.ndarray) -> np.ndarray:
@@ -199,6 +244,8 @@ def confirm_changes(
     threshold: float = 0.5,
     low_threshold: float = 0.25,
     min_colour_change: float = MIN_COLOUR_CHANGE,
+    dsms: tuple[str | Path, str | Path] | None = None,
+    min_height_rise_m: float = MIN_HEIGHT_RISE_M,
 ) -> gpd.GeoDataFrame:
     """Keep only the changes that the two images themselves confirm.
 
@@ -209,7 +256,14 @@ def confirm_changes(
     even weakly built-up before and its colour changed by ``min_colour_change``
     (:func:`colour_change`, ``colour_change``) from ``before_image`` to ``after_image``: a
     roof found smaller under the low winter sun was there, its shaded part looked half built
-    or not at all, but it kept its colour. Unconfirmed rows are dropped.
+    or not at all, but it kept its colour. Unconfirmed rows are dropped, and so are the
+    changes ``before_image`` has no valid pixel under (nan ``built_before_share``: a no-data
+    hole such as a failed mosaic tile, or beyond its edge), which nothing can confirm.
+
+    With the epochs' surface models (``dsms``: before, after), an added part whose colour did
+    not change is built all the same when its surface rose by ``min_height_rise_m``
+    (:func:`height_rise`, ``height_rise_m``): an annex roofed in the colour of the ground it
+    covers.
     """
     grown = changed["change"].to_numpy() == "grown"
     shares = np.full(len(changed), np.nan)
@@ -227,6 +281,13 @@ def confirm_changes(
             model, before_image, added, low_threshold=low_threshold, connected=False
         )
         colour[grown] = colour_change(before_image, after_image, added)
-    confirmed = (np.isnan(shares) | (shares < new_below)) & ~(colour < min_colour_change)
+    changed_look = ~(colour < min_colour_change)
     result = changed.assign(built_before_share=shares, colour_change=colour)
+    if dsms is not None:
+        rise = np.full(len(changed), np.nan)
+        if grown.any():
+            rise[grown] = height_rise(*dsms, added)
+        changed_look |= rise >= min_height_rise_m
+        result = result.assign(height_rise_m=rise)
+    confirmed = (shares < new_below) & changed_look
     return result[confirmed].reset_index(drop=True)

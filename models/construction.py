@@ -11,6 +11,7 @@ right-angled outline where the blob is one).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -42,6 +43,9 @@ SEAM_GRID_M = 0.001
 NEGATIVE_POOL_FACTOR = 10  # background pixels drawn per kept negative, to mine hard ones from
 JUDGED_CODES = {"building": 1, "not_building": 2}
 """Labels of inspector-judged footprints (``gis.feedback.SAMPLE_LABELS``) as class codes."""
+UNKNOWN_SUN_SHARE = 0.2
+"""Training pixels whose sun-dependent features are hidden (as for an image of unknown capture
+time), so that the classifier learns to do without them too."""
 JUDGED_SHARE = 0.25
 """Judged pixels kept per class, as a share of ``max_samples_per_class``: enough to correct a
 mistake, not so many that a few footprints outweigh every other example."""
@@ -91,6 +95,9 @@ def train_buildings_on(
     ``not_building`` (inspectors' decisions, ``gis.feedback.feedback_samples``): their pixels
     add positives, or negatives that are always kept, never left to the draw: they are
     exactly the mistakes to fix.
+
+    The shadow-side features use the sun at the capture time each image's tags state
+    (``core.capture_time``); they are hidden in :data:`UNKNOWN_SUN_SHARE` of the pixels.
     """
     for image_path, footprints in judged:
         _check_labels(image_path, footprints)
@@ -117,8 +124,9 @@ def train_buildings_on(
     judged_positives, judged_negatives = _judged_pixels(
         judged, boundary_m, int(JUDGED_SHARE * max_samples_per_class), seed + len(examples)
     )
-    positives = np.concatenate([*positive_x, *judged_positives])
-    pool = np.concatenate(pool_x)
+    positives = _hide_sun_features(np.concatenate(positive_x), rng)
+    positives = np.concatenate([positives, *judged_positives])
+    pool = _hide_sun_features(np.concatenate(pool_x), rng)
     first = _fit(
         positives,
         np.concatenate([_subsample(pool, max_samples_per_class, rng), *judged_negatives]),
@@ -130,6 +138,16 @@ def train_buildings_on(
     n_random = max_samples_per_class - n_hard
     chosen = np.concatenate([order[:n_hard], rng.permutation(order[n_hard:])[:n_random]])
     return _fit(positives, np.concatenate([pool[chosen], *judged_negatives]), seed)
+
+
+def _hide_sun_features(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` with the shadow-side features of :data:`UNKNOWN_SUN_SHARE` of its rows missing."""
+    names = BUILDING_FEATURES.names
+    columns = [i for i, name in enumerate(names) if name.startswith("shadow_side")]
+    rows = rng.random(len(x)) < UNKNOWN_SUN_SHARE
+    x = x.copy()
+    x[np.ix_(rows, columns)] = np.nan
+    return x
 
 
 def _judged_pixels(
@@ -192,6 +210,7 @@ def detect_buildings(
     block_px: int = BLOCK_PX,
     parcels: gpd.GeoDataFrame | None = None,
     dsm: str | Path | None = None,
+    captured_at: datetime | None = None,
 ) -> gpd.GeoDataFrame:
     """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS.
 
@@ -201,7 +220,9 @@ def detect_buildings(
     solid than ``min_solidity`` (area over convex hull area: roofs and slabs are compact,
     bare-earth look-alikes are ragged) are dropped. With a surface model ``dsm`` (any CRS and
     grid), probabilities are first revised by height above ground
-    (:func:`models.height.with_height`).
+    (:func:`models.height.with_height`). Shadow sides are measured from the sun at
+    ``captured_at``, else at the capture time the image's tags state (without either they
+    are missing and the classifier does without).
     """
     if tuple(model.classes) != BUILDING_CLASSES:
         raise ProcessingError(f"not a building model: its classes are {model.classes}")
@@ -216,7 +237,11 @@ def detect_buildings(
         if dsm is not None:
             check_dsm(dsm, image_grid)
         for block, proba, valid in predict_blocks(
-            model, src, block_px=block_px, margin_px=model.features.margin_px + len(closing)
+            model,
+            src,
+            block_px=block_px,
+            margin_px=model.features.margin_px + len(closing),
+            captured_at=captured_at,
         ):
             if dsm is not None:
                 ndsm = normalised_dsm(dsm, image_grid, block.padded, pixel_m=pixel_m)

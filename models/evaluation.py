@@ -3,7 +3,8 @@
 Object level: predicted polygons matched one-to-one to truth polygons at IoU >= 0.5 (greedy
 by IoU, as SpaceNet / solaris score building footprints). Area level: IoU of the unions.
 Class rasters: per-class precision / recall / F1 and Cohen's kappa over rasterised truth.
-Construction: buildings per epoch and new buildings between two epochs, as the flows find them.
+Construction: buildings per epoch, new buildings and extensions between two epochs, as the flows
+find them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 
 from core.errors import ProcessingError
 from core.types import Accuracy, Raster
-from models.change import confirm_changes, new_buildings
+from models.change import added_part, confirm_changes, new_buildings
 from models.construction import detect_buildings
 from models.crop_health import HEALTH_CLASSES, classify_health
 from models.training import PixelModel, burn
@@ -159,12 +160,13 @@ class EpochTruth:
 
 @dataclass(frozen=True)
 class ConstructionAccuracy:
-    """Buildings found per epoch (``extra["area_iou"]`` too) and new or grown buildings found
-    between the first and the last epoch, object level at IoU >= 0.5; ``changes`` are those
-    found (to raise flags from)."""
+    """Buildings found per epoch (``extra["area_iou"]`` too), new buildings and grown ones
+    (their added part against the true extension) found between the first and the last
+    epoch, object level at IoU >= 0.5; ``changes`` are those found (to raise flags from)."""
 
     epochs: dict[str, Accuracy]
     new: Accuracy
+    grown: Accuracy
     changes: gpd.GeoDataFrame
 
 
@@ -187,6 +189,8 @@ class ReasonCheck:
     case: str
     expected: frozenset[str]
     flagged: frozenset[str]
+    change: str = "new"
+    """What was planted: a "new" building or a "grown" one (an extension)."""
 
     @property
     def correct(self) -> bool:
@@ -194,13 +198,17 @@ class ReasonCheck:
 
 
 def flag_reason_checks(flagged: pd.DataFrame, truth: gpd.GeoDataFrame) -> list[ReasonCheck]:
-    """One check per planted case of ``truth`` (buildings with ``parcel_id`` and ``case``) and
-    one per other flagged parcel (none expected there; a flag on no parcel counts as one)."""
+    """One check per planted case of ``truth`` (buildings with ``parcel_id``, ``case`` and, if
+    given, ``change``) and one per other flagged parcel (none expected there; a flag on no
+    parcel counts as one)."""
     reasons = flagged.groupby(flagged["parcel_id"].fillna("(no parcel)"))["reason"].agg(frozenset)
     planted = truth[truth["case"].isin(list(EXPECTED_REASONS))]
+    changes = planted["change"] if "change" in planted else ["new"] * len(planted)
     checks = [
-        ReasonCheck(str(pid), str(case), EXPECTED_REASONS[case], reasons.get(pid, frozenset()))
-        for pid, case in zip(planted["parcel_id"], planted["case"], strict=True)
+        ReasonCheck(
+            str(pid), str(case), EXPECTED_REASONS[case], reasons.get(pid, frozenset()), str(change)
+        )
+        for pid, case, change in zip(planted["parcel_id"], planted["case"], changes, strict=True)
     ]
     seen = set(planted["parcel_id"])
     checks += [
@@ -232,10 +240,26 @@ def flag_scores(flagged: pd.DataFrame, truth: gpd.GeoDataFrame) -> Accuracy:
     return Accuracy("flagged parcels", precision, recall, f1, support=len(wanted), extra=extra)
 
 
+TRUE_CHANGE_M2 = 1.0
+"""The least area a true change adds: an unchanged truth footprint adds nothing."""
+
+
 def true_changes(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The footprints of ``after`` that are new or grown since ``before`` (the rule of
-    :func:`models.change.new_buildings`, applied to truth)."""
-    return new_buildings(before.to_crs(after.crs), after, min_area_m2=0.0)
+    """The footprints of ``after`` that are new or grown since ``before``: the rule of
+    :func:`models.change.new_buildings` applied to truth, where any square metre added is
+    growth (truth outlines do not wobble)."""
+    return new_buildings(before.to_crs(after.crs), after, min_area_m2=TRUE_CHANGE_M2)
+
+
+def extensions(
+    grown: gpd.GeoDataFrame, before: gpd.GeoDataFrame, *, exact: bool = False
+) -> gpd.GeoDataFrame:
+    """The added part of each ``grown`` footprint beyond the footprints of ``before``: as
+    the change detection sees it (:func:`models.change.added_part`), or, ``exact``, all of
+    it (truth)."""
+    earlier = shapely.union_all(before.to_crs(grown.crs).geometry.to_numpy())
+    parts = [g.difference(earlier) if exact else added_part(g, earlier) for g in grown.geometry]
+    return grown.set_geometry(parts)
 
 
 def evaluate_construction(
@@ -243,7 +267,9 @@ def evaluate_construction(
 ) -> ConstructionAccuracy:
     """Detect buildings on each held-out epoch (cut along ``parcels`` when given), then the
     changes from the first to the last epoch (polygons compared, confirmed on the earlier
-    pixels, as the survey flow does), and score both against truth."""
+    pixels, as the survey flow does; grown ones also on the surface models when both epochs
+    have one), and score them against truth: new buildings by their footprint, grown ones by
+    the part they added (against the true extension)."""
     detected = {
         epoch.name: detect_buildings(model, epoch.image, parcels=parcels, dsm=epoch.dsm)
         for epoch in epochs
@@ -254,12 +280,19 @@ def evaluate_construction(
         scores[epoch.name] = _with_area_iou(object_scores(found, truth), area_iou(found, truth))
     first, last = epochs[0], epochs[-1]
     candidates = new_buildings(detected[first.name], detected[last.name])
+    dsms = (first.dsm, last.dsm) if first.dsm is not None and last.dsm is not None else None
     changed = confirm_changes(
-        model, first.image, detected[first.name], candidates, after_image=last.image
+        model, first.image, detected[first.name], candidates, after_image=last.image, dsms=dsms
     )
     truth_changed = true_changes(first.buildings, last.buildings)
+    is_new, truly_new = changed["change"] == "new", truth_changed["change"] == "new"
+    grown = extensions(changed[~is_new], detected[first.name])
+    truly_grown = extensions(truth_changed[~truly_new], first.buildings, exact=True)
     return ConstructionAccuracy(
-        scores, object_scores(changed, truth_changed, name="new buildings"), changed
+        scores,
+        object_scores(changed[is_new], truth_changed[truly_new], name="new buildings"),
+        object_scores(grown, truly_grown, name="grown buildings"),
+        changed,
     )
 
 
@@ -319,18 +352,19 @@ def construction_markdown(
         "",
         "## New buildings, first to last epoch (object level, IoU >= 0.5)",
         "",
-        "Truth: the last epoch's footprints not in the first epoch (or grown by more than 30 %).",
+        "Truth: the last epoch's footprints less than 30 % covered by the first epoch's.",
         "",
-        "| scene | precision | recall | F1 | found / false / missed |",
-        "|---|---:|---:|---:|---|",
     ]
-    new_scores = [result.new for result in results.values()]
-    if len(results) > 1:
-        new_scores.append(pooled(new_scores, "all scenes"))
-    for scene, s in zip([*results, "**all scenes**"], new_scores, strict=False):
-        lines.append(
-            f"| {scene} | {s.precision:.2f} | {s.recall:.2f} | {s.f1:.2f} | {_counts(s)} |"
-        )
+    new_scores = _scene_rows(lines, {scene: result.new for scene, result in results.items()})
+    lines += [
+        "",
+        "## Grown buildings, first to last epoch (object level, IoU >= 0.5)",
+        "",
+        "Truth: the extensions built onto standing buildings; a structure found grown is matched "
+        "by the part it added beyond the first epoch's outlines.",
+        "",
+    ]
+    _scene_rows(lines, {scene: result.grown for scene, result in results.items()})
     if target is not None:
         total = new_scores[-1]
         met = total.precision >= target and total.recall >= target
@@ -344,6 +378,23 @@ def construction_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _scene_rows(lines: list[str], scores: dict[str, Accuracy]) -> list[Accuracy]:
+    """Append a table of object scores by scene (and pooled, for several) to ``lines``;
+    returns the scores, the pooled ones last."""
+    rows = list(scores.values())
+    if len(rows) > 1:
+        rows.append(pooled(rows, "all scenes"))
+    lines += [
+        "| scene | precision | recall | F1 | found / false / missed |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for scene, s in zip([*scores, "**all scenes**"], rows, strict=False):
+        lines.append(
+            f"| {scene} | {s.precision:.2f} | {s.recall:.2f} | {s.f1:.2f} | {_counts(s)} |"
+        )
+    return rows
+
+
 def _reasons_markdown(reasons: dict[str, list[ReasonCheck]]) -> list[str]:
     checks = [check for scene_checks in reasons.values() for check in scene_checks]
     right = sum(check.correct for check in checks)
@@ -351,18 +402,26 @@ def _reasons_markdown(reasons: dict[str, list[ReasonCheck]]) -> list[str]:
         "",
         "## Flag reasons on the planted cases",
         "",
-        "Each house the world built in epoch 2 (and any other flagged parcel) against the "
-        "reasons flagged on its parcel, with the world's permits.",
+        "Each house the world built or extended in epoch 2 (and any other flagged parcel) "
+        "against the reasons flagged on its parcel, with the world's permits.",
         "",
-        "| scene | parcel | planted case | expected | flagged | right |",
-        "|---|---|---|---|---|---|",
+        "| scene | parcel | change | planted case | expected | flagged | right |",
+        "|---|---|---|---|---|---|---|",
     ]
     for scene, scene_checks in reasons.items():
         for c in scene_checks:
             lines.append(
-                f"| {scene} | {c.parcel_id} | {c.case} | {', '.join(sorted(c.expected)) or '-'} "
-                f"| {', '.join(sorted(c.flagged)) or '-'} | {'yes' if c.correct else '**no**'} |"
+                f"| {scene} | {c.parcel_id} | {c.change if c.case != 'none' else '-'} | {c.case} "
+                f"| {', '.join(sorted(c.expected)) or '-'} | {', '.join(sorted(c.flagged)) or '-'} "
+                f"| {'yes' if c.correct else '**no**'} |"
             )
+    lines.append("")
+    for change in ("new", "grown"):
+        mine = [c for c in checks if c.change == change and c.case != "none"]
+        lines.append(
+            f"Flag reasons right on {sum(c.correct for c in mine)} of {len(mine)} {change} "
+            "planted cases."
+        )
     share = right / len(checks) if checks else 0.0
     lines += ["", f"Flag reasons right on {right} of {len(checks)} parcels ({share:.0%})."]
     return lines

@@ -5,12 +5,15 @@ they are computed on: :data:`BUILDING_FEATURES` for ~10 cm orthomosaics (0.5 m, 
 10 m: a roof, a crown, a tree row spacing), :data:`CROP_FEATURES` for the coarser grid crop
 health is classified on (see ``models.crop_health``), with Gabor energy for row and crown
 patterns.
+With ``shadow_heights_m`` (the building features) a set also looks for cast shadows on the side
+away from the sun (:func:`shadow_sides`), which needs the sun at capture time (``models.sun``).
 Filters reflect at array borders; callers read blocks with ``margin_px`` of margin so that a
 pixel's features do not depend on where the block seams fall.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -21,6 +24,10 @@ from models.indices import INDICES, compute_index
 GABOR_ORIENTATIONS = 4
 """Orientations (0°, 45°, 90°, 135°) of the Gabor filters; their mean and spread over
 orientations are the features, so a field's texture scores alike whatever its row bearing."""
+SHADOW_SAMPLES = 4
+"""Points sampled along each side's ray by :func:`shadow_sides`."""
+SHADOW_SMOOTH_PX = 5
+"""Box (pixels) the shadow layer is averaged over before it is sampled along the rays."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class FeatureSet:
     edge_scales_px: tuple[int, ...]
     margin_px: int
     gabor_wavelengths_px: tuple[float, ...] = ()
+    shadow_heights_m: tuple[float, ...] = ()
+    """Heights of the raised things whose shadows :func:`shadow_sides` looks for."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -58,11 +67,22 @@ class FeatureSet:
                 for w in self.gabor_wavelengths_px
                 for kind in ("energy", "anisotropy")
             ),
+            *(f"shadow_side_{h:g}m" for h in self.shadow_heights_m),
         )
 
-    def compute(self, rgb: np.ndarray, stride_px: int = 1) -> np.ndarray:
+    def compute(
+        self,
+        rgb: np.ndarray,
+        stride_px: int = 1,
+        *,
+        shadow_px_per_m: tuple[float, float] | None = None,
+    ) -> np.ndarray:
         """Features of a (3, H, W) uint8 RGB array as (H, W, F) float32, in :attr:`names` order;
-        of every ``stride_px``-th pixel only, with ``stride_px`` > 1 (filters still see all)."""
+        of every ``stride_px``-th pixel only, with ``stride_px`` > 1 (filters still see all).
+
+        ``shadow_px_per_m`` is where the shadow of 1 m of height falls, in (columns, rows)
+        (:func:`models.sun.shadow_px_per_m`); without it the shadow-side features are NaN
+        (missing: the sun at capture time is unknown)."""
         image = np.ascontiguousarray(np.moveaxis(rgb, 0, -1))
         unit = image.astype(np.float32) / 255.0
         hsv = cv2.cvtColor(unit, cv2.COLOR_RGB2HSV)
@@ -92,10 +112,17 @@ class FeatureSet:
 
         # Cast shadows are dark and, lit by the blue sky only, bluer than their surroundings.
         blueness = unit[..., 2] - 0.5 * (unit[..., 0] + unit[..., 1])
-        layers.append((1.0 - value) * np.clip(blueness + 0.5, 0.0, 1.0))
+        shadowness = (1.0 - value) * np.clip(blueness + 0.5, 0.0, 1.0)
+        layers.append(shadowness)
 
         for wavelength_px in self.gabor_wavelengths_px:
             layers += gabor_energy(brightness, wavelength_px)
+        if self.shadow_heights_m:
+            if shadow_px_per_m is None:
+                layers += [np.full_like(value, np.nan) for _ in self.shadow_heights_m]
+            else:
+                reach = self._shadow_reach_px()
+                layers += shadow_sides(shadowness, shadow_px_per_m, self.shadow_heights_m, reach)
 
         step = (slice(None, None, stride_px), slice(None, None, stride_px))
         return np.stack([layer[step] for layer in layers], axis=-1).astype(np.float32, copy=False)
@@ -104,13 +131,22 @@ class FeatureSet:
         """How far (pixels) the widest filter looks from a pixel; ``margin_px`` must cover it."""
         boxes = [s // 2 for s in (*self.texture_scales_px, *self.edge_scales_px)]
         gabors = [_gabor_half_px(w) + _energy_box_px(w) // 2 for w in self.gabor_wavelengths_px]
-        return max([*boxes, *gabors]) + 1  # + 1: the Sobel kernel
+        shadows = [self._shadow_reach_px() + SHADOW_SMOOTH_PX // 2] if self.shadow_heights_m else []
+        return max([*boxes, *gabors, *shadows]) + 1  # + 1: the Sobel kernel
+
+    def _shadow_reach_px(self) -> int:
+        """The longest shadow ray: what the margin leaves (longer, low-sun shadows are cut)."""
+        return self.margin_px - SHADOW_SMOOTH_PX // 2 - 1
 
 
 BUILDING_FEATURES = FeatureSet(
-    texture_scales_px=(5, 15, 41, 101), edge_scales_px=(9, 31), margin_px=64
+    texture_scales_px=(5, 15, 41, 101),
+    edge_scales_px=(9, 31),
+    margin_px=64,
+    shadow_heights_m=(3.0, 6.0),
 )
-"""The built-up classifier's features, on the orthomosaic's own ~10 cm pixels."""
+"""The built-up classifier's features, on the orthomosaic's own ~10 cm pixels; shadow sides for
+one and two storeys (rays of up to 6 m at 10 cm)."""
 CROP_FEATURES = FeatureSet(
     texture_scales_px=(3, 7, 15, 31),
     edge_scales_px=(3, 9),
@@ -142,6 +178,51 @@ def gabor_energy(brightness: np.ndarray, wavelength_px: float) -> list[np.ndarra
     mean = stack.mean(axis=0)
     anisotropy = (stack.max(axis=0) - stack.min(axis=0)) / (mean + 1e-3)
     return [mean, anisotropy]
+
+
+def shadow_sides(
+    shadowness: np.ndarray,
+    shadow_px_per_m: tuple[float, float],
+    heights_m: tuple[float, ...],
+    reach_px: float,
+) -> list[np.ndarray]:
+    """Per height h, how much more shadow lies on a pixel's anti-sun side than on its sun side.
+
+    Along the ray a pixel's shadow would take (``shadow_px_per_m`` × h, at most ``reach_px``
+    long), the darkest of :data:`SHADOW_SAMPLES` points of the smoothed ``shadowness``, minus
+    the same on the ray towards the sun. A roof has its shadow band on the anti-sun side;
+    flat bright ground (soil, paving, roads) has none of its own, or another thing's on its
+    sun side. Measured along the sun's azimuth, the cue is the same in winter and summer.
+    """
+    dark = _box_mean(shadowness, SHADOW_SMOOTH_PX)
+    col, row = shadow_px_per_m
+    per_m = math.hypot(col, row)
+    if per_m < 1e-9:  # the sun overhead: no shadow anywhere
+        return [np.zeros_like(dark) for _ in heights_m]
+    sides = []
+    for height_m in heights_m:
+        step = min(height_m * per_m, reach_px) / SHADOW_SAMPLES / per_m
+        away = toward = None
+        for k in range(1, SHADOW_SAMPLES + 1):
+            dx, dy = k * step * col, k * step * row
+            a, t = _shifted(dark, dx, dy), _shifted(dark, -dx, -dy)
+            away = a if away is None else np.maximum(away, a)
+            toward = t if toward is None else np.maximum(toward, t)
+        sides.append(away - toward)
+    return sides
+
+
+def _shifted(image: np.ndarray, dx_px: float, dy_px: float) -> np.ndarray:
+    """``image`` sampled at (col + ``dx_px``, row + ``dy_px``), bilinear, borders reflected."""
+    height, width = image.shape
+    to_source = np.float32([[1.0, 0.0, dx_px], [0.0, 1.0, dy_px]])
+    return cv2.warpAffine(
+        image,
+        to_source,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT,
+    )
 
 
 def _gabor_half_px(wavelength_px: float) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +32,7 @@ import rasterio
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
+from core.capture_time import read_capture_time
 from core.errors import InputError
 from core.settings import Settings
 from models.change import confirm_changes, new_buildings
@@ -112,11 +114,13 @@ def find_buildings(
     settings: Settings | None = None,
     work_dir: Path | None = None,
     dsm_path: str | Path | None = None,
+    captured_at: datetime | None = None,
 ) -> FoundBuildings:
     """Building polygons of ``image_path`` (cut along the parcels of ``parcels_path`` when
     given; with height above ground from the surface model ``dsm_path``, any CRS and grid,
     when given), in its CRS; InputError naming the file for a raster, DSM or model that cannot
-    be used."""
+    be used. Shadow sides are measured from the sun at ``captured_at``, else at the time the
+    image's tags state (``TIFFTAG_DATETIME``), else left out."""
     settings = settings or Settings()
     source = inspect_image(image_path, bands)
     _require_rgb(source)
@@ -125,7 +129,9 @@ def find_buildings(
     gsd_m = model_gsd_m(model)
     with tempfile.TemporaryDirectory(prefix=".raqib-buildings-", dir=work_dir) as tmp:
         copy = make_working_copy(source, Path(tmp), gsd_m)
-        found = _detect(model, copy.rgb_path, parcels, settings, dsm_path)
+        with rasterio.open(source.path) as src:  # the copy keeps no tags
+            when = captured_at or read_capture_time(src.tags())
+        found = _detect(model, copy.rgb_path, parcels, settings, dsm_path, when)
     return FoundBuildings(found.to_crs(source.crs), source, gsd_m, _model_name(model_path))
 
 
@@ -217,6 +223,7 @@ def _detect(
     parcels: gpd.GeoDataFrame | None,
     settings: Settings,
     dsm_path: str | Path | None = None,
+    captured_at: datetime | None = None,
 ) -> gpd.GeoDataFrame:
     """:func:`models.construction.detect_buildings` with the flows' settings."""
     return detect_buildings(
@@ -227,6 +234,7 @@ def _detect(
         threshold=settings.building_score_threshold,
         parcels=parcels,
         dsm=dsm_path,
+        captured_at=captured_at,
     )
 
 

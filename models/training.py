@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
@@ -30,7 +31,17 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from core.errors import InputError, ProcessingError
 from core.io import atomic_path
 from models.features import FeatureSet
-from models.windows import BLOCK_PX, Block, blocks, open_rgb, read_rgb_on, working_grid
+from models.nodata import fill_from_nearest
+from models.sun import image_sun, shadow_px_per_m
+from models.windows import (
+    BLOCK_PX,
+    Block,
+    WorkingGrid,
+    blocks,
+    open_rgb,
+    read_rgb_on,
+    working_grid,
+)
 
 
 class PixelEstimator(Protocol):
@@ -114,11 +125,13 @@ def softened_copy(image_path: str | Path, sigma_px: float) -> Path:
     with rasterio.open(image_path) as src:
         profile = src.profile | {"driver": "GTiff"}
         bands = src.read()
+        tags = src.tags()
         colour = [i for i, c in enumerate(src.colorinterp) if c.name != "alpha"][:3]
     for i in colour:
         bands[i] = cv2.GaussianBlur(bands[i], (0, 0), sigma_px)
     with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(bands)
+        dst.update_tags(**tags)  # the capture time among them
     return out
 
 
@@ -172,12 +185,14 @@ def sample_labelled_pixels(
     Later shapes overwrite earlier ones; code 0 is never sampled, ``background_code`` is given to
     pixels no shape covers. Each class keeps a uniform random sample of at most
     ``max_samples_per_class`` pixels (bottom-k of random keys, so memory stays bounded).
+    Features that need the sun take it at the capture time the image's tags state.
     """
     rng = np.random.default_rng(seed)
     kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     totals = np.zeros(n_classes + 1, dtype=np.int64)
     with open_rgb(image_path) as src:
         grid = working_grid(src, pixel_m)
+        shadow = shadow_on_grid(features, src, grid)
         for block in blocks(grid.width, grid.height, margin_px=features.margin_px):
             codes = burn(shapes, grid.transform, block.window, fill=background_code)
             if not codes.any():
@@ -185,7 +200,8 @@ def sample_labelled_pixels(
             rgb, valid = read_rgb_on(src, grid, block.padded)
             codes[~valid[block.inner]] = 0
             totals += np.bincount(codes.ravel(), minlength=n_classes + 1)[: n_classes + 1]
-            inner_features = features.compute(rgb)[block.inner]
+            filled = fill_from_nearest(rgb, valid)
+            inner_features = features.compute(filled, shadow_px_per_m=shadow)[block.inner]
             to_map = rio_windows.transform(block.window, grid.transform)
             for code in range(1, n_classes + 1):
                 rows, cols = np.nonzero(codes == code)
@@ -271,9 +287,14 @@ def fit_estimator(
     x: np.ndarray, y: np.ndarray, *, boosting: Boosting = DEFAULT_BOOSTING, seed: int = 0
 ) -> HistGradientBoostingClassifier:
     """A gradient-boosted classifier of feature rows ``x`` into codes ``y`` (balanced class
-    weights)."""
+    weights). A feature missing in every row (the shadow sides of images of unknown capture
+    time) is left unused."""
     if np.unique(y).size < 2:
         raise ProcessingError(f"training needs at least two classes, got codes {np.unique(y)}")
+    never_known = np.isnan(x).all(axis=0)
+    if never_known.any():  # scikit-learn cannot bin a column with no value
+        x = x.copy()
+        x[:, never_known] = 0.0
     estimator = HistGradientBoostingClassifier(
         max_iter=boosting.max_iter,
         learning_rate=boosting.learning_rate,
@@ -292,6 +313,7 @@ def predict_blocks(
     block_px: int = BLOCK_PX,
     margin_px: int | None = None,
     stride_px: int = 1,
+    captured_at: datetime | None = None,
 ) -> Iterator[tuple[Block, np.ndarray, np.ndarray]]:
     """Per block of ``src``'s working grid for the model (:func:`models.windows.working_grid`):
     the block, class probabilities (C, h, w) for codes 1..C over the padded block, and the padded
@@ -300,26 +322,58 @@ def predict_blocks(
 
     With ``stride_px`` > 1 the classifier runs on every ``stride_px``-th pixel and probabilities
     are interpolated in between (``stride_px``² times faster, for smooth outputs).
+    Features that need the sun take it at ``captured_at``, else at the time ``src``'s tags
+    state (:func:`shadow_on_grid`).
     """
     grid = working_grid(src, model.pixel_m)
+    shadow = shadow_on_grid(model.features, src, grid, captured_at)
     margin_px = model.features.margin_px if margin_px is None else margin_px
     for block in blocks(grid.width, grid.height, size_px=block_px, margin_px=margin_px):
-        rgb, valid = read_rgb_on(src, grid, block.padded)
+        rgb, has_data = read_rgb_on(src, grid, block.padded)
+        valid = has_data
         if within is not None:
-            valid &= burn(within, grid.transform, block.padded) > 0
-        yield block, pixel_probabilities(model, rgb, valid, stride_px=stride_px), valid
+            valid = has_data & (burn(within, grid.transform, block.padded) > 0)
+        probabilities = pixel_probabilities(
+            model, rgb, valid, stride_px=stride_px, shadow_px_per_m=shadow, has_data=has_data
+        )
+        yield block, probabilities, valid
+
+
+def shadow_on_grid(
+    features: FeatureSet,
+    src: DatasetReader,
+    grid: WorkingGrid,
+    captured_at: datetime | None = None,
+) -> tuple[float, float] | None:
+    """Where 1 m of height casts its shadow on ``grid`` (columns, rows), for feature sets
+    that use it: the sun at ``captured_at`` or at the time ``src``'s tags state; None when
+    unknown (those features are then missing) or not needed."""
+    if not features.shadow_heights_m:
+        return None
+    return shadow_px_per_m(image_sun(src, captured_at), src, grid)
 
 
 def pixel_probabilities(
-    model: PixelModel, rgb: np.ndarray, valid: np.ndarray, *, stride_px: int = 1
+    model: PixelModel,
+    rgb: np.ndarray,
+    valid: np.ndarray,
+    *,
+    stride_px: int = 1,
+    shadow_px_per_m: tuple[float, float] | None = None,
+    has_data: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Class probabilities (C, H, W) for codes 1..C of an RGB window (0 where not ``valid``)."""
+    """Class probabilities (C, H, W) for codes 1..C of an RGB window (0 where not ``valid``);
+    ``shadow_px_per_m`` as in :meth:`FeatureSet.compute`. Features are computed with the
+    pixels without data (not ``has_data``; default: not ``valid``) filled from the nearest
+    pixel with data, so that no fake edge borders no-data
+    (:func:`models.nodata.fill_from_nearest`)."""
     n_classes = len(model.classes)
     columns = [int(code) - 1 for code in model.estimator.classes_]
     sampled = valid[::stride_px, ::stride_px]
     proba = np.zeros((n_classes, *sampled.shape), dtype=np.float32)
     if sampled.any():
-        features = model.features.compute(rgb, stride_px)
+        filled = fill_from_nearest(rgb, valid if has_data is None else has_data)
+        features = model.features.compute(filled, stride_px, shadow_px_per_m=shadow_px_per_m)
         predicted = model.estimator.predict_proba(features[sampled])
         by_code = np.zeros((n_classes, predicted.shape[0]), dtype=np.float32)
         by_code[columns] = predicted.T
@@ -353,6 +407,13 @@ def load_model(
         raise InputError(path, f"not a Raqib pixel model but {type(model).__name__}")
     if not isinstance(getattr(model, "features", None), FeatureSet):
         raise InputError(path, "a model saved by an older Raqib (no feature set): train it again")
+    expected = getattr(model.estimator, "n_features_in_", len(model.feature_names))
+    if expected != len(model.feature_names):
+        raise InputError(
+            path,
+            f"its classifier takes {expected} features but its feature set names "
+            f"{len(model.feature_names)}: saved by another Raqib version, train it again",
+        )
     if classes is not None and tuple(model.classes) != classes:
         raise InputError(path, f"not a {kind} model: its classes are {model.classes}")
     return model

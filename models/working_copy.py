@@ -10,14 +10,17 @@ warper (``WarpedVRT``), so memory stays bounded whatever the raster's size:
   ``MAX_SCALE_ERROR`` at the image centre; otherwise (lon/lat, Web Mercator, feet) the
   image is warped to its UTM zone. Results go back to the input's CRS
   (:func:`to_source_crs` for rasters; vectors with ``to_crs``).
-- **GSD**: resampled to the ``pixel_m`` the analysis asks for, area-averaged when that is
-  coarser than the source (no aliasing), bilinear when finer. Sources outside
-  ``SUPPORTED_GSD_M`` are refused.
+- **GSD**: resampled to the ``pixel_m`` the analysis asks for, area-averaged when that is at
+  least ``AVERAGE_FROM`` times coarser than the source (no aliasing), else by cubic
+  convolution (a bilinear resampling blurs roofs' texture enough to cost the building model
+  a fifth of its F1, docs/byo_imagery.md). Sources outside ``SUPPORTED_GSD_M`` are refused.
 - **Bands**: named by ``--bands`` (``red=3,nir=4``), else the band descriptions, else the
   colour interpretation (see :func:`models.indices.raster_bands`); the copy holds the named
   bands in ``BANDS`` order with those names as descriptions, so indices and the canopy mask
   find them. Unnamed layouts are refused rather than guessed.
-- **Validity**: the source's alpha / nodata / mask becomes the copy's internal mask.
+- **Validity**: the source's alpha / nodata / mask becomes the copy's internal mask, less
+  any near-white or near-black collar around the image (:mod:`models.nodata`: the fill of
+  orthophotos saved without a usable mask).
 - **Values**: kept as they are in the copy (indices are ratios); the RGB view for the
   classifiers is scaled to uint8 by a white point: 255 for uint8; for other integers
   ``2^NBITS - 1`` when the file says, else the smallest of 2^8, 2^10 ... 2^16 (minus 1) above
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +46,12 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
+from rasterio.windows import Window
 
 from core.errors import InputError
 from core.io import atomic_path, rewrite_as_cog
 from models.indices import BANDS, canonical_band, raster_bands
+from models.nodata import collar_fill, runs_down, side_runs
 from models.windows import blocks
 
 SUPPORTED_GSD_M = (0.02, 0.6)
@@ -56,6 +61,10 @@ MAX_SCALE_ERROR = 0.01
 WHITE_POINT_BITS = (8, 10, 12, 14, 16)
 SAMPLE_PX = 512
 RGB = ("red", "green", "blue")
+RGB_BANDS = (1, 2, 3)
+AVERAGE_FROM = 2.0
+"""Sources at least this many times finer than the working pixel are area-averaged down to it."""
+COLLAR_STRIP_PX = 256
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ def make_working_copy(image: SourceImage, folder: str | Path, pixel_m: float) ->
                 transform=transform,
                 width=width,
                 height=height,
-                resampling=Resampling.average if pixel_m >= image.gsd_m else Resampling.bilinear,
+                resampling=resampling_for(image.gsd_m, pixel_m),
                 add_alpha=alpha is None,
             )
         )
@@ -198,7 +207,45 @@ def make_working_copy(image: SourceImage, folder: str | Path, pixel_m: float) ->
                 rgb = np.nan_to_num(values[: len(RGB)].astype(np.float32) * scale)
                 rgb_dst.write(np.clip(rgb, 0, 255).round().astype(np.uint8), window=block.window)
                 rgb_dst.write_mask(mask, window=block.window)
+    if rgb_path is not None:
+        mask_collar(rgb_path, also=[copy_path] if rgb_path != copy_path else [])
     return WorkingCopy(image, copy_path, rgb_path, image.working_crs, pixel_m)
+
+
+def resampling_for(gsd_m: float, pixel_m: float) -> Resampling:
+    """How a source of ``gsd_m`` is resampled to ``pixel_m``: area-averaged when each
+    working pixel covers at least ``AVERAGE_FROM`` source pixels across (no aliasing), else
+    cubic, which keeps the texture the models read where bilinear blurs it."""
+    return Resampling.average if pixel_m >= AVERAGE_FROM * gsd_m else Resampling.cubic
+
+
+def mask_collar(rgb_path: Path, also: Sequence[Path] = ()) -> None:
+    """Remove the near-white / near-black collar (:func:`models.nodata.collar`) of the uint8
+    RGB raster ``rgb_path`` from its mask and from the masks of ``also`` (same grid): one pass
+    down the raster in full-width strips, one pass up."""
+    with ExitStack() as stack:
+        stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True))
+        rgb = stack.enter_context(rasterio.open(rgb_path, "r+"))
+        others = [stack.enter_context(rasterio.open(path, "r+")) for path in also]
+        strips = [
+            Window(0, row, rgb.width, min(COLLAR_STRIP_PX, rgb.height - row))
+            for row in range(0, rgb.height, COLLAR_STRIP_PX)
+        ]
+        for upwards in (False, True):
+            open_ = np.ones(rgb.width, dtype=bool)
+            for window in reversed(strips) if upwards else strips:
+                has_data = rgb.read_masks(1, window=window) > 0
+                fill = collar_fill(rgb.read(RGB_BANDS, window=window), has_data)
+                if upwards:
+                    runs, open_ = runs_down(fill[::-1], open_)
+                    found = runs[::-1]
+                else:
+                    found, open_ = runs_down(fill, open_)
+                    found |= side_runs(fill)
+                if found.any():
+                    mask = np.where(has_data & ~found, 255, 0).astype(np.uint8)
+                    for dst in (rgb, *others):
+                        dst.write_mask(mask, window=window)
 
 
 def to_source_crs(raster: str | Path, image: SourceImage, out_path: str | Path) -> Path:

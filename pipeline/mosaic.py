@@ -5,7 +5,9 @@ Three steps, each a plain function so tiles can run anywhere (a thread, a Dask w
 :func:`render_tile` builds one output tile from the frames meeting it, each warped with
 OpenCV and weighted by its distance to the frame edge so seams fade; :func:`write_mosaic`
 writes the tiles, in order, to a staging GeoTIFF and then a COG. Memory stays bounded by a
-tile, a few decoded frames and the tiles a mapper keeps in flight.
+tile, a few decoded frames and the tiles a mapper keeps in flight. A tile whose rendering
+fails (after a retry) is left as no-data and recorded in the COG's tags
+(:func:`failed_tiles`): one unreadable frame costs the tiles it meets, not the mosaic.
 
 On flat ground a frame is one affine (``cv2.warpAffine``). Given a DEM, each tile samples
 the ground's heights and every pixel is looked up where the camera sees it over that relief
@@ -15,14 +17,17 @@ the ground's heights and every pixel is looked up where the camera sees it over 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import json
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from functools import lru_cache, partial
 from pathlib import Path
 
 import cv2
+import geopandas as gpd
 import numpy as np
 import rasterio
 from affine import Affine
@@ -34,6 +39,7 @@ from rio_cogeo.profiles import cog_profiles
 from shapely import STRtree, box
 from shapely.geometry import Polygon
 
+from core.capture_time import capture_tags
 from core.errors import ProcessingError
 from core.io import atomic_path
 from core.types import Grid, ImageRecord, Raster
@@ -47,6 +53,8 @@ from pipeline.terrain_dem import (
     window_heights,
 )
 
+LOG = logging.getLogger(__name__)
+
 VALID_SHARE = 0.999
 """A mosaic pixel takes a frame's value only where the frame's valid pixels make up this
 share of the bilinear sample (else the edge of a band's coverage would darken it)."""
@@ -56,6 +64,10 @@ STAGING_BLOCK_PX = 256
 GDAL_CACHE_MB = 256
 """GDAL's block cache while writing: its default (5 % of RAM) took the peak RSS of a
 10,000² px mosaic to 1.8 GiB; capped, a 20,000² px one stays near 0.8 GiB."""
+TILE_RETRIES = 1
+"""A tile whose rendering raises is rendered again this many times before it is given up."""
+FAILED_TILES_TAG = "RAQIB_FAILED_TILES"
+"""COG dataset tag listing the tiles left as no-data (JSON; see :func:`failed_tiles`)."""
 _DECODE_FLAGS = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -87,9 +99,59 @@ Tile = tuple[np.ndarray, np.ndarray]
 mask (255 covered)."""
 TileJob = tuple[tuple[Frame, ...], Grid, Window]
 """The arguments of :func:`render_tile` for one tile."""
-TileMapper = Callable[[Callable[..., Tile], Iterable[TileJob]], Iterator[Tile]]
+
+
+@dataclass(frozen=True)
+class TileFailure:
+    """What a mapper yields for a tile it gave up rendering: the error, in words."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class FailedTile:
+    """A mosaic tile left as no-data: its pixel window, bounds (grid CRS) and error."""
+
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+    bounds: tuple[float, float, float, float]
+    error: str
+
+
+TileMapper = Callable[[Callable[..., Tile], Iterable[TileJob]], Iterator[Tile | TileFailure]]
 """Runs ``render(*job)`` for every job and yields the tiles in the jobs' order, lazily (so
-only a bounded number is ever held); ``itertools.starmap`` runs them here, one by one."""
+only a bounded number is ever held), a :class:`TileFailure` for a tile it gave up on;
+:func:`render_each` runs them here, one by one (``itertools.starmap`` too, failing on the
+first error)."""
+
+
+def render_each(
+    render: Callable[..., Tile], jobs: Iterable[TileJob], *, retries: int = TILE_RETRIES
+) -> Iterator[Tile | TileFailure]:
+    """The tiles rendered here, in turn; one that raises is rendered again ``retries``
+    times, then yielded as a :class:`TileFailure`."""
+    for job in jobs:
+        yield render_or_failure(render, job, retries)
+
+
+def render_or_failure(
+    render: Callable[..., Tile], job: TileJob, retries: int = TILE_RETRIES
+) -> Tile | TileFailure:
+    """``render(*job)``, tried ``retries`` more times if it raises; else the last error."""
+    error = ""
+    for _ in range(retries + 1):
+        try:
+            return render(*job)
+        except Exception as exc:  # any failure costs this tile only, and is reported
+            error = failure_text(exc)
+    return TileFailure(error)
+
+
+def failure_text(exc: BaseException) -> str:
+    """An exception as one line for the report: its type and message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def mosaic_frames(
@@ -101,23 +163,25 @@ def mosaic_frames(
     cog_profile: str = "deflate",
     balance_exposure: bool = True,
     on_tile: Callable[[int, int], None] | None = None,
-    map_tiles: TileMapper = itertools.starmap,
+    map_tiles: TileMapper = render_each,
     dem: Path | None = None,
     dem_heights: HeightRule = "absolute",
 ) -> Raster:
     """Mosaic nadir RGB frames onto ``grid`` as a Cloud-Optimised GeoTIFF at ``out_path``.
 
     Output: 3 uint8 bands with an internal mask (0 where no frame covers), exactly on
-    ``grid``, written atomically. ``cog_profile`` is a rio-cogeo profile ("deflate",
-    "jpeg", ...). With ``balance_exposure`` each frame is scaled by its gain from
+    ``grid``, tagged with the middle photo's capture time (:mod:`core.capture_time`: the sun
+    its shadows were cast by), written atomically. ``cog_profile`` is a rio-cogeo profile
+    ("deflate", "jpeg", ...). With ``balance_exposure`` each frame is scaled by its gain from
     :func:`pipeline.exposure.exposure_gains`. ``on_tile(done, total)`` is called after each
     output tile (progress). ``map_tiles`` renders the tiles (default: here, in turn; give
-    one that submits them to a cluster to run them elsewhere: the output is the same).
+    one that submits them to a cluster to run them elsewhere: the output is the same); a
+    tile it gives up on is left as no-data and listed by :func:`failed_tiles`.
     With a ``dem`` (GeoTIFF, any CRS; the workers must see it at the same path) frames are
     orthorectified on its relief, the camera placed by ``dem_heights``: "absolute" needs
     the DEM in the vertical datum of the photos' GPS altitudes, "nadir" takes ``altitude_m``
     above the DEM under the camera (see :mod:`pipeline.terrain_dem`). Without one: flat ground.
-    ProcessingError if there is no frame or a frame cannot be decoded; InputError naming
+    ProcessingError if there is no frame or no tile could be rendered; InputError naming
     the DEM if it is not a georeferenced raster, misses a frame or is above a camera.
     """
     if not records:
@@ -135,9 +199,15 @@ def mosaic_frames(
             out_path,
             cog_profile=cog_profile,
             on_tile=on_tile,
+            bands=dataclasses.replace(RGB_BANDS, tags=capture_tags(median_capture_time(records))),
         )
     finally:
         _decoded_frame.cache_clear()
+
+
+def median_capture_time(records: Sequence[ImageRecord]) -> datetime:
+    """The middle photo's capture time: the mosaic's, for the sun its shadows were cast by."""
+    return sorted(record.captured_at for record in records)[len(records) // 2]
 
 
 def prepare_frames(
@@ -184,10 +254,13 @@ def write_mosaic(
 
     Each tile is written to a tiled staging GeoTIFF as it arrives and then dropped; the COG
     (overviews, internal mask or ``bands.nodata``) is translated from the staging file at the
-    end. ``bands`` describes the tiles' bands (default: :data:`RGB_BANDS`).
+    end. ``bands`` describes the tiles' bands (default: :data:`RGB_BANDS`). A
+    :class:`TileFailure` is written as no-data, logged and listed in the COG's
+    :data:`FAILED_TILES_TAG`; ProcessingError (and no COG) if every tile failed.
     """
     out_path = Path(out_path)
     bands = bands or RGB_BANDS
+    failures: list[FailedTile] = []
     with staged_cog(
         out_path,
         grid,
@@ -200,12 +273,21 @@ def write_mosaic(
             dst.set_band_description(number, description)
         if bands.tags:
             dst.update_tags(**bands.tags)
-        for done, (window, (pixels, mask)) in enumerate(zip(layout, tiles, strict=True), start=1):
+        for done, (window, tile) in enumerate(zip(layout, tiles, strict=True), start=1):
+            if isinstance(tile, TileFailure):
+                failures.append(failed_tile(window, grid, tile.error))
+                LOG.warning("%s: tile %s left as no-data: %s", out_path, window, tile.error)
+                tile = empty_tile(window, bands)
+            pixels, mask = tile
             dst.write(pixels, window=window)
             if bands.nodata is None:
                 dst.write_mask(mask, window=window)
             if on_tile is not None:
                 on_tile(done, len(layout))
+        if layout and len(failures) == len(layout):
+            raise ProcessingError(f"{out_path}: no tile could be rendered: {failures[0].error}")
+        if failures:
+            dst.update_tags(**{FAILED_TILES_TAG: json.dumps([asdict(f) for f in failures])})
     return Raster(
         path=out_path,
         crs=grid.crs,
@@ -232,6 +314,43 @@ class OutputBands:
 
 RGB_BANDS = OutputBands(count=3, dtype="uint8")
 """The RGB frame mosaic's bands: 3 uint8 (colour interpretation RGB), internal mask."""
+
+
+def empty_tile(window: Window, bands: OutputBands) -> Tile:
+    """A tile of no-data: ``bands.nodata`` (or 0) everywhere, its mask all uncovered."""
+    shape = (int(window.height), int(window.width))
+    pixels = np.full((bands.count, *shape), bands.nodata or 0, dtype=bands.dtype)
+    return pixels, np.zeros(shape, np.uint8)
+
+
+def failed_tile(window: Window, grid: Grid, error: str) -> FailedTile:
+    """The report of ``window`` of ``grid`` left as no-data because of ``error``."""
+    left, bottom, right, top = windows.bounds(window, grid.transform)
+    return FailedTile(
+        int(window.col_off), int(window.row_off), int(window.width), int(window.height),
+        (left, bottom, right, top), error,
+    )  # fmt: skip
+
+
+def failed_tiles(mosaic: Path) -> tuple[FailedTile, ...]:
+    """The tiles of a mosaic written by :func:`write_mosaic` that were left as no-data."""
+    with rasterio.open(mosaic) as src:
+        listed = json.loads(src.tags().get(FAILED_TILES_TAG, "[]"))
+    return tuple(FailedTile(**{**f, "bounds": tuple(f["bounds"])}) for f in listed)
+
+
+def failed_tiles_frame(mosaic: Path) -> gpd.GeoDataFrame:
+    """:func:`failed_tiles` as a layer: the tiles' outlines, window (px) and error."""
+    tiles = failed_tiles(mosaic)
+    with rasterio.open(mosaic) as src:
+        crs = src.crs
+    columns = ["col_off", "row_off", "width", "height", "error"]
+    return gpd.GeoDataFrame(
+        [[getattr(t, c) for c in columns] for t in tiles],
+        columns=columns,
+        geometry=[box(*t.bounds) for t in tiles],
+        crs=crs,
+    )
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Heights in metres above the datum, on a grid of ``DSM_GSD_M`` over the orthophoto's extent:
 a gently rolling plain sloping down to the north (only the DSM has relief: the orthophotos are
-rendered on flat ground), flat roofs at each building's ``height_m``, slabs and a works site's
+rendered on flat ground), flat roofs at each building's ``height_m`` (and, in epoch 2, at
+each extension's), slabs and a works site's
 walls, greenhouses, and dome-shaped tree crowns. Vines and cars are left out (under 2 m).
 Like a photogrammetric DSM, edges are blurred (~0.5 m) and heights carry spatially
 correlated noise (``NOISE_M``). Drawn from its own seeded generator: the orthophotos do not
@@ -54,6 +55,8 @@ def render_dsm(
     for b in layout.buildings:
         if b.in_epoch1 or epoch2:
             shapes.append((b.footprint, SLAB_M if b.roof == "slab" else b.height_m))
+    if epoch2:
+        shapes += [(e.annex.footprint, e.annex.height_m) for e in layout.extensions]
     if epoch2:
         for site in layout.sites:
             shapes.append((site.slab, SLAB_M))

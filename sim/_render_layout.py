@@ -106,6 +106,19 @@ class Site:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """An annex built onto the back of a standing house between the epochs: ``annex`` is its
+    own roof (painted like a building), ``case`` its permit situation as for a new house."""
+
+    building_id: str
+    parcel_id: str
+    case: str
+    roof: str
+    """"same" (the house's roof material and colour) or "fresh" (a new concrete slab)."""
+    annex: Building
+
+
+@dataclass(frozen=True)
 class Layout:
     width_m: float
     height_m: float
@@ -120,6 +133,7 @@ class Layout:
     sites: tuple[Site, ...]
     permits: tuple[Permit, ...]
     project_parcel: str
+    extensions: tuple[Extension, ...] = ()
 
 
 ROOF_COLOURS = {

@@ -430,10 +430,14 @@ class EpochPainter:
     def buildings(self) -> list[Building]:
         return [b for b in self.layout.buildings if b.in_epoch1 or self.in_epoch2]
 
+    def annexes(self) -> list[Building]:
+        """The roofs of the extensions built onto houses (standing in epoch 2 only)."""
+        return [e.annex for e in self.layout.extensions] if self.in_epoch2 else []
+
     def cast_shadows(self, trees: list, vines: list, cars: list[Polygon]) -> None:
         c, s = self.canvas, self.season
         depth = 0.42 if s.name == "epoch1" else 0.5
-        for b in self.buildings():
+        for b in self.buildings() + self.annexes():
             if b.roof == "slab":
                 continue
             c.cast(_sweep(b.footprint, s.shadow_offset_m(b.height_m)), depth)
@@ -499,7 +503,7 @@ class EpochPainter:
                     c.disc((x + fx, y + fy), 0.06, (222.0, 128.0, 34.0))
 
     def paint_buildings(self) -> None:
-        for b in self.buildings():
+        for b in self.buildings() + self.annexes():
             if b.roof == "tile":
                 self._tile_roof(b)
             elif b.roof == "slab":

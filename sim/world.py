@@ -3,7 +3,9 @@
 ``generate`` lays out a strip of Berkane town and farm parcels of the Triffa plain at real
 coordinates (south-west corner near 34.928 N, 2.300 W), renders a winter and a summer
 orthophoto, each with a surface model (``sim._render_dsm``), and writes the cadastre, permits,
-public projects and the truth the models are scored against. Same seed, same bytes
+public projects and the truth the models are scored against. Between the epochs the town
+gains new houses, works sites and a few extensions of standing houses
+(``sim._render_extensions``). Same seed, same bytes
 (orthophotos) and same records.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -24,9 +26,11 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 from shapely.geometry import Point, Polygon, box
 
+from core.capture_time import capture_tags
 from core.errors import InputError
 from core.io import atomic_path
 from sim._render_dsm import DSM_GSD_M, render_dsm
+from sim._render_extensions import plant_extensions
 from sim._render_layout import Layout, health_zones, make_layout, orchard_planting, shift
 from sim._render_ortho import SUMMER, WINTER, EpochPainter, Season
 
@@ -107,7 +111,9 @@ def _origin_utm() -> tuple[float, float]:
     return float(round(x)), float(round(y))
 
 
-def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: float) -> None:
+def _write_ortho(
+    path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: float, captured_at: datetime
+) -> None:
     profile = dict(
         driver="GTiff",
         width=rgb.shape[1],
@@ -131,6 +137,7 @@ def _write_ortho(path: Path, rgb: np.ndarray, left: float, top: float, gsd_m: fl
             rasterio.enums.ColorInterp.green,
             rasterio.enums.ColorInterp.blue,
         ]
+        dst.update_tags(**capture_tags(captured_at))
 
 
 def _write_dsm(path: Path, heights: np.ndarray, left: float, top: float) -> None:
@@ -168,8 +175,14 @@ def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
 
 
 def _buildings(layout: Layout, epoch2: bool, left: float, bottom: float) -> gpd.GeoDataFrame:
-    rows = [
-        dict(
+    """The epoch's footprints; in epoch 2 an extended house is one footprint with its annex
+    and carries the extension's case, and ``change`` says "new", "grown" or "unchanged"."""
+    extended = {e.building_id: e for e in layout.extensions} if epoch2 else {}
+    rows = []
+    for b in layout.buildings:
+        if not (b.in_epoch1 or epoch2):
+            continue
+        row = dict(
             building_id=b.building_id,
             parcel_id=b.parcel_id,
             case=b.case,
@@ -177,10 +190,35 @@ def _buildings(layout: Layout, epoch2: bool, left: float, bottom: float) -> gpd.
             height_m=b.height_m,
             geometry=shift(b.footprint, left, bottom),
         )
-        for b in layout.buildings
-        if b.in_epoch1 or epoch2
+        if epoch2:
+            row["change"] = "unchanged" if b.in_epoch1 else "new"
+        if b.building_id in extended:
+            annex = extended[b.building_id].annex
+            row |= dict(
+                case=annex.case,
+                change="grown",
+                geometry=shift(b.footprint.union(annex.footprint), left, bottom),
+            )
+        rows.append(row)
+    columns = ["building_id", "parcel_id", "case", "roof", "height_m"]
+    return _frame(rows, columns + (["change"] if epoch2 else []))
+
+
+def _extensions(layout: Layout, left: float, bottom: float) -> gpd.GeoDataFrame:
+    """The annexes built between the epochs and the buildings they extend."""
+    rows = [
+        dict(
+            building_id=e.building_id,
+            parcel_id=e.parcel_id,
+            case=e.case,
+            roof=e.roof,
+            height_m=e.annex.height_m,
+            change="grown",
+            geometry=shift(e.annex.footprint, left, bottom),
+        )
+        for e in layout.extensions
     ]
-    return _frame(rows, ["building_id", "parcel_id", "case", "roof", "height_m"])
+    return _frame(rows, ["building_id", "parcel_id", "case", "roof", "height_m", "change"])
 
 
 def _paint(
@@ -301,6 +339,7 @@ def _write_records(
         {
             "buildings_epoch1": _buildings(layout, False, left, bottom),
             "buildings_epoch2": _buildings(layout, True, left, bottom),
+            "extensions": _extensions(layout, left, bottom),
             "health": health,
             "greenhouses": greenhouses,
             "trees": trees,
@@ -338,11 +377,15 @@ def generate(
     layout = make_layout(
         np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), width_m, height_m
     )
+    layout = plant_extensions(  # their own stream: the rest of the world stays as it was
+        layout, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(4,)))
+    )
     top = bottom + height_m
-    for k, (_, _, season) in enumerate(SEASONS):
+    for k, (day, time_local, season) in enumerate(SEASONS):
         epoch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, k)))
         rgb, crowns = _paint(layout, season, gsd_m, seed, epoch_rng)  # same crowns every epoch
-        _write_ortho(paths.ortho(season.name), rgb, left, top, gsd_m)
+        captured_at = datetime.fromisoformat(f"{day.isoformat()}T{time_local}+01:00")
+        _write_ortho(paths.ortho(season.name), rgb, left, top, gsd_m, captured_at)
         dsm_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3, k)))
         heights = render_dsm(layout, crowns, k > 0, GROUND_ELEVATION_M, dsm_rng)
         _write_dsm(paths.dsm(season.name), heights, left, top)

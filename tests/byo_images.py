@@ -1,5 +1,5 @@
 """Test helpers for the commands on a user's orthophoto: a simulator world and copies of its
-orthophotos as users hand them over (another CRS, uint16 multispectral)."""
+orthophotos as users hand them over (another CRS, uint16 multispectral, no-data around)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio import features as rio_features
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.warp import calculate_default_transform, reproject
+from shapely.geometry.base import BaseGeometry
 
 import cli
 
@@ -63,4 +65,27 @@ def multispectral_copy(image: Path, out: Path) -> Path:
     nir = np.clip(0.3 * (red + green) + 6000 * greenness, 0, 4095)
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(np.stack([nir, red, green, blue]).round().astype(np.uint16))
+    return out
+
+
+def cut_out(image: Path, out: Path, keep: BaseGeometry, how: str) -> Path:
+    """``image`` (RGB) with no data outside ``keep``, as orthophotos mark it: ``alpha`` (an
+    alpha band, white beneath), ``nodata`` (black, nodata value 0) or ``collar`` (white fill
+    and no mask at all, as in the WebODM sample)."""
+    with rasterio.open(image) as src:
+        pixels, profile = src.read(), src.profile
+        inside = rio_features.rasterize(
+            [(keep, 1)], out_shape=(src.height, src.width), transform=src.transform
+        ).astype(bool)
+    pixels[:, ~inside] = 0 if how == "nodata" else 255
+    if how == "alpha":
+        profile |= {"count": 4, "photometric": "RGB"}
+        pixels = np.concatenate([pixels, 255 * inside[None].astype(np.uint8)])
+    elif how == "nodata":
+        profile |= {"nodata": 0}
+    with rasterio.open(out, "w", **profile) as dst:
+        if how == "alpha":
+            dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
+                               ColorInterp.alpha]  # fmt: skip
+        dst.write(pixels)
     return out

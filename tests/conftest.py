@@ -7,11 +7,15 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sim.world import World
 
 # Prefect reads these at import time: offline, no telemetry, a throw-away home.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -22,6 +26,36 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One Prefect test server for the whole session (each start costs seconds); flows run while
+    it is up report to it, whichever test module started it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def world_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., World]:
+    """``world_copy(out_dir, seed=7, width_m=200, height_m=160)``: a fresh copy of a simulator
+    world in ``out_dir``. Worlds are seeded, so each one is generated once per session and
+    copied (milliseconds) instead of generated again (seconds) by every module that needs it."""
+    from sim.world import generate, load_world
+
+    generated: dict[tuple[int, float, float], Path] = {}
+
+    def copy(out_dir: Path, seed: int = 7, width_m: float = 200, height_m: float = 160) -> World:
+        key = (seed, width_m, height_m)
+        if key not in generated:
+            folder = tmp_path_factory.mktemp(f"world{seed}-{width_m:g}x{height_m:g}")
+            generated[key] = generate(folder, seed=seed, width_m=width_m, height_m=height_m).root
+        shutil.copytree(generated[key], out_dir, dirs_exist_ok=True)
+        return load_world(out_dir)
+
+    return copy
 
 
 @pytest.fixture(scope="session")

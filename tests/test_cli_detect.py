@@ -1,6 +1,7 @@
 """`raqib detect buildings|change` and `raqib evaluate buildings|change` on users' files: a
 change between two simulator epochs handed over in different CRSs, grids and a 1.5 m offset;
-the real WebODM orthophoto; the solaris footprints scored as solaris scores them."""
+a simulator orthophoto with no-data cut out of it; the real WebODM orthophoto; the solaris
+footprints scored as solaris scores them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
-from byo_images import reprojected, run
+from byo_images import cut_out, reprojected, run
 from rasterio import features as rio_features
+from rasterio.windows import from_bounds
 
 import cli
 from models.evaluation import true_changes
@@ -128,6 +130,53 @@ def test_evaluate_change_scores_by_class(
     )
 
 
+def cropped(image: Path, out: Path, width_m: float, height_m: float) -> Path:
+    """The bottom-right ``width_m`` x ``height_m`` of ``image``."""
+    with rasterio.open(image) as src:
+        right, bottom = src.bounds.right, src.bounds.bottom
+        window = from_bounds(right - width_m, bottom, right, bottom + height_m, src.transform)
+        window = window.round_offsets().round_lengths()
+        profile = src.profile | {"width": window.width, "height": window.height,
+                                 "transform": src.window_transform(window)}  # fmt: skip
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    return out
+
+
+@pytest.mark.slow
+def test_no_data_cut_out_of_an_orthophoto_makes_no_detection_along_the_cut(
+    world: World, tmp_path: Path, capsys
+) -> None:
+    """An ODM-like footprint (corners cut off) marked by an alpha band, a nodata value, or
+    only by a white fill (the WebODM sample's collar): nothing new along the cut, and every
+    building the cut leaves whole still found."""
+    image = cropped(world.paths.ortho("epoch2"), tmp_path / "crop.tif", 130, 80)
+    with rasterio.open(image) as src:
+        left, bottom, right, top = src.bounds
+    keep = shapely.Polygon([(left + 25, top), (right - 30, top), (right, top - 40),
+                            (right, bottom + 25), (right - 35, bottom), (left + 30, bottom),
+                            (left, bottom + 50), (left, top - 20)])  # fmt: skip
+    along_cut = keep.boundary.buffer(10)
+
+    def detect(path: Path) -> gpd.GeoDataFrame:
+        code, _, stderr = run("detect", "buildings", path, "-o", path.with_suffix(".gpkg"),
+                              capsys=capsys)  # fmt: skip
+        assert code == 0, stderr
+        return gpd.read_file(path.with_suffix(".gpkg"), layer="buildings")
+
+    whole = detect(image)
+    left_whole = whole[(whole.intersection(keep).area >= 0.9 * whole.area).to_numpy()]
+    assert len(left_whole) >= 4
+    for how in ("alpha", "nodata", "collar"):
+        found = detect(cut_out(image, tmp_path / f"{how}.tif", keep, how))
+        new = found[found.intersects(along_cut) & ~found.intersects(whole.union_all())]
+        # Before the collar mask and the fill (models.nodata): white fill taken for roofs
+        # ("collar"), and the house 90 % inside the bottom-right cut lost to the fake edge
+        # ("alpha", "nodata").
+        assert new.empty, (how, new)
+        assert left_whole.intersects(found.union_all()).all(), how
+
+
 @pytest.mark.slow
 def test_the_real_webodm_orthophoto_gives_a_valid_layer(
     shared_data: Path, tmp_path: Path, capsys
@@ -143,6 +192,11 @@ def test_the_real_webodm_orthophoto_gives_a_valid_layer(
     assert found.crs.to_epsg() == 32615
     with rasterio.open(ortho) as src:
         frame = shapely.box(*src.bounds)
+        white = (src.read((1, 2, 3)) >= 240).all(axis=0)  # its fill: alpha says it is data
+        footprints = rio_features.rasterize(found.geometry, out_shape=white.shape,
+                                            transform=src.transform).astype(bool)  # fmt: skip
+    # Measured before models.nodata: a 241 m² "building" of white fill in the north-west corner
+    assert (white & footprints).sum() <= 0.05 * footprints.sum()
     assert found.geometry.is_valid.all() and found.within(frame.buffer(0.5)).all()
     assert set(found.geom_type) <= {"Polygon", "MultiPolygon"}
     assert found["score"].between(0.25, 1.0).all()

@@ -15,14 +15,14 @@ from byo_images import run
 from rasterio.warp import calculate_default_transform, reproject
 
 from models.evaluation import object_scores
-from sim.world import World, generate
+from sim.world import World
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return generate(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
+def world(tmp_path_factory: pytest.TempPathFactory, world_copy) -> World:
+    return world_copy(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
 
 
 def in_lon_lat(dsm: Path, out: Path) -> Path:

@@ -134,6 +134,7 @@ def test_fly_to_a_dead_link_fails_within_the_timeout_in_one_line(
     out = _plan(tmp_path, "--gsd", "3")
     capsys.readouterr()
     monkeypatch.setenv("RAQIB_VEHICLE_TIMEOUT_S", "2")
+    monkeypatch.setenv("RAQIB_VEHICLE_RETRIES", "0")  # retries: tests/flights/test_vehicle_retry.py
     started = time.monotonic()
     code = cli.main(
         ["fly", str(out / "field.plan"), "--connect", f"udp:127.0.0.1:{free_udp_port()}"]

@@ -14,12 +14,11 @@ import rasterio
 from byo_images import multispectral_copy, reprojected, run
 
 from models.crop_health import HEALTH_CLASSES
-from sim.world import generate
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
-    return generate(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
+def world(tmp_path_factory: pytest.TempPathFactory, world_copy):
+    return world_copy(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
 
 
 @pytest.fixture(scope="module")

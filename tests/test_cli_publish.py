@@ -5,7 +5,6 @@ colour one is compared with."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -22,14 +21,6 @@ from pipeline.ingest import ingest_with_settings
 
 MICASENSE = "drone_photos/micasense_rededge"
 MAY = date(2026, 5, 1)
-
-
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _parcels_around(frames: Path, settings, path: Path) -> Path:

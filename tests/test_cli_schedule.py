@@ -22,7 +22,7 @@ import rasterio
 import cli
 import flows
 from gis.communes import commune_area
-from sim.world import World, generate
+from sim.world import World
 
 pytestmark = pytest.mark.slow
 
@@ -98,8 +98,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return generate(tmp_path_factory.mktemp("schedule") / "world", width_m=200, height_m=160)
+def world(tmp_path_factory: pytest.TempPathFactory, world_copy) -> World:
+    return world_copy(tmp_path_factory.mktemp("schedule") / "world", width_m=200, height_m=160)
 
 
 @pytest.fixture()

@@ -21,8 +21,8 @@ from sim.world import generate
 
 
 @pytest.fixture(scope="module")
-def small_world(tmp_path_factory: pytest.TempPathFactory):
-    return generate(tmp_path_factory.mktemp("world7"), seed=7, width_m=200, height_m=160)
+def small_world(tmp_path_factory: pytest.TempPathFactory, world_copy):
+    return world_copy(tmp_path_factory.mktemp("world7"), seed=7, width_m=200, height_m=160)
 
 
 def test_health_labels_give_a_model_the_commands_load(small_world, tmp_path: Path,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -18,15 +17,6 @@ from core.settings import Settings, load_settings
 from core.types import IngestResult
 from models.training import DEFAULT_BUILDINGS_MODEL, DEFAULT_HEALTH_MODEL
 from pipeline.stac import open_catalog
-
-
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    """A Prefect test server for the tasks run here (started once, it takes seconds)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _epoch(workspace: Path, name: str, day: date) -> None:

@@ -1,5 +1,6 @@
-"""The mosaic flow's tiles as Prefect tasks on a two-process Dask cluster: the same COG as
-the local run, every tile recorded by the test's Prefect API."""
+"""The mosaic flow's tiles and the process flow's photos and tiles as Prefect tasks on a
+two-process Dask cluster: the same outputs as the local run, every task recorded by the
+test's Prefect API."""
 
 from __future__ import annotations
 
@@ -8,21 +9,26 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyogrio
 import pytest
 import rasterio
+from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent / "pipeline"))  # photo_factory
 from photo_factory import ORTHO_LEFT_M, ORTHO_TOP_M, Pose, make_ortho, render_frame, write_photo
 
 import flows
-from core.errors import ProcessingError
 from core.settings import load_settings
-from core.types import Grid, ImageRecord
+from core.types import Grid, ImageRecord, Raster
+from gis.publish import STYLES_TABLE, list_layers
 from pipeline.ingest import ingest_folder
-from pipeline.mosaic import mosaic_frames, tile_windows
+from pipeline.mosaic import TILE_RETRIES, failed_tiles, mosaic_frames, tile_windows
+from sim.world import generate
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +110,7 @@ def _assert_same_mosaic(path: Path, reference: Path) -> None:
     assert path.read_bytes() == reference.read_bytes()
 
 
-async def _render_tile_runs(flow_run_id) -> list:
+async def _task_runs(flow_run_id) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -132,7 +138,7 @@ def test_tiles_on_a_dask_cluster_make_the_local_mosaic(
 
     tiles = len(list(tile_windows(GRID, 1024)))
     assert tiles == 9
-    runs = asyncio.run(_render_tile_runs(state.state_details.flow_run_id))
+    runs = asyncio.run(_task_runs(state.state_details.flow_run_id))
     assert len(runs) == tiles, "every tile is a task run in the test's Prefect API"
     assert {run.name.split("-")[0] for run in runs} == {"render_tile"}
     assert all(run.state.is_completed() for run in runs)
@@ -154,15 +160,37 @@ def test_tile_tasks_on_local_threads_make_the_same_mosaic(
     _assert_same_mosaic(raster.path, local_mosaic)
 
 
-def test_an_unreadable_photo_fails_the_flow_naming_it(
+def test_the_tiles_of_a_photo_unreadable_after_ingest_are_no_data_and_reported(
     records: tuple[ImageRecord, ...], prefect_api_url: str, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "DJI_9999.JPG"
-    broken.write_bytes(b"not a jpeg")
+    broken = tmp_path / records[-1].path.name
+    broken.write_bytes(records[-1].path.read_bytes()[:100])  # truncated after ingest
     bad = (*records[:-1], replace(records[-1], path=broken))
-    with pytest.raises(ProcessingError, match="DJI_9999.JPG: cannot decode"):
-        flows.mosaic_flow(bad, GRID, tmp_path / "mosaic.tif")
-    assert not (tmp_path / "mosaic.tif").exists()
+    state = flows.mosaic_flow(bad, GRID, tmp_path / "mosaic.tif", return_state=True)
+    assert state.is_completed()
+    failed = failed_tiles(state.result().path)
+    assert 0 < len(failed) < len(list(tile_windows(GRID, 1024)))
+    assert all(f"{broken}: cannot decode the photo" in tile.error for tile in failed)
+
+    runs = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    gave_up = [run for run in runs if run.state.is_failed()]
+    assert len(gave_up) == len(failed), "each failed tile is a failed task run"
+    assert all(run.run_count == 1 + TILE_RETRIES for run in gave_up), "after its retry"
+
+    console = Console(record=True, width=300)
+    flows.print_epoch_result(_result_with(state.result()), console)
+    summary = console.export_text()
+    assert summary.count("tile left as no-data at px") == len(failed)
+    assert f"{broken}: cannot decode the photo" in summary
+
+
+def _result_with(mosaic: Raster) -> flows.EpochResult:
+    """An epoch's result around ``mosaic``, for its printed summary."""
+    return flows.EpochResult(
+        epoch="epoch1", captured_on=date(2026, 7, 10), out_dir=mosaic.path.parent,
+        geopackage=mosaic.path.with_suffix(".gpkg"), mosaic=mosaic, images=5, skipped=(),
+        buildings=0, new_buildings=0, flags=0,
+    )  # fmt: skip
 
 
 def test_mosaic_folder_uses_the_configured_cluster_and_reports_progress(
@@ -181,3 +209,74 @@ def test_mosaic_folder_uses_the_configured_cluster_and_reports_progress(
     local = mosaic_frames(ingested.images, raster.grid, tmp_path / "local.tif").path
     _assert_same_mosaic(raster.path, local)
     assert progress[-1] == (len(progress), len(progress))
+
+
+def _layers(geopackage: Path, *workspaces: Path) -> dict[str, pd.DataFrame]:
+    """Every layer of ``geopackage``, paths inside ``workspaces`` made relative to them."""
+    layers = {}
+    for layer in list_layers(geopackage):
+        if layer != STYLES_TABLE:
+            frame = pyogrio.read_dataframe(geopackage, layer=layer)
+            for column in frame.columns.drop("geometry", errors="ignore"):
+                for workspace in workspaces:
+                    if pd.api.types.is_string_dtype(frame[column]):
+                        frame[column] = frame[column].str.removeprefix(f"{workspace}/")
+            layers[layer] = frame
+    return layers
+
+
+def test_a_survey_processed_on_the_cluster_publishes_what_the_local_run_did(
+    scheduler_address: str, tmp_path: Path
+) -> None:
+    world = generate(tmp_path / "world", width_m=150, height_m=140)
+    epoch, captured_on = world.epochs[0]
+    here = load_settings(workspace=tmp_path / "here", sim_speedup=40.0)
+    local = flows.survey(world.root, epoch, here)  # plan, fly, process on this machine
+
+    _, bounds = flows.survey_area(world, here.crs, None)
+    cluster = load_settings(workspace=tmp_path / "cluster", dask_cluster=scheduler_address)
+    state = flows.process(
+        local.out_dir / "frames",
+        world.paths.parcels,
+        world.paths.permits,
+        epoch,
+        captured_on,
+        cluster,
+        projects_path=world.paths.projects,
+        grid=Grid.from_bounds(bounds, flows.SURVEY_GSD_CM / 100.0, here.crs),
+        return_state=True,
+    )
+    remote = state.result()
+
+    _assert_same_mosaic(remote.mosaic.path, local.mosaic.path)
+    workspaces = (here.workspace, cluster.workspace)  # both read the photos the survey took
+    expected = _layers(local.geopackage, *workspaces)
+    published = _layers(remote.geopackage, *workspaces)
+    assert set(published) == set(expected) - {"mission"}  # the process run was given none
+    assert len(published["images"]) == local.images > 10 and len(published["buildings"]) > 0
+    assert published["failed_tiles"].empty
+    for layer, frame in published.items():
+        pd.testing.assert_frame_equal(frame, expected[layer], obj=layer)
+
+    runs = asyncio.run(_task_runs_of_subflows(state.state_details.flow_run_id))
+    assert runs["ingest_photo"] == local.images + len(local.skipped)
+    assert runs["render_tile"] == len(list(tile_windows(remote.mosaic.grid, 1024)))
+
+
+async def _task_runs_of_subflows(flow_run_id) -> dict[str, int]:
+    """How many task runs of each name the subflows of a flow run made."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    async with get_client() as client:
+        children = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+            )
+        )
+        counts: dict[str, int] = {}
+        for child in children:
+            for run in await _task_runs(child.id):
+                name = run.name.rsplit("-", 1)[0]
+                counts[name] = counts.get(name, 0) + 1
+    return counts

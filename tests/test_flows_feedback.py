@@ -30,7 +30,7 @@ from gis.publish import publish_geopackage
 from models.construction import BUILDING_CLASSES
 from models.features import BUILDING_FEATURES
 from models.training import fit_pixel_model, load_model, save_model
-from sim.world import World, generate
+from sim.world import World
 
 SUMMER, AUTUMN = date(2026, 7, 10), date(2026, 10, 1)
 NO_PERMITS = pd.DataFrame(
@@ -48,14 +48,6 @@ class Workspace:
     house_flag: str
 
 
-@pytest.fixture(scope="module")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def _new_structures(world: World) -> gpd.GeoDataFrame:
     """The summer's unpermitted houses and one greenhouse, as a detector that took it for a
     house would report them."""
@@ -67,7 +59,7 @@ def _new_structures(world: World) -> gpd.GeoDataFrame:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def workspace(tmp_path_factory: pytest.TempPathFactory, world_copy) -> Workspace:
     root = tmp_path_factory.mktemp("feedback")
     settings = load_settings(workspace=root / "workspace")
     folder = settings.workspace / "models"
@@ -80,7 +72,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         fit_pixel_model(rows, classes, BUILDING_CLASSES, features=BUILDING_FEATURES),
         models.buildings,
     )
-    world = generate(root / "world", seed=7, width_m=200, height_m=160)
+    world = world_copy(root / "world", seed=7, width_m=200, height_m=160)
     structures = _new_structures(world)
     parcels = gpd.read_file(world.paths.parcels)
     flags = flag_new_buildings(
@@ -171,10 +163,10 @@ def test_a_model_trained_elsewhere_is_kept_and_the_unused_feedback_named(
 
 @pytest.mark.slow
 def test_the_epoch_after_judged_flags_uses_a_refitted_model_made_once(
-    workspace, tmp_path, prefect_server
+    workspace, tmp_path, prefect_server, world_copy
 ):
     training_folder = workspace.models.buildings.parent / flows.TRAINING_WORLDS / "101"
-    generate(training_folder, seed=101, width_m=200, height_m=160)  # a small one: cheap refit
+    world_copy(training_folder, seed=101, width_m=200, height_m=160)  # a small one: cheap refit
     settings = workspace.settings.model_copy(
         update={"feedback": _decided(workspace, tmp_path / "flags.csv")}
     )

@@ -7,49 +7,31 @@ the error or the skip reason. Photos go through ingest beside good photos, which
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import piexif
 import pytest
-from shapely.geometry import box
+import rasterio
+from corpus_photos import photo
+from rasterio.errors import NotGeoreferencedWarning
+from shapely.geometry import Polygon, box
 
 from core.errors import InputError
 from core.settings import load_settings
 from flights.aoi import load_aoi
-from flights.camera import get_camera, preview
 from gis.parcels import read_parcels
 from gis.records import read_permits
 from models.training import load_model
 from pipeline.ingest import ingest_folder
-from sim.camera import FrameExif, write_jpeg
 from sim.world import load_world
-
-CAMERA = preview(get_camera("dji_mavic_3e"), 8)
-BERKANE = (-2.2975, 34.9290)
-
-
-def _photo(path: Path, *, lon: float = BERKANE[0], lat: float = BERKANE[1], seed: int = 0) -> Path:
-    pixels = np.random.default_rng(seed).integers(
-        0, 255, (CAMERA.image_height_px, CAMERA.image_width_px, 3), np.uint8
-    )
-    exif = FrameExif(
-        lon,
-        lat,
-        214.0,
-        94.0,
-        10.0,
-        10.0,
-        datetime(2026, 7, 10, 11, 0, tzinfo=timezone(timedelta(hours=1))),
-    )
-    return write_jpeg(pixels, path, CAMERA, exif)  # fmt: skip
 
 
 def truncated(folder: Path) -> Path:
-    data = _photo(folder / "src.tmp").read_bytes()
+    data = photo(folder / "src.tmp").read_bytes()
     (folder / "src.tmp").unlink()
     (folder / "truncated.JPG").write_bytes(data[: len(data) // 3])
     return folder / "truncated.JPG"
@@ -66,7 +48,7 @@ def empty_file(folder: Path) -> Path:
 
 
 def no_gps(folder: Path) -> Path:
-    path = _photo(folder / "nogps.JPG", seed=3)
+    path = photo(folder / "nogps.JPG", seed=3)
     exif = piexif.load(str(path))
     exif["GPS"] = {}
     piexif.insert(piexif.dump(exif), str(path))
@@ -74,11 +56,26 @@ def no_gps(folder: Path) -> Path:
 
 
 def gps_zero(folder: Path) -> Path:
-    return _photo(folder / "null_island.JPG", lon=0.0, lat=0.0, seed=4)
+    return photo(folder / "null_island.JPG", lon=0.0, lat=0.0, seed=4)
+
+
+def truncated_tiff(folder: Path) -> Path:
+    """A tiled, compressed 3-band TIFF (as band files and ODM tiles are) cut in half."""
+    pixels = np.random.default_rng(6).integers(0, 255, (3, 256, 256), np.uint8)
+    profile = {"driver": "GTiff", "width": 256, "height": 256, "count": 3, "dtype": "uint8",
+               "tiled": True, "compress": "deflate"}  # fmt: skip
+    with warnings.catch_warnings():  # band files carry no georeferencing: the point
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(folder / "whole.tmp", "w", **profile) as dst:
+            dst.write(pixels)
+    data = (folder / "whole.tmp").read_bytes()
+    (folder / "whole.tmp").unlink()
+    (folder / "IMG_0001_1.tif").write_bytes(data[: len(data) // 2])
+    return folder / "IMG_0001_1.tif"
 
 
 def duplicate(folder: Path) -> Path:
-    original = _photo(folder / "a_original.JPG", seed=5)
+    original = photo(folder / "a_original.JPG", seed=5)
     copy = folder / "b_copy.JPG"
     copy.write_bytes(original.read_bytes())
     return copy
@@ -86,6 +83,7 @@ def duplicate(folder: Path) -> Path:
 
 PHOTO_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "truncated JPEG": (truncated, "truncated"),
+    "truncated TIFF": (truncated_tiff, "truncated"),
     "text file named .jpg": (not_an_image, "image"),
     "empty file": (empty_file, "image"),
     "EXIF without GPS": (no_gps, "GPS"),
@@ -99,7 +97,7 @@ def test_a_bad_photo_is_skipped_with_its_reason_and_the_rest_ingested(
     tmp_path: Path, case: str
 ) -> None:
     make, word = PHOTO_CASES[case]
-    good = [_photo(tmp_path / f"good_{i}.JPG", seed=10 + i) for i in range(2)]
+    good = [photo(tmp_path / f"good_{i}.JPG", seed=10 + i) for i in range(2)]
     bad = make(tmp_path)
     result = ingest_folder(tmp_path)
     reasons = {s.path.name: s.reason for s in result.skipped}
@@ -116,6 +114,10 @@ AOI_CASES: dict[str, tuple[str, str]] = {
         "self-intersection",
     ),
     "empty collection": ('{"type": "FeatureCollection", "features": []}', "aoi"),
+    "empty polygon": (
+        '{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": []}}',
+        "no geometry",
+    ),
     "not JSON": ("<kml>oops", "cannot read aoi"),
 }
 
@@ -202,6 +204,26 @@ def test_bad_parcels_are_refused_naming_the_file(
     with pytest.raises(InputError, match=word) as caught:
         read_parcels(path, "EPSG:32630")
     assert str(path) in str(caught.value)
+
+
+def test_an_invalid_parcel_is_repaired_and_kept(tmp_path: Path) -> None:
+    path = _parcels(tmp_path / "parcels.gpkg", ["A", "B"], commune=["x", "x"])
+    frame = gpd.read_file(path)
+    frame.loc[1, "geometry"] = Polygon([(10, 0), (19, 9), (19, 0), (10, 9)])  # a bow tie
+    frame.to_file(path, layer="parcels")
+    parcels = read_parcels(path, "EPSG:32630")
+    assert parcels["parcel_id"].tolist() == ["A", "B"] and parcels.geometry.is_valid.all()
+    assert parcels.geometry.area.round(1).tolist() == [81.0, 40.5]
+
+
+def test_a_parcel_without_a_polygon_is_named(tmp_path: Path) -> None:
+    path = _parcels(tmp_path / "parcels.gpkg", ["A", "B"], commune=["x", "x"])
+    frame = gpd.read_file(path)
+    frame.loc[1, "geometry"] = Polygon()
+    frame.to_file(path, layer="parcels")
+    with pytest.raises(InputError, match="parcels without a usable polygon: B$") as caught:
+        read_parcels(path, "EPSG:32630")
+    assert caught.value.source == str(path)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from gis.evidence import (
     OUTLINE_RGB,
     SECOND_OUTLINE_RGB,
     chip_grid,
+    evidence_file_name,
     outlined_chip,
     read_chip,
     read_png,
@@ -262,3 +263,12 @@ def test_a_real_orthophoto_with_alpha_gives_a_masked_outlined_chip(shared_data: 
     assert chip.valid[shapely.contains_xy(middle, xs, ys)].all()
     outline_px = middle.length / chip.grid.resolution_m
     assert _is(chip.rgb, OUTLINE_RGB).sum() > 0.9 * OUTLINE_PX * outline_px
+
+
+def test_evidence_names_of_distinct_parcels_never_collide_nor_escape() -> None:
+    ids = ["A/1", "A_1", "A 1", "../../etc", "..", "off-cadastre", ".off-cadastre", None, "12-34"]
+    names = [evidence_file_name(pid, "no_permit") for pid in ids]
+    assert len(set(names)) == len(ids)
+    assert all("/" not in n and not n.startswith(".") for n in names)
+    assert evidence_file_name("12-34", "no_permit") == "12-34_no_permit.png"
+    assert evidence_file_name(None, "no_permit") == "off-cadastre_no_permit.png"

@@ -11,8 +11,6 @@ from gis.parcels import read_parcels
 from gis.publish import list_layers, publish_geopackage
 from gis.records import read_permits, read_projects
 
-world_module = pytest.importorskip("sim.world")
-
 EXPECTED_REASON = {
     "unpermitted": "no_permit",
     "expired_permit": "permit_expired",
@@ -21,14 +19,14 @@ EXPECTED_REASON = {
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return world_module.generate(tmp_path_factory.mktemp("world"), width_m=200, height_m=160)
+def world(tmp_path_factory, world_copy):
+    return world_copy(tmp_path_factory.mktemp("world"), width_m=200, height_m=160)
 
 
 def _new_buildings(world) -> gpd.GeoDataFrame:
-    before = gpd.read_file(world.paths.truth, layer="buildings_epoch1")
+    """The footprints the world built or extended in epoch 2, as change detection gives them."""
     after = gpd.read_file(world.paths.truth, layer="buildings_epoch2")
-    new = after[~after["building_id"].isin(before["building_id"])]
+    new = after[after["change"] != "unchanged"]
     return new.drop(columns="parcel_id").assign(score=1.0, area_m2=new.geometry.area)
 
 
@@ -38,7 +36,7 @@ def test_the_world_records_read_without_problems(world):
     assert read_parcels(world.paths.parcels, world.crs)["parcel_id"].is_unique
 
 
-def test_true_new_buildings_are_flagged_exactly_as_their_case_says(world, tmp_path):
+def test_true_new_and_grown_buildings_are_flagged_exactly_as_their_case_says(world, tmp_path):
     parcels = read_parcels(world.paths.parcels, world.crs)
     permits = read_permits(world.paths.permits).valid
     new = _new_buildings(world)
@@ -57,6 +55,9 @@ def test_true_new_buildings_are_flagged_exactly_as_their_case_says(world, tmp_pa
         if row.case in EXPECTED_REASON
     }
     assert expected, "the world should hold at least one case to flag"
+    assert "grown" in set(new.loc[new["case"].isin(list(EXPECTED_REASON)), "change"])
     assert dict(zip(flags["parcel_id"], flags["reason"], strict=True)) == expected
+    grown = flags[flags["explanation"].str.startswith("Extended structure")]
+    assert len(grown) == (new["change"] == "grown").sum()
     path = publish_geopackage(tmp_path / "flags.gpkg", {"flagged_parcels": flags})
     assert list_layers(path) == ["flagged_parcels", "layer_styles"]

@@ -7,7 +7,16 @@ from rasterio import features as rio_features
 from shapely.geometry import box
 
 from core.errors import ProcessingError
-from models.change import MIN_COLOUR_CHANGE, colour_change, confirm_changes, new_buildings
+from models.change import (
+    MIN_COLOUR_CHANGE,
+    MIN_HEIGHT_RISE_M,
+    colour_change,
+    confirm_changes,
+    height_rise,
+    new_buildings,
+)
+from models.training import DEFAULT_BUILDINGS_MODEL, load_model
+from sim.world import World, generate
 
 CRS = "EPSG:32630"
 
@@ -156,3 +165,68 @@ def test_a_roof_in_shade_before_keeps_its_colour_so_it_did_not_grow(
     assert confirm_changes(
         building_model, shaded, _layer(lit), changed, after_image=test_scene.image
     ).empty
+
+
+def test_a_room_added_to_a_large_house_is_growth_however_small_a_share():
+    house, annex = box(0, 0, 20, 20), box(5, -6, 11, 0)  # 36 m2: 9 % more
+    assert list(new_buildings(_layer(house), _layer(house.union(annex)))["change"]) == ["grown"]
+    winter = box(-1.0, 0, 20, 22.0)  # the house outlined with its shadow: larger than after
+    (grown,) = new_buildings(_layer(winter), _layer(house.union(annex)))["added_m2"]
+    assert grown == pytest.approx(6 * 5.5)
+
+
+def _small_town(tmp_path_factory: pytest.TempPathFactory, seed: int) -> World:
+    return generate(tmp_path_factory.mktemp(f"town{seed}"), seed=seed, width_m=200, height_m=160)
+
+
+@pytest.fixture(scope="module")
+def beige_annex_town(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A small town whose one extension has its house's beige concrete roof, over the beige
+    earth of the courtyard."""
+    return _small_town(tmp_path_factory, 14)
+
+
+def _annexes(world: World) -> gpd.GeoDataFrame:
+    annexes = gpd.read_file(world.paths.truth, layer="extensions")
+    assert list(annexes["roof"]) == ["same"]
+    return annexes
+
+
+def test_an_annex_roofed_like_its_house_over_earth_changes_colour(tmp_path_factory):
+    """A red-tile house extended with a red-tile annex over its earth courtyard."""
+    world = _small_town(tmp_path_factory, 9)
+    (change,) = colour_change(
+        world.paths.ortho("epoch1"), world.paths.ortho("epoch2"), _annexes(world)
+    )
+    assert change >= MIN_COLOUR_CHANGE
+
+
+def test_an_annex_the_colour_of_the_earth_it_covers_does_not_but_its_height_does(
+    beige_annex_town: World,
+):
+    """The beige annex differs from the beige earth in brightness only, which shade changes
+    too; the surface models see a storey rise where the rest of the house stayed."""
+    world = beige_annex_town
+    annex = _annexes(world)
+    (change,) = colour_change(world.paths.ortho("epoch1"), world.paths.ortho("epoch2"), annex)
+    assert change < MIN_COLOUR_CHANGE
+    before = gpd.read_file(world.paths.truth, layer="buildings_epoch1")
+    house = before[before["building_id"] == annex["building_id"].iloc[0]]
+    dsms = (world.paths.dsm("epoch1"), world.paths.dsm("epoch2"))
+    rise, stayed = height_rise(*dsms, pd.concat([annex, house]))
+    assert rise == pytest.approx(annex["height_m"].iloc[0], abs=0.3) and abs(stayed) < 0.1
+
+
+def test_the_surface_models_confirm_the_annex_colour_does_not(beige_annex_town: World):
+    world = beige_annex_town
+    before = gpd.read_file(world.paths.truth, layer="buildings_epoch1")
+    after = gpd.read_file(world.paths.truth, layer="buildings_epoch2")
+    grown = new_buildings(before, after[after["change"] == "grown"])
+    model = load_model(DEFAULT_BUILDINGS_MODEL)
+    images = world.paths.ortho("epoch1"), world.paths.ortho("epoch2")
+    assert confirm_changes(model, images[0], before, grown, after_image=images[1]).empty
+    dsms = (world.paths.dsm("epoch1"), world.paths.dsm("epoch2"))
+    (confirmed,) = confirm_changes(
+        model, images[0], before, grown, after_image=images[1], dsms=dsms
+    ).itertuples()
+    assert confirmed.height_rise_m > MIN_HEIGHT_RISE_M

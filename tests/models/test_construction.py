@@ -1,8 +1,20 @@
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from shapely.geometry import box
 
-from models.construction import _merge_seams, detect_buildings, hysteresis
+from core.errors import InputError
+from models.construction import (
+    BUILDING_CLASSES,
+    BuildingModel,
+    _merge_seams,
+    detect_buildings,
+    hysteresis,
+)
 from models.evaluation import area_iou, object_scores
+from models.features import BUILDING_FEATURES, FeatureSet
+from models.training import fit_pixel_model, load_model, save_model
 
 
 def test_buildings_of_a_held_out_scene_are_found_with_their_footprints(detections, test_scene):
@@ -67,3 +79,26 @@ def test_hysteresis_keeps_weak_pixels_connected_to_strong_ones():
     assert built.sum() == 64
     valid[2, :] = False  # without its strong pixels the roof is not seeded
     assert not hysteresis(probability, valid, 0.5, 0.25).any()
+
+
+def _building_model_on(features: FeatureSet, n_features: int) -> BuildingModel:
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, n_features)), np.repeat(np.array([1, 2], np.int16), 100)
+    return fit_pixel_model(x, y, BUILDING_CLASSES, features=features, model_type=BuildingModel)
+
+
+def test_a_model_of_the_feature_set_before_shadow_sides_still_loads_and_detects(
+    tmp_path, test_scene
+):
+    before = replace(BUILDING_FEATURES, shadow_heights_m=())
+    path = save_model(_building_model_on(before, len(before.names)), tmp_path / "old.joblib")
+    model = load_model(path, BUILDING_CLASSES, "building")
+    assert not any(name.startswith("shadow_side") for name in model.feature_names)
+    detect_buildings(model, test_scene.image)  # computes the features it was fitted on
+
+
+def test_a_model_whose_classifier_does_not_fit_its_feature_set_is_refused(tmp_path):
+    wrong = _building_model_on(BUILDING_FEATURES, len(BUILDING_FEATURES.names) - 2)
+    path = save_model(wrong, tmp_path / "mixed.joblib")
+    with pytest.raises(InputError, match="mixed.joblib: its classifier takes 28 features.*again"):
+        load_model(path, BUILDING_CLASSES, "building")

@@ -15,6 +15,7 @@ from models.evaluation import (
     construction_markdown,
     evaluate_buildings,
     evaluate_construction,
+    extensions,
     flag_reason_checks,
     flag_scores,
     object_scores,
@@ -113,8 +114,11 @@ def test_construction_is_scored_per_epoch_and_for_new_buildings(
     assert result.new.support == 1
     assert result.new.extra["true_positives"] == 1
     assert result.new.precision == 1.0
+    assert result.grown.support == 0 and result.grown.extra["false_positives"] == 0
     report = construction_markdown({"scene": result}, target=0.9)
-    assert "| scene | 1.00 | 1.00 | 1.00 | 1 / 0 / 0 |" in report
+    new, grown = report.split("## Grown buildings")
+    assert "| scene | 1.00 | 1.00 | 1.00 | 1 / 0 / 0 |" in new
+    assert "| scene | 0.00 | 0.00 | 0.00 | 0 / 0 / 0 |" in grown
     assert "Target new-building precision and recall >= 0.90: **met**." in report
 
 
@@ -124,6 +128,19 @@ def test_true_changes_are_new_or_grown_footprints():
         geometry=[box(0, 0, 10, 10), box(20, 0, 30, 20), box(40, 0, 50, 10)], crs="EPSG:32630"
     )
     assert list(true_changes(before, after)["change"]) == ["grown", "new"]
+
+
+def test_a_room_added_to_a_large_house_is_true_growth_and_its_extension_is_the_room():
+    house = box(0, 0, 20, 20)
+    annex = box(5, -6, 11, 0)  # 36 m2: 9 % more
+    before = gpd.GeoDataFrame(geometry=[house], crs="EPSG:32630")
+    after = gpd.GeoDataFrame(geometry=[house.union(annex)], crs="EPSG:32630")
+    grown = true_changes(before, after)
+    assert list(grown["change"]) == ["grown"]
+    (exact,) = extensions(grown, before, exact=True).geometry
+    assert exact.symmetric_difference(annex).area == pytest.approx(0, abs=1e-9)
+    (seen,) = extensions(grown, before).geometry  # as detection sees it: beyond a 0.5 m edge
+    assert seen.area == pytest.approx(6 * 5.5)
 
 
 def test_pooled_scores_add_up_the_counts_of_each_scene():
@@ -136,8 +153,8 @@ def test_pooled_scores_add_up_the_counts_of_each_scene():
     none = gpd.GeoDataFrame(geometry=[], crs="EPSG:32630")
     report = construction_markdown(
         {
-            "one": ConstructionAccuracy({}, first, none),
-            "two": ConstructionAccuracy({}, second, none),
+            "one": ConstructionAccuracy({}, first, first, none),
+            "two": ConstructionAccuracy({}, second, second, none),
         },
         reasons={
             "one": flag_reason_checks(
@@ -147,14 +164,19 @@ def test_pooled_scores_add_up_the_counts_of_each_scene():
     )
     assert "| **all scenes** | 0.94 | 0.89 | 0.92 | 17 / 1 / 2 |" in report
     assert "**not met**" in report
-    assert "| one | B | expired_permit | permit_expired | - | **no** |" in report
+    assert report.count("| **all scenes** | 0.94 | 0.89 | 0.92 | 17 / 1 / 2 |") == 2  # grown too
+    assert "| one | B | new | expired_permit | permit_expired | - | **no** |" in report
+    assert "| one | E | grown | over_footprint | over_footprint | - | **no** |" in report
+    assert "Flag reasons right on 2 of 3 new planted cases." in report
+    assert "Flag reasons right on 0 of 1 grown planted cases." in report
     assert "Flag reasons right on 2 of 4 parcels (50%)." in report
 
 
 def _planted_world() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {"parcel_id": ["A", "B", "C", "D", "E"],
-         "case": ["unpermitted", "expired_permit", "permitted", "existing", "over_footprint"]},
+         "case": ["unpermitted", "expired_permit", "permitted", "existing", "over_footprint"],
+         "change": ["new", "new", "new", "unchanged", "grown"]},
         geometry=[box(i, 0, i + 1, 1) for i in range(5)], crs="EPSG:32630",
     )  # fmt: skip
 
@@ -183,3 +205,4 @@ def test_reason_checks_want_exactly_the_planted_reasons_on_each_parcel() -> None
     assert checks["A"].correct and checks["C"].correct and checks["E"].correct
     assert not checks["B"].correct  # one reason too many
     assert checks["F"].case == "none" and not checks["F"].correct
+    assert (checks["A"].change, checks["E"].change) == ("new", "grown")

@@ -24,7 +24,7 @@ from gis.feedback import SAMPLE_LABELS
 from models.construction import JUDGED_CODES, BuildingModel, train_buildings_on
 from models.features import BUILDING_FEATURES
 from models.training import predict_blocks, sample_pixels
-from sim.world import World, generate
+from sim.world import World
 
 SAMPLES = 4000  # per class: enough to learn from, a quarter of the flows' training time
 PATCH_M = 6.0
@@ -78,13 +78,13 @@ def _most_building_like_ground(
 
 
 @pytest.fixture(scope="module")
-def training_world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return generate(tmp_path_factory.mktemp("world101"), seed=101, width_m=200, height_m=160)
+def training_world(tmp_path_factory: pytest.TempPathFactory, world_copy) -> World:
+    return world_copy(tmp_path_factory.mktemp("world101"), seed=101, width_m=200, height_m=160)
 
 
 @pytest.fixture(scope="module")
-def surveyed_world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return generate(tmp_path_factory.mktemp("world7"), seed=7, width_m=200, height_m=160)
+def surveyed_world(tmp_path_factory: pytest.TempPathFactory, world_copy) -> World:
+    return world_copy(tmp_path_factory.mktemp("world7"), seed=7, width_m=200, height_m=160)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ from shapely.geometry import box
 from models.construction import detect_buildings
 from models.evaluation import object_scores
 from models.training import DEFAULT_BUILDINGS_MODEL, PixelModel, load_model
-from sim.world import World, generate
+from sim.world import World
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return generate(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
+def world(tmp_path_factory: pytest.TempPathFactory, world_copy) -> World:
+    return world_copy(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ from models.orthophoto_buildings import (
     structure_changes,
 )
 from models.training import DEFAULT_BUILDINGS_MODEL, DEFAULT_HEALTH_MODEL, load_model
-from sim.world import World, generate
+from sim.world import World
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return generate(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
+def world(tmp_path_factory: pytest.TempPathFactory, world_copy) -> World:
+    return world_copy(tmp_path_factory.mktemp("world"), seed=7, width_m=200, height_m=160)
 
 
 def truth(world: World, epoch: str) -> gpd.GeoDataFrame:
@@ -56,12 +56,13 @@ def test_utm_and_lon_lat_copies_give_the_same_buildings(
     # area_m2 is measured in metres whatever the output CRS
     assert (back["area_m2"] - back.geometry.area).abs().max() < 0.02 * back["area_m2"].max()
     expected = truth(world, "epoch2")
-    # Measured: UTM F1 0.86, lon/lat 0.53 (two bilinear resamplings soften the roofs' texture,
-    # docs/byo_imagery.md), the two agree at F1 0.67, area IoU 0.84.
+    # Measured: UTM F1 0.86, lon/lat 0.67, the two agree at F1 0.71-0.82, area IoU 0.89 (0.37,
+    # 0.53, 0.83 with a bilinear working copy and no no-data fill, docs/byo_imagery.md; the
+    # shipped model was being retrained meanwhile).
     assert object_scores(in_utm, expected).f1 >= 0.8
-    assert object_scores(back, expected).f1 >= 0.45
-    assert object_scores(back, in_utm).f1 >= 0.55
-    assert area_iou(back, in_utm) >= 0.75
+    assert object_scores(back, expected).f1 >= 0.55
+    assert object_scores(back, in_utm).f1 >= 0.65
+    assert area_iou(back, in_utm) >= 0.8
 
 
 @pytest.mark.slow
@@ -85,7 +86,7 @@ def test_changes_both_ways_are_the_worlds_new_buildings(
     images = {epoch: world.paths.ortho(epoch) for epoch in found}  # already the working grid
     detected = {epoch: f.buildings for epoch, f in found.items()}
     built = true_changes(truth(world, "epoch1"), truth(world, "epoch2"))
-    assert len(built) == 7
+    assert sorted(built["change"]) == ["grown"] + ["new"] * 7  # and one house extended
 
     forward = structure_changes(
         model, images["epoch1"], images["epoch2"], detected["epoch1"], detected["epoch2"]

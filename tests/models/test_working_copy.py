@@ -1,5 +1,5 @@
-"""A user's orthophoto as the models read it: CRS in true metres, set GSD, named bands, mask,
-uint8 RGB view; and the layouts and rasters it refuses."""
+"""A user's orthophoto as the models read it: CRS in true metres, set GSD, named bands, mask
+(less a fill collar), uint8 RGB view; and the layouts and rasters it refuses."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 
 from core.errors import InputError
+from models.nodata import collar, fill_from_nearest
 from models.working_copy import (
     inspect_image,
     make_working_copy,
     parse_bands,
+    resampling_for,
     to_source_crs,
 )
 
@@ -118,3 +121,41 @@ def test_rasters_the_commands_cannot_use_are_refused_by_name(tmp_path: Path) -> 
         with pytest.raises(InputError, match=problem) as error:
             inspect_image(path)
         assert path.name in str(error.value)
+
+
+def test_a_fill_collar_without_a_mask_becomes_no_data_but_white_roofs_stay(
+    tmp_path: Path,
+) -> None:
+    """A noisy white corner and a black bottom band, as a lossy export leaves them, drop out
+    of the copy's mask (in strips taller than one, as the whole-array rule says); a white roof
+    and a black shadow inside the image stay data."""
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(40, 200, (3, 600, 300)).astype(np.uint8)
+    rows, cols = np.indices((600, 300))
+    corner = rows + cols < 150
+    bottom = rows >= 560
+    rgb[:, corner] = rng.integers(245, 256, (3, int(corner.sum())))
+    rgb[:, bottom] = rng.integers(0, 8, (3, int(bottom.sum())))
+    rgb[:, 300:340, 100:140] = 255  # a white roof
+    rgb[:, 400:420, 0:30] = 3  # a deep shadow reaching the left edge: cut by a grey pixel
+    rgb[:, 400:420, 0] = 120
+    path = write(tmp_path / "collar.tif", rgb)
+    copy = make_working_copy(inspect_image(path), tmp_path / "work", 0.1)
+    with rasterio.open(copy.path) as src:
+        has_data = src.dataset_mask() > 0
+    assert np.array_equal(has_data, ~(corner | bottom))
+    assert np.array_equal(collar(rgb, np.ones((600, 300), bool)), corner | bottom)
+
+
+def test_no_data_is_filled_from_the_nearest_pixel_with_data() -> None:
+    rgb = np.arange(3 * 4 * 6, dtype=np.uint8).reshape(3, 4, 6)
+    has_data = np.zeros((4, 6), bool)
+    has_data[:, :2] = True
+    filled = fill_from_nearest(rgb, has_data)
+    assert np.array_equal(filled[:, :, :2], rgb[:, :, :2])
+    assert (filled[:, :, 2:] == rgb[:, :, 1:2]).all()  # the last column with data, repeated
+
+
+def test_near_native_pixels_are_resampled_sharply_much_finer_ones_averaged() -> None:
+    assert resampling_for(0.1, 0.1) == resampling_for(0.5, 0.1) == Resampling.cubic
+    assert resampling_for(0.03, 0.1) == Resampling.average

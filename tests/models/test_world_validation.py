@@ -30,8 +30,8 @@ def training_world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.fixture(scope="module")
-def held_out_world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return generate(tmp_path_factory.mktemp("world7"), seed=7, width_m=200, height_m=160)
+def held_out_world(tmp_path_factory: pytest.TempPathFactory, world_copy) -> World:
+    return world_copy(tmp_path_factory.mktemp("world7"), seed=7, width_m=200, height_m=160)
 
 
 def _layer(world: World, name: str) -> gpd.GeoDataFrame:

@@ -12,11 +12,16 @@ import pandas as pd
 import pyogrio
 import pytest
 import rasterio
+import shapely
+from affine import Affine
 from rasterio.features import geometry_mask
 from shapely.geometry import Point
 
 from core.errors import InputError
-from sim.world import World, generate, load_world
+from sim._render_extensions import EXTENSION_CASES, plant_extensions
+from sim._render_layout import make_layout
+from sim._render_ortho import _sweep, render
+from sim.world import SEASONS, World, generate, load_world
 
 SMALL = dict(width_m=200, height_m=160)
 EPOCH1, EPOCH2 = date(2026, 1, 15), date(2026, 7, 10)
@@ -35,6 +40,10 @@ def buildings(world: World, epoch: str) -> gpd.GeoDataFrame:
     return gpd.read_file(world.paths.truth, layer=f"buildings_{epoch}")
 
 
+def extensions(world: World) -> gpd.GeoDataFrame:
+    return gpd.read_file(world.paths.truth, layer="extensions")
+
+
 def permits(world: World) -> pd.DataFrame:
     return pd.read_csv(world.paths.permits, parse_dates=["issued", "expires"])
 
@@ -44,7 +53,14 @@ def test_same_seed_gives_same_bytes_and_records(world: World, tmp_path: Path) ->
     for name, _ in world.epochs:
         assert sha256(again.paths.ortho(name)) == sha256(world.paths.ortho(name))
     assert again.paths.permits.read_bytes() == world.paths.permits.read_bytes()
-    for layer in ("buildings_epoch1", "buildings_epoch2", "health", "greenhouses", "trees"):
+    for layer in (
+        "buildings_epoch1",
+        "buildings_epoch2",
+        "extensions",
+        "health",
+        "greenhouses",
+        "trees",
+    ):
         a = gpd.read_file(world.paths.truth, layer=layer)
         b = gpd.read_file(again.paths.truth, layer=layer)
         pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
@@ -61,6 +77,7 @@ def test_files_layers_and_columns(world: World) -> None:
     assert set(pyogrio.list_layers(world.paths.truth)[:, 0]) == {
         "buildings_epoch1",
         "buildings_epoch2",
+        "extensions",
         "health",
         "greenhouses",
         "trees",
@@ -91,6 +108,16 @@ def test_files_layers_and_columns(world: World) -> None:
         assert {"building_id", "parcel_id", "case", "roof", "height_m"} <= set(
             buildings(world, layer.split("_")[1]).columns
         )
+    assert set(buildings(world, "epoch2")["change"]) == {"new", "grown", "unchanged"}
+    assert list(extensions(world).columns) == [
+        "building_id",
+        "parcel_id",
+        "case",
+        "roof",
+        "height_m",
+        "change",
+        "geometry",
+    ]
 
 
 def test_orthophotos_are_tiled_rgb_geotiffs_in_utm_30n(world: World) -> None:
@@ -127,7 +154,7 @@ def test_a_too_small_world_is_an_input_error_naming_the_size(tmp_path: Path) -> 
 
 
 def test_epoch2_holds_every_case_on_its_own_parcel(world: World) -> None:
-    new = buildings(world, "epoch2").query("case != 'existing'")
+    new = buildings(world, "epoch2").query("change == 'new'")
     cases = new.case.value_counts()
     assert {"permitted", "over_footprint", "expired_permit", "project"} <= set(cases.index)
     assert cases["unpermitted"] >= 2
@@ -138,7 +165,7 @@ def test_epoch2_holds_every_case_on_its_own_parcel(world: World) -> None:
 
 def test_permits_match_the_cases(world: World) -> None:
     records = permits(world)
-    new = buildings(world, "epoch2").set_index("parcel_id")
+    new = buildings(world, "epoch2").query("change == 'new'").set_index("parcel_id")
     by_parcel = records.set_index("parcel_id")
     for parcel_id, b in new.iterrows():
         built_m2 = b.geometry.area
@@ -159,11 +186,121 @@ def test_permits_match_the_cases(world: World) -> None:
             assert permit.status == "completed"
 
 
-def test_existing_buildings_stand_unchanged_in_both_epochs(world: World) -> None:
+def test_existing_buildings_stand_unchanged_in_both_epochs_but_the_extended(world: World) -> None:
     before = buildings(world, "epoch1").set_index("building_id")
     after = buildings(world, "epoch2").set_index("building_id").loc[before.index]
     assert (before.case == "existing").all() and len(before) >= 3
-    assert before.geometry.geom_equals_exact(after.geometry, tolerance=1e-9).all()
+    grown = (after.change == "grown").to_numpy()
+    assert list(after.index[grown]) == list(extensions(world).building_id)
+    assert before[~grown].geometry.geom_equals_exact(after[~grown].geometry, tolerance=1e-9).all()
+    annexes = extensions(world).set_index("building_id").geometry
+    added = after[grown].geometry.difference(before[grown].geometry)
+    assert (added.symmetric_difference(annexes.loc[added.index]).area < 1e-6).all()
+
+
+# Pixels of the small seed-7 world's first epoch, recorded before extensions were planted.
+EPOCH1_PIXELS_SHA256 = "683dc6510d9426d5f6258f6b8e3191e4bf05542a31cb38c6ccf7c406c3abd3de"
+
+
+def test_extensions_leave_the_first_epoch_as_it_was(world: World) -> None:
+    with rasterio.open(world.paths.ortho("epoch1")) as src:
+        assert hashlib.sha256(src.read().tobytes()).hexdigest() == EPOCH1_PIXELS_SHA256
+
+
+def test_the_second_epoch_changes_only_at_the_annexes_and_their_shadows() -> None:
+    seed = 7
+    layout = make_layout(
+        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), 200, 160
+    )
+    planted = plant_extensions(
+        layout, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(4,)))
+    )
+    _, _, summer = SEASONS[1]
+    with_annexes, without = (
+        render(
+            lay,
+            summer,
+            0.1,
+            seed,
+            np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, 1))),
+        )
+        for lay in (planted, layout)
+    )
+    changed = (with_annexes != without).any(axis=2)
+    near = shapely.union_all(
+        [
+            _sweep(e.annex.footprint, summer.shadow_offset_m(e.annex.height_m)).buffer(0.5)
+            for e in planted.extensions
+        ]
+    )
+    transform = Affine(0.1, 0, 0, 0, -0.1, 160.0)
+    inside = ~geometry_mask([near], out_shape=changed.shape, transform=transform)
+    assert changed[inside].mean() > 0.5
+    assert not changed[~inside].any()
+
+
+def test_the_annex_rises_in_the_second_epochs_surface_model(world: World) -> None:
+    (annex,) = extensions(world).itertuples()
+    centre = [(annex.geometry.centroid.x, annex.geometry.centroid.y)]
+    heights = {}
+    for name in ("epoch1", "epoch2"):
+        with rasterio.open(world.paths.dsm(name)) as src:
+            heights[name] = float(next(src.sample(centre))[0])
+    assert heights["epoch2"] - heights["epoch1"] == pytest.approx(annex.height_m, abs=0.6)
+
+
+@pytest.mark.parametrize("seed", [7, 23, 41])
+def test_extensions_are_rooms_on_the_back_of_standing_houses(seed: int) -> None:
+    layout = make_layout(np.random.default_rng(seed), 500, 400)
+    planted = plant_extensions(layout, np.random.default_rng(seed + 1))
+    assert len(planted.extensions) == 3
+    assert planted.buildings == layout.buildings and planted.parcels == layout.parcels
+    houses = {b.building_id: b for b in layout.buildings}
+    lots = {p.parcel_id: p.geometry for p in layout.parcels}
+    for extension in planted.extensions:
+        house, annex = houses[extension.building_id], extension.annex.footprint
+        assert house.in_epoch1 and house.parcel_id == extension.parcel_id
+        x0, y0, x1, y1 = annex.bounds
+        assert 3.0 <= x1 - x0 <= 8.0 and annex.area >= 30.0
+        assert y1 == house.footprint.bounds[1]  # against the back wall, not over the house
+        assert annex.intersection(house.footprint).area == 0
+        assert house.footprint.union(annex).geom_type == "Polygon"
+        lot = lots[extension.parcel_id]
+        assert lot.contains(annex) and y0 >= lot.bounds[1] + 2.0  # a passage behind it
+        assert extension.roof in ("same", "fresh")
+        if extension.roof == "same":
+            assert extension.annex.colour == house.colour
+        assert extension.annex.height_m <= house.height_m
+
+
+def test_extension_permits_match_their_cases() -> None:
+    """Over many towns every case turns up, and each parcel's permits say what it calls for."""
+    seen = set()
+    for seed in range(12):
+        layout = make_layout(np.random.default_rng(seed), 500, 400)
+        planted = plant_extensions(layout, np.random.default_rng(seed + 1))
+        ids = [p.permit_id for p in planted.permits]
+        assert len(set(ids)) == len(ids)
+        for extension in planted.extensions:
+            seen.add(extension.case)
+            before = [p for p in layout.permits if p.parcel_id == extension.parcel_id]
+            after = [p for p in planted.permits if p.parcel_id == extension.parcel_id]
+            valid = [p for p in after if p.issued <= EPOCH2 <= p.expires and p.status == "active"]
+            built_m2 = extension.annex.footprint.area + next(
+                b.footprint.area for b in layout.buildings if b.building_id == extension.building_id
+            )
+            if extension.case == "unpermitted":
+                assert after == []
+                continue
+            assert after[: len(before)] == before  # the house's own record stays
+            (works,) = after[len(before) :]
+            if extension.case == "expired_permit":
+                assert valid == [] and works.issued > EPOCH2
+            elif extension.case == "over_footprint":
+                assert valid == [works] and built_m2 >= 1.3 * works.permitted_footprint_m2
+            else:
+                assert valid == [works] and works.permitted_footprint_m2 >= built_m2
+    assert seen == set(EXTENSION_CASES)
 
 
 def test_project_site_is_a_slab_only_in_epoch2(world: World) -> None:
