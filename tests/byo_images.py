@@ -34,6 +34,7 @@ def reprojected(image: Path, out: Path, crs: str) -> Path:
             "photometric": "RGB",
         }  # fmt: skip
         with rasterio.open(out, "w", **profile) as dst:
+            dst.update_tags(**src.tags())  # as gdalwarp copies metadata (the capture time)
             for band in (1, 2, 3):
                 reproject(
                     rasterio.band(src, band), rasterio.band(dst, band),
@@ -61,9 +62,11 @@ def multispectral_copy(image: Path, out: Path) -> Path:
     with rasterio.open(image) as src:
         red, green, blue = src.read((1, 2, 3)).astype(np.float32) * (4095 / 255)
         profile = src.profile | {"count": 4, "dtype": "uint16", "photometric": "MINISBLACK"}
+        tags = src.tags()  # the camera's copy keeps its capture time
     greenness = np.clip((2 * green - red - blue) / np.maximum(red + green + blue, 1), 0, 1)
     nir = np.clip(0.3 * (red + green) + 6000 * greenness, 0, 4095)
     with rasterio.open(out, "w", **profile) as dst:
+        dst.update_tags(**tags)
         dst.write(np.stack([nir, red, green, blue]).round().astype(np.uint16))
     return out
 
@@ -73,7 +76,7 @@ def cut_out(image: Path, out: Path, keep: BaseGeometry, how: str) -> Path:
     alpha band, white beneath), ``nodata`` (black, nodata value 0) or ``collar`` (white fill
     and no mask at all, as in the WebODM sample)."""
     with rasterio.open(image) as src:
-        pixels, profile = src.read(), src.profile
+        pixels, profile, tags = src.read(), src.profile, src.tags()
         inside = rio_features.rasterize(
             [(keep, 1)], out_shape=(src.height, src.width), transform=src.transform
         ).astype(bool)
@@ -84,6 +87,7 @@ def cut_out(image: Path, out: Path, keep: BaseGeometry, how: str) -> Path:
     elif how == "nodata":
         profile |= {"nodata": 0}
     with rasterio.open(out, "w", **profile) as dst:
+        dst.update_tags(**tags)
         if how == "alpha":
             dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
                                ColorInterp.alpha]  # fmt: skip
