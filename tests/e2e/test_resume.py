@@ -3,16 +3,13 @@ uninterrupted run of the same flight: same layers, pixels and histories, nothing
 
 from __future__ import annotations
 
-import email
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from email import policy
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,6 +19,7 @@ import pyogrio
 import pytest
 import rasterio
 from aiosmtpd.controller import Controller
+from smtp_inbox import Inbox, free_port
 
 from core.stages import RESULTS_FOLDER, STAGES_FILE
 from gis.publish import STYLES_TABLE
@@ -42,21 +40,6 @@ INTO_STAGE_S = {"fly": 3.0, "coregister": 2.0, "buildings": 2.0, "change": 2.0}
 """How long a long stage runs before the kill (half-written frames, temp files); the others
 are killed as soon as they log their start."""
 RASTERS = ("mosaic.tif", "crop_health.tif", "vegetation_index.tif")
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _operator_folder(folder: Path, smtp_port: int | None) -> None:
@@ -139,7 +122,7 @@ def test_a_survey_killed_stage_after_stage_resumes_to_the_uninterrupted_result(
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONUNBUFFERED": "1"}
     world = generate(tmp_path / "world", width_m=150, height_m=140).root  # the smallest
     resumed, reference = tmp_path / "resumed", tmp_path / "reference"
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:

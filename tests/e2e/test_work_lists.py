@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import email
 import shutil
-import socket
-from email import policy
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
 from aiosmtpd.controller import Controller
 from rasterio.warp import transform_bounds
+from smtp_inbox import Inbox, free_port
 
 import flows
 from core.settings import NotifySettings
@@ -20,21 +18,6 @@ from gis.notify import send_notifications
 from gis.worklists import file_stem
 
 pytestmark = pytest.mark.slow
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_survey_writes_a_work_list_per_commune_and_sends_nothing_unconfigured(
@@ -75,7 +58,7 @@ def _rerun(surveyed, settings):
 def test_a_process_run_mails_each_commune_its_flags_once(surveyed, tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     shutil.copytree(surveyed.settings.workspace, workspace)
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     notify = NotifySettings(
         smtp_host="127.0.0.1", smtp_port=port, default_recipients=["urbanisme@example.ma"]
     )
