@@ -519,6 +519,7 @@ def detect_buildings(
     from models.orthophoto_buildings import find_buildings
     from models.working_copy import parse_bands
 
+    output.parent.mkdir(parents=True, exist_ok=True)
     found = find_buildings(
         orthophoto,
         model_path=model,
@@ -555,6 +556,7 @@ def detect_change(
     from models.working_copy import parse_bands
     from pipeline.raster_alignment import aligned_onto
 
+    output.parent.mkdir(parents=True, exist_ok=True)
     found = find_changes(
         before,
         after,

@@ -190,7 +190,7 @@ def test_the_real_webodm_orthophoto_gives_a_valid_layer(
     shared_data: Path, tmp_path: Path, capsys
 ) -> None:
     ortho = shared_data / "orthophotos" / "webodm_orthophoto.tif"
-    out = tmp_path / "webodm.gpkg"
+    out = tmp_path / "new folder" / "webodm.gpkg"  # made when missing, as `raqib plan -o` does
     code, stdout, stderr = run("detect", "buildings", ortho, "-o", out, capsys=capsys)
     assert code == 0, stderr
     assert len(stdout.splitlines()) == 1 and "(50.0 cm, analysed at 10 cm;" in stdout
