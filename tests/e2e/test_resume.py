@@ -3,14 +3,18 @@ uninterrupted run of the same flight: same layers, pixels and histories, nothing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import geopandas as gpd
 import numpy as np
@@ -71,20 +75,44 @@ def _to_the_end(folder: Path, world: Path, epoch: str, env: dict[str, str]) -> s
 
 
 def _killed_in(stage: str, folder: Path, world: Path, env: dict[str, str]) -> str:
-    """Run the survey until ``stage`` logs its start (plus :data:`INTO_STAGE_S`), SIGKILL it."""
+    """Run the survey until ``stage`` logs its start, SIGKILL it :data:`INTO_STAGE_S` later
+    or as soon as the next stage logs, whichever comes first (on a fast machine a stage can
+    end sooner: killing later would let the following stages finish unseen)."""
     process = _survey(folder, world, "epoch2", env)
     assert process.stdout is not None
-    lines = []
-    for line in process.stdout:
+    arrived: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_forward, args=(process.stdout, arrived), daemon=True)
+    reader.start()
+    lines, deadline = [], None
+    while True:
+        wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            line = arrived.get(timeout=wait_s)
+        except queue.Empty:
+            break  # INTO_STAGE_S has passed inside the stage
+        if line is None:
+            break  # the run ended without reaching the stage: asserted below
         lines.append(line)
-        if f"stage {stage}: running" in line:
-            time.sleep(INTO_STAGE_S.get(stage, 0.0))
-            os.killpg(process.pid, signal.SIGKILL)
+        if deadline is None and f"stage {stage}: running" in line:
+            deadline = time.monotonic() + INTO_STAGE_S.get(stage, 0.0)
+        elif deadline is not None and " - stage " in line:
+            break  # the stage is over
+        if deadline is not None and time.monotonic() >= deadline:
             break
+    with contextlib.suppress(ProcessLookupError):  # already gone: asserted below
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+    reader.join(timeout=30)
     process.stdout.close()
     assert process.returncode == -signal.SIGKILL, f"never reached {stage}:\n{''.join(lines)}"
     return "".join(lines)
+
+
+def _forward(stream: IO[str], into: queue.Queue[str | None]) -> None:
+    """Every line of ``stream`` into ``into``, then None."""
+    for line in stream:
+        into.put(line)
+    into.put(None)
 
 
 def _same_flight(flown: Path, into: Path) -> None:
