@@ -24,6 +24,10 @@ from sim._render_ortho import _sweep, render
 from sim.world import SEASONS, World, generate, load_world
 
 SMALL = dict(width_m=200, height_m=160)
+TRUTH_LAYERS = (
+    "buildings_epoch1", "buildings_epoch2", "extensions", "health", "greenhouses", "trees",
+)  # fmt: skip
+"""Every layer of a world's truth.gpkg."""
 EPOCH1, EPOCH2 = date(2026, 1, 15), date(2026, 7, 10)
 
 
@@ -53,14 +57,7 @@ def test_same_seed_gives_same_bytes_and_records(world: World, tmp_path: Path) ->
     for name, _ in world.epochs:
         assert sha256(again.paths.ortho(name)) == sha256(world.paths.ortho(name))
     assert again.paths.permits.read_bytes() == world.paths.permits.read_bytes()
-    for layer in (
-        "buildings_epoch1",
-        "buildings_epoch2",
-        "extensions",
-        "health",
-        "greenhouses",
-        "trees",
-    ):
+    for layer in TRUTH_LAYERS:
         a = gpd.read_file(world.paths.truth, layer=layer)
         b = gpd.read_file(again.paths.truth, layer=layer)
         pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
@@ -74,14 +71,7 @@ def test_another_seed_gives_another_world(world: World, tmp_path: Path) -> None:
 
 
 def test_files_layers_and_columns(world: World) -> None:
-    assert set(pyogrio.list_layers(world.paths.truth)[:, 0]) == {
-        "buildings_epoch1",
-        "buildings_epoch2",
-        "extensions",
-        "health",
-        "greenhouses",
-        "trees",
-    }
+    assert set(pyogrio.list_layers(world.paths.truth)[:, 0]) == set(TRUTH_LAYERS)
     parcels = gpd.read_file(world.paths.parcels, layer="parcels")
     assert {"parcel_id", "commune", "land_use"} <= set(parcels.columns)
     assert parcels.parcel_id.is_unique and parcels.parcel_id.str.match(r"BRK-\d{4}$").all()
