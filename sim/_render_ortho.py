@@ -2,7 +2,8 @@
 
 Order matters and mirrors the physics: ground covers first, then every raised thing casts
 its shadow from the epoch's sun, then raised things are painted over their shadows, then
-sensor-like texture noise and haze. Persistent things (tree positions, crown sizes, roof
+sensor-like texture noise and haze, finished in row bands so that a large scene needs about
+28 bytes a pixel at its peak. Persistent things (tree positions, crown sizes, roof
 furniture) draw from per-object generators so both epochs agree; nuisances (cars, noise)
 draw from the epoch's generator.
 """
@@ -10,7 +11,7 @@ draw from the epoch's generator.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -20,7 +21,7 @@ from shapely.affinity import translate
 from shapely.geometry import LineString, Polygon, box
 
 from sim._render_layout import ASPHALT_M, BACK_STREET_M, ROAD_M, Building, Layout, Parcel
-from sim._render_paint import Canvas, Colour, smooth_noise
+from sim._render_paint import Canvas, Colour, row_bands, smooth_noise
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ SUMMER = dict(
     haze=0.08,
 )
 
+HAZE_COLOUR = np.array((205.0, 205.0, 212.0), np.float32)
+BLUR_SIGMA_PX = 0.6
+BLUR_CONTEXT_ROWS = 8  # over the blur's 3-row radius: a band blurs as the whole image does
 CROWN = (44.0, 72.0, 38.0)
 CROWN_STRESSED = (128.0, 126.0, 58.0)
 CAR_COLOURS = (
@@ -99,7 +103,8 @@ def _sweep(geom: Polygon, offset: tuple[float, float]) -> Polygon:
 
 
 class EpochPainter:
-    """Renders one epoch: ``paint()`` returns the uint8 RGB array (rows, cols, 3)."""
+    """Renders one epoch: ``paint()`` paints the canvas and returns the finished photo as
+    uint8 RGB row bands (see :meth:`finish`)."""
 
     def __init__(
         self,
@@ -687,21 +692,50 @@ class EpochPainter:
             self.canvas.paint(gh, shader, rough=0.025)
 
     # -- finish ------------------------------------------------------------------------------
-    def finish(self) -> np.ndarray:
-        c, s = self.canvas, self.season
-        rgb = cv2.GaussianBlur(c.rgb, (0, 0), 0.6)
-        shape = rgb.shape[:2]
-        grain = self.rng.standard_normal(shape, dtype=np.float32)
-        clumps = smooth_noise(self.rng, shape, 5)
-        patches = smooth_noise(self.rng, shape, 40)
-        texture = 1.0 + c.rough * (0.6 * grain + 0.5 * clumps + 0.35 * patches)
-        light = 1.0 + 0.025 * smooth_noise(self.rng, shape, 600)
-        rgb *= (texture * light * s.gain)[..., None]
-        haze = s.haze * (1.0 + 0.4 * smooth_noise(self.rng, shape, 900))
-        rgb += (np.array((205.0, 205.0, 212.0), np.float32) - rgb) * haze[..., None]
-        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    def finish(self) -> Iterator[tuple[slice, np.ndarray]]:
+        """The finished photo, north to south, as (rows, uint8 RGB band): a slight blur, then
+        sensor texture, uneven light and haze from whole-image maps (:meth:`_gain_and_haze`)."""
+        gain, haze = self._gain_and_haze()
+        rgb = self.canvas.rgb
+        height = rgb.shape[0]
+        for rows in row_bands(height):
+            top = max(rows.start - BLUR_CONTEXT_ROWS, 0)
+            bottom = min(rows.stop + BLUR_CONTEXT_ROWS, height)
+            blurred = cv2.GaussianBlur(rgb[top:bottom], (0, 0), BLUR_SIGMA_PX)
+            band = blurred[rows.start - top : rows.stop - top]
+            band *= gain[rows, :, None]
+            band += (HAZE_COLOUR - band) * haze[rows, :, None]
+            yield rows, np.clip(band + 0.5, 0, 255).astype(np.uint8)
 
-    def paint(self) -> np.ndarray:
+    def _gain_and_haze(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel gain, (1 + rough (0.6 grain + 0.5 clumps + 0.35 patches)) (1 + 0.025 light)
+        x season gain, and haze share, season haze x (1 + 0.4 noise): drawn from the epoch's
+        generator in this order and computed in place (no full-size temporaries)."""
+        c, s, rng = self.canvas, self.season, self.rng
+        shape = c.rgb.shape[:2]
+        gain = rng.standard_normal(shape, dtype=np.float32)  # the grain
+        gain *= 0.6
+        for cell_px, weight in ((5, 0.5), (40, 0.35)):  # clumps, patches
+            noise = smooth_noise(rng, shape, cell_px)
+            noise *= weight
+            gain += noise
+            del noise
+        gain *= c.rough
+        gain += 1.0
+        light = smooth_noise(rng, shape, 600)
+        light *= 0.025
+        light += 1.0
+        gain *= light
+        del light
+        gain *= s.gain
+        haze = smooth_noise(rng, shape, 900)
+        haze *= 0.4
+        haze += 1.0
+        haze *= s.haze
+        return gain, haze
+
+    def paint(self) -> Iterator[tuple[slice, np.ndarray]]:
+        """Paint the scene; the photo is finished band by band as the result is iterated."""
         self.ground()
         trees, vines, cars = self.trees(), self.vines(), self.cars()
         self.paint_sites()
@@ -720,4 +754,8 @@ def render(
     layout: Layout, season: Season, gsd_m: float, seed: int, epoch_rng: np.random.Generator
 ) -> np.ndarray:
     """The epoch's orthophoto as a (rows, cols, 3) uint8 RGB array, north up."""
-    return EpochPainter(layout, season, gsd_m, seed, epoch_rng).paint()
+    painter = EpochPainter(layout, season, gsd_m, seed, epoch_rng)
+    rgb = np.empty((painter.canvas.height_px, painter.canvas.width_px, 3), np.uint8)
+    for rows, band in painter.paint():
+        rgb[rows] = band
+    return rgb

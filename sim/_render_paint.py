@@ -2,12 +2,13 @@
 
 Geometries are in local metres (x east, y north from the south-west corner); pixel centres
 sit at ((col + 0.5) * gsd, height - (row + 0.5) * gsd). Drawing uses OpenCV's sub-pixel
-``shift`` so edges land where the truth polygons say.
+``shift`` so edges land where the truth polygons say. Whole-canvas passes run in row bands
+(``BAND_ROWS``) so they allocate no full-size temporaries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -16,7 +17,14 @@ from shapely.geometry.base import BaseGeometry
 
 SHIFT = 4
 SCALE = 1 << SHIFT
+BAND_ROWS = 512  # a whole number of the orthophoto's 512-row tiles
 Colour = tuple[float, float, float]
+
+
+def row_bands(height_px: int) -> Iterator[slice]:
+    """Consecutive ``BAND_ROWS``-row slices covering ``height_px`` rows."""
+    for start in range(0, height_px, BAND_ROWS):
+        yield slice(start, min(start + BAND_ROWS, height_px))
 
 
 def polygons(geom: BaseGeometry) -> list[Polygon]:
@@ -30,7 +38,9 @@ def polygons(geom: BaseGeometry) -> list[Polygon]:
 
 
 class Canvas:
-    """RGB (0-255 floats), per-pixel shade factor and texture amplitude of one epoch."""
+    """RGB (0-255 floats), per-pixel shade factor and texture amplitude of one epoch.
+
+    The shade map lives until :meth:`apply_shade` (then it is released: ~4 bytes a pixel)."""
 
     def __init__(self, width_m: float, height_m: float, gsd_m: float) -> None:
         self.gsd_m = gsd_m
@@ -38,7 +48,7 @@ class Canvas:
         self.width_px = round(width_m / gsd_m)
         self.height_px = round(height_m / gsd_m)
         self.rgb = np.zeros((self.height_px, self.width_px, 3), np.float32)
-        self.shade = np.ones((self.height_px, self.width_px), np.float32)
+        self.shade: np.ndarray | None = np.ones((self.height_px, self.width_px), np.float32)
         self.rough = np.full((self.height_px, self.width_px), 0.08, np.float32)
 
     # -- coordinates -------------------------------------------------------------------------
@@ -113,7 +123,7 @@ class Canvas:
         """Mark a ground shadow in the shade map (applied once by :meth:`apply_shade`)."""
         rings = self._rings(geom)
         if rings:
-            cv2.fillPoly(self.shade, rings, factor, lineType=cv2.LINE_8, shift=SHIFT)
+            cv2.fillPoly(self._shade_map(), rings, factor, lineType=cv2.LINE_8, shift=SHIFT)
 
     def cast_disc(
         self, xy: tuple[float, float], axes_m: tuple[float, float], angle_deg: float, factor: float
@@ -123,7 +133,8 @@ class Canvas:
             max(1, int(axes_m[0] / self.gsd_m * SCALE)),
             max(1, int(axes_m[1] / self.gsd_m * SCALE)),
         )
-        cv2.ellipse(self.shade, centre, axes, angle_deg, 0, 360, factor, -1, cv2.LINE_8, SHIFT)
+        shade = self._shade_map()
+        cv2.ellipse(shade, centre, axes, angle_deg, 0, 360, factor, -1, cv2.LINE_8, SHIFT)
 
     def disc(self, xy: tuple[float, float], radius_m: float, colour: Colour) -> None:
         centre = tuple(int(v) for v in self.to_px(np.array([xy]))[0])
@@ -151,11 +162,17 @@ class Canvas:
             SHIFT,
         )
 
+    def _shade_map(self) -> np.ndarray:
+        if self.shade is None:
+            raise RuntimeError("shadows were already applied: cast them before apply_shade")
+        return self.shade
+
     def apply_shade(self) -> None:
-        tint = np.array([1.04, 1.0, 0.86], np.float32)
-        shade = self.shade[..., None] ** tint
-        self.rgb *= shade
-        self.shade.fill(1.0)
+        """Darken the cast shadows (bluer, as skylight lights them) and release the shade map."""
+        shade, tint = self._shade_map(), np.array([1.04, 1.0, 0.86], np.float32)
+        for rows in row_bands(self.height_px):
+            self.rgb[rows] *= shade[rows, :, None] ** tint
+        self.shade = None
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell_px: float) -> np.ndarray:
@@ -164,4 +181,5 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell_px: floa
     gh, gw = max(2, int(h / cell_px) + 2), max(2, int(w / cell_px) + 2)
     coarse = rng.standard_normal((gh, gw)).astype(np.float32)
     fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-    return fine / max(float(fine.std()), 1e-6)
+    fine /= max(float(fine.std()), 1e-6)
+    return fine

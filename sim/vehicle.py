@@ -58,6 +58,7 @@ HEARTBEAT_PERIOD_S = 1.0
 HELLO_PERIOD_S = 0.2  # heartbeat rate until a ground station is heard, so it connects fast
 TELEMETRY_PERIOD_S = 0.1
 REQUEST_RETRY_S = 1.0
+FRAMES_REPORT_PERIOD_S = 30.0
 BATTERY_ENDURANCE_S = 40 * 60.0
 
 _REAL32, _INT8, _INT16, _INT32 = (
@@ -455,12 +456,15 @@ class SimVehicle:
             thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop the autopilot, finish rendering queued frames, close the link."""
+    def stop(self, *, drop_pending: bool = False) -> None:
+        """Stop the autopilot, finish rendering queued frames (with ``drop_pending``, only the
+        one being rendered: a failed flight does not wait for its backlog), close the link."""
         self._running.clear()
         if self._threads:
             autopilot, camera = self._threads
             autopilot.join()
+            if drop_pending:
+                self._drop_pending()
             self._pending.put(None)  # after the last possible shot: the queue is FIFO
             camera.join()
         self._threads = []
@@ -474,8 +478,15 @@ class SimVehicle:
     def __enter__(self) -> SimVehicle:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.stop(drop_pending=exc_type is not None)
+
+    def _drop_pending(self) -> None:
+        while True:
+            try:
+                self._pending.get_nowait()
+            except queue.Empty:
+                return
 
     def go_silent(self) -> None:
         """Lose the radio link: from now on the vehicle neither sends nor hears anything
@@ -488,15 +499,27 @@ class SimVehicle:
         return self._radio is not None and self._radio.muted.is_set()
 
     def wait_for_frames(self, timeout_s: float = 60.0) -> None:
-        """Block until every trigger so far has been rendered (or handled by ``on_trigger``)."""
-        deadline = time.monotonic() + timeout_s
+        """Block until every trigger so far has been rendered (or handled by ``on_trigger``),
+        however long the backlog takes; raise :class:`VehicleError` only when no frame has been
+        finished for ``timeout_s`` (a stalled camera, not a slow one)."""
+        done, progress_s = self._handled, time.monotonic()
+        report_s = progress_s + FRAMES_REPORT_PERIOD_S
         while self._handled < len(self.triggers):
-            if time.monotonic() > deadline:
-                pending = len(self.triggers) - self._handled
-                raise VehicleError(
-                    f"simulator: {pending} frames not rendered after {timeout_s:g} s"
-                )
+            now_s = time.monotonic()
+            if self._handled > done:
+                done, progress_s = self._handled, now_s
+            elif now_s - progress_s > timeout_s:
+                stalled = f"camera stalled, no frame for {timeout_s:g} s"
+                raise VehicleError(f"simulator: {stalled}: {self._frames_status()}")
+            if now_s > report_s:
+                log.info("simulator: %s", self._frames_status())
+                report_s = now_s + FRAMES_REPORT_PERIOD_S
             time.sleep(0.02)
+
+    def _frames_status(self) -> str:
+        """How far the camera is, e.g. "412 of 935 frames rendered into /x/frames"."""
+        where = "handled" if self._render_to is None else f"rendered into {self._render_to[2]}"
+        return f"{self._handled} of {len(self.triggers)} frames {where}"
 
     @property
     def poses_path(self) -> Path | None:

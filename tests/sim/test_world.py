@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from datetime import date
 from pathlib import Path
 
+import cv2
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -20,7 +22,8 @@ from shapely.geometry import Point
 from core.errors import InputError
 from sim._render_extensions import EXTENSION_CASES, plant_extensions
 from sim._render_layout import make_layout
-from sim._render_ortho import _sweep, render
+from sim._render_ortho import EpochPainter, _sweep, render
+from sim._render_paint import BAND_ROWS, smooth_noise
 from sim.world import SEASONS, World, generate, load_world
 
 SMALL = dict(width_m=200, height_m=160)
@@ -227,6 +230,31 @@ def test_the_second_epoch_changes_only_at_the_annexes_and_their_shadows() -> Non
     inside = ~geometry_mask([near], out_shape=changed.shape, transform=transform)
     assert changed[inside].mean() > 0.5
     assert not changed[~inside].any()
+
+
+def test_the_photo_finished_in_row_bands_equals_the_whole_image_finish() -> None:
+    """Bands save memory only: blur, texture, light and haze give the whole-image bytes."""
+    seed, (_, _, winter) = 7, SEASONS[0]
+    layout = make_layout(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))),
+                         200, 160)  # fmt: skip
+    painter = EpochPainter(layout, winter, 0.1, seed, np.random.default_rng(seed))
+    finished = painter.paint()  # painted; the finish runs as the bands are taken
+    canvas, rng = painter.canvas, copy.deepcopy(painter.rng)
+    rgb, rough = cv2.GaussianBlur(canvas.rgb, (0, 0), 0.6), canvas.rough.copy()
+    bands = list(finished)
+    assert len(bands) == 4 and canvas.height_px % BAND_ROWS  # the last band is a short one
+
+    shape = rgb.shape[:2]
+    grain = rng.standard_normal(shape, dtype=np.float32)
+    clumps, patches = smooth_noise(rng, shape, 5), smooth_noise(rng, shape, 40)
+    texture = 1.0 + rough * (0.6 * grain + 0.5 * clumps + 0.35 * patches)
+    light = 1.0 + 0.025 * smooth_noise(rng, shape, 600)
+    rgb *= (texture * light * winter.gain)[..., None]
+    haze = winter.haze * (1.0 + 0.4 * smooth_noise(rng, shape, 900))
+    rgb += (np.array((205.0, 205.0, 212.0), np.float32) - rgb) * haze[..., None]
+    whole = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(np.concatenate([band for _, band in bands]), whole)
+    assert [rows.start for rows, _ in bands] == list(range(0, canvas.height_px, BAND_ROWS))
 
 
 def test_the_annex_rises_in_the_second_epochs_surface_model(world: World) -> None:
