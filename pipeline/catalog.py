@@ -7,7 +7,8 @@ A persistent catalogue lives in one folder (``<workspace>/catalog`` by conventio
     stac/catalog.json    one STAC collection per flight or epoch, one item per capture (an
                          RGB photo, or the band files of one multispectral trigger)
 
-Photos are keyed by the sha256 of their bytes: cataloguing the same photos again adds nothing.
+Photos are keyed by the sha256 of their bytes: cataloguing the same photos again adds nothing,
+and ingesting a folder again under the same collection (a re-flown epoch) replaces its rows.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class CatalogUpdate:
     """sha256 of the photos newly catalogued, in ingest order."""
     already_catalogued: tuple[str, ...]
     """sha256 of the photos that were already in the catalogue (left as they were)."""
+    replaced: tuple[str, ...]
+    """sha256 of the photos removed: once in an ingested folder under the same collection,
+    no longer among its photos (a re-flown epoch's first flight)."""
 
 
 def images_frame(result: IngestResult, crs: str, *, collection: str = "") -> gpd.GeoDataFrame:
@@ -136,7 +140,9 @@ def catalog_images(
 
     New photos (by sha256) are appended to ``images.gpkg`` (rewritten atomically) and get
     STAC items in the collection ``collection`` (default ``flight-<date of the first
-    photo>``). One process at a time updates a catalogue (a lock file in ``catalog_dir``).
+    photo>``). Ingesting a folder again under the same collection (a re-flown epoch)
+    replaces that folder's rows in it: those of photos it no longer holds go, with their
+    STAC items. One process at a time updates a catalogue (a lock file in ``catalog_dir``).
     InputError if the GeoPackage holds its layer in another CRS than ``crs``.
     """
     catalog_dir = Path(catalog_dir)
@@ -147,27 +153,51 @@ def catalog_images(
     gpkg = catalog_dir / CATALOG_GPKG
     with _locked(catalog_dir):
         existing = read_images(gpkg, crs)
-        known = set(existing["sha256"])
+        replaced = _replaced_rows(existing, images, collection)
+        kept = existing[~replaced]
+        known = set(kept["sha256"])
         new: list[ImageRecord] = []
         for record in images:
             if record.sha256 not in known:
                 known.add(record.sha256)
                 new.append(record)
-        if new or not gpkg.exists():
+        if new or replaced.any() or not gpkg.exists():
             added = images_frame(IngestResult(images=tuple(new)), crs, collection=collection)
-            frames = [frame for frame in (existing, added) if len(frame)]
+            frames = [frame for frame in (kept, added) if len(frame)]
             merged = pd.concat(frames, ignore_index=True) if frames else added
             merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=crs)
             write_geopackage(gpkg, {IMAGES_LAYER: merged, CENTRES_LAYER: centres_frame(merged)})
-        add_images(catalog_dir / STAC_DIR, images, collection)
+        stale_items = set(existing.loc[replaced, "stac_item"])
+        add_images(catalog_dir / STAC_DIR, images, collection, replacing=stale_items)
     added_sha256 = {record.sha256 for record in new}
+    ingested_sha256 = {record.sha256 for record in images}
     return CatalogUpdate(
         geopackage=gpkg,
         stac_catalog=catalog_dir / STAC_DIR / "catalog.json",
         collection=collection,
         added=tuple(record.sha256 for record in new),
         already_catalogued=tuple(r.sha256 for r in images if r.sha256 not in added_sha256),
+        replaced=tuple(
+            sha for sha in existing.loc[replaced, "sha256"] if sha not in ingested_sha256
+        ),
     )
+
+
+def _replaced_rows(
+    existing: gpd.GeoDataFrame, images: list[ImageRecord], collection: str
+) -> pd.Series:
+    """Rows of ``collection`` from the folders of ``images`` whose photo is not one of them
+    (re-written by a re-flight, or gone), and the rows sharing a STAC item with those."""
+    folders = {_folder(record.path) for record in images}
+    ingested = {record.sha256 for record in images}
+    in_scope = (existing["collection"] == collection) & existing["path"].map(_folder).isin(folders)
+    stale = in_scope & ~existing["sha256"].isin(ingested)
+    return stale | (in_scope & existing["stac_item"].isin(existing.loc[stale, "stac_item"]))
+
+
+def _folder(path: str | Path) -> str:
+    """The folder of a photo, as an absolute path (catalogued paths may be relative)."""
+    return str(Path(path).resolve().parent)
 
 
 def read_images(gpkg: Path, crs: str) -> gpd.GeoDataFrame:

@@ -11,12 +11,13 @@ from file names and content hashes, so re-adding the same photos adds nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -268,10 +269,15 @@ def catalogued_sha256(catalog: pystac.Catalog) -> set[str]:
 
 
 def add_images(
-    stac_dir: Path, records: Iterable[ImageRecord], collection_id: str
+    stac_dir: Path,
+    records: Iterable[ImageRecord],
+    collection_id: str,
+    *,
+    replacing: Collection[str] = (),
 ) -> tuple[str, ...]:
     """Add an Item per capture of the photos not yet catalogued to ``collection_id``, save.
 
+    The Items ``replacing`` of that collection (photos re-written since) are removed first.
     Photos whose sha256 is already in the catalogue are left out (band files catalogued
     after the rest of their capture get an Item of their own). Returns the new Item ids.
     The catalogue is saved self-contained (relative links); each file is written atomically.
@@ -279,25 +285,48 @@ def add_images(
     stac_dir = Path(stac_dir)
     check_collection_id(collection_id)
     catalog = open_catalog(stac_dir)
+    removed = _remove_items(catalog, collection_id, replacing)
     known = catalogued_sha256(catalog)
     new: list[ImageRecord] = []
     for record in records:
         if record.sha256 not in known:
             known.add(record.sha256)
             new.append(record)
-    if not new:
+    if not new and not removed:
         if not (stac_dir / CATALOG_FILE).exists():
             catalog.normalize_and_save(str(stac_dir), stac_io=AtomicStacIO())
         return ()
     collection = flight_collection(catalog, collection_id)
     items = [capture_item(capture) for capture in IngestResult(images=tuple(new)).captures]
     collection.add_items(items)
-    collection.update_extent_from_items()
+    if next(iter(collection.get_items()), None) is not None:  # an emptied one keeps its extent
+        collection.update_extent_from_items()
     catalog.normalize_hrefs(str(stac_dir))
     stac_io = AtomicStacIO()
     for stac_object in (*items, collection, catalog):  # the root last: it links the rest
         stac_object.save_object(include_self_link=False, stac_io=stac_io)
+    saved = {Path(item.self_href) for item in items}
+    for item_file in set(removed) - saved:  # unlinked above: a kill leaves unused files only
+        item_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            item_file.parent.rmdir()  # the Item's own folder, when empty
     return tuple(item.id for item in items)
+
+
+def _remove_items(
+    catalog: pystac.Catalog, collection_id: str, item_ids: Collection[str]
+) -> list[Path]:
+    """Take the Items ``item_ids`` out of the collection; the files they were read from."""
+    collection = catalog.get_child(collection_id) if item_ids else None
+    if not isinstance(collection, pystac.Collection):
+        return []
+    removed = []
+    for item in list(collection.get_items()):
+        if item.id in item_ids:
+            if item.self_href:
+                removed.append(Path(item.self_href))
+            collection.remove_item(item.id)
+    return removed
 
 
 def flight_collection(catalog: pystac.Catalog, collection_id: str) -> pystac.Collection:

@@ -138,3 +138,33 @@ def qgis() -> Callable[[Path, Path], dict]:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     return check
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one ``raqib`` command did: its exit code and what it printed."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def raqib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., CliResult]:
+    """``raqib(*args)``: the command line run in this process with ``tmp_path`` as working
+    folder, through ``cli.main`` as the console script runs it (user errors: one line, exit
+    2). A subprocess costs 5-20 s of Python and Prefect start-up: keep those for what only a
+    real process shows (the entry point, the log handlers of a fresh interpreter)."""
+    import cli
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str | Path) -> CliResult:
+        capsys.readouterr()  # what the test printed before is not the command's
+        code = cli.main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -20,7 +20,7 @@ import rasterio
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent / "pipeline"))  # photo_factory
-from photo_factory import ORTHO_LEFT_M, ORTHO_TOP_M, Pose, make_ortho, render_frame, write_photo
+from photo_factory import ORTHO_LEFT_M, ORTHO_TOP_M, Pose, fly_over, make_ortho
 
 import flows
 from core.settings import load_settings
@@ -85,11 +85,8 @@ def scheduler_address(prefect_api_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImageRecord, ...]:
-    ortho = make_ortho(seed=11)
-    folder = tmp_path_factory.mktemp("flight")
-    for index, pose in enumerate(POSES):
-        write_photo(folder / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
-    return ingest_folder(folder).images
+    flight = fly_over(make_ortho(seed=11), POSES, tmp_path_factory.mktemp("flight"))
+    return ingest_folder(flight).images
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ from photo_factory import (
     ORTHO_LEFT_M,
     ORTHO_TOP_M,
     Pose,
+    fly_over,
     make_ortho,
-    render_frame,
-    write_photo,
 )
 
 import cli
@@ -32,11 +31,7 @@ POSES = (
 
 @pytest.fixture(scope="module")
 def flight(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("flight")
-    ortho = make_ortho(size_px=1600, seed=2)
-    for index, pose in enumerate(POSES):
-        write_photo(folder / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
-    return folder
+    return fly_over(make_ortho(size_px=1600, seed=2), POSES, tmp_path_factory.mktemp("flight"))
 
 
 def _dem(

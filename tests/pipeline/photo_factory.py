@@ -8,7 +8,7 @@ towards yaw + 90, pinhole with the principal point at the centre, flat ground).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -227,6 +227,15 @@ def write_photo(
     extra = {"xmp": xmp} if with_xmp else {}
     Image.fromarray(pixels).save(path, quality=95, exif=piexif.dump(exif), **extra)
     return path
+
+
+def fly_over(ortho: np.ndarray, poses: Sequence[Pose], folder: Path) -> Path:
+    """A flight over ``ortho``: one nadir photo per pose, ``folder/DJI_0000.JPG`` onwards
+    (``folder`` made if missing). Returns ``folder``, ready for ``ingest_folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, pose in enumerate(poses):
+        write_photo(folder / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
+    return folder
 
 
 def pix4d_band_xmp(

@@ -1,8 +1,10 @@
 """The image catalogue: ``images``/``image_centres`` layers, skipped photos, and a persistent
-catalogue (GeoPackage + STAC) that re-ingesting the same photos leaves unchanged."""
+catalogue (GeoPackage + STAC) that re-ingesting the same photos leaves unchanged and
+re-ingesting a re-flown folder under the same collection replaces, not doubles."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -150,3 +152,72 @@ def test_a_catalogue_without_capture_ids_says_to_start_afresh(
     older.to_file(update.geopackage, layer=IMAGES_LAYER)
     with pytest.raises(InputError, match=r"images.gpkg.*\['capture_id'\].*move its folder away"):
         catalog_images(result, tmp_path, CRS)
+
+
+def _stac_items(catalog_dir: Path) -> dict[str, str]:
+    """Item id -> collection id of every Item in the catalogue's STAC, read from disk."""
+    stac = open_catalog(catalog_dir / "stac")
+    return {item.id: item.collection_id for item in stac.get_items(recursive=True)}
+
+
+def test_a_reflown_epoch_replaces_its_rows_and_stac_items(tmp_path: Path) -> None:
+    frames, catalog_dir = tmp_path / "epoch1" / "frames", tmp_path / "catalog"
+    frames.mkdir(parents=True)
+    for index in range(3):
+        _photo(frames, f"DJI_{index:04d}.JPG", 565100.0 + 40 * index, seed=index)
+    first = catalog_images(ingest_folder(frames), catalog_dir, CRS, collection="epoch1")
+    for old in frames.iterdir():  # `survey --force`: frames emptied, the mission flown again
+        old.unlink()
+    for index in range(2):
+        _photo(frames, f"DJI_{index:04d}.JPG", 565100.0 + 40 * index, seed=10 + index)
+    again = catalog_images(ingest_folder(frames), catalog_dir, CRS, collection="epoch1")
+
+    assert len(again.added) == 2 and again.already_catalogued == ()
+    assert set(again.replaced) == set(first.added)
+    images = gpd.read_file(catalog_dir / CATALOG_GPKG, layer=IMAGES_LAYER)
+    centres = gpd.read_file(catalog_dir / CATALOG_GPKG, layer=CENTRES_LAYER)
+    assert list(images["sha256"]) == list(again.added) == list(centres["sha256"])
+    assert _stac_items(catalog_dir) == dict.fromkeys(images["stac_item"], "epoch1")
+    assert len(list((catalog_dir / "stac" / "epoch1").rglob("*.json"))) == 1 + 2
+    assert not list(catalog_dir.rglob(".*.tmp*"))
+
+
+def test_other_folders_and_collections_keep_their_rows(tmp_path: Path) -> None:
+    battery1, battery2, catalog_dir = tmp_path / "b1", tmp_path / "b2", tmp_path / "catalog"
+    for folder, seed in ((battery1, 1), (battery2, 2)):
+        folder.mkdir()
+        _photo(folder, "DJI_0000.JPG", 565100.0 + 40 * seed, seed)
+    catalog_images(ingest_folder(battery1), catalog_dir, CRS, collection="epoch1")
+    _photo(battery1, "DJI_0001.JPG", 565300.0, 3)  # copied in late, under its own collection
+    catalog_images(ingest_folder(battery1), catalog_dir, CRS, collection="late")
+    update = catalog_images(ingest_folder(battery2), catalog_dir, CRS, collection="epoch1")
+
+    assert update.replaced == ()
+    images = gpd.read_file(catalog_dir / CATALOG_GPKG, layer=IMAGES_LAYER)
+    folders = [Path(path).parent.name for path in images["path"]]
+    assert list(zip(folders, images["file"], images["collection"], strict=True)) == [
+        ("b1", "DJI_0000.JPG", "epoch1"),
+        ("b1", "DJI_0001.JPG", "late"),
+        ("b2", "DJI_0000.JPG", "epoch1"),
+    ]
+    assert sorted(_stac_items(catalog_dir)) == sorted(images["stac_item"])
+
+
+def test_a_rewritten_band_file_replaces_the_item_of_its_whole_capture(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    flight, catalog_dir, crs = tmp_path / "rededge", tmp_path / "catalog", "EPSG:32611"
+    shutil.copytree(shared_data / "drone_photos" / "micasense_rededge", flight)
+    catalog_images(ingest_folder(flight, ground_elevation_m=0.0), catalog_dir, crs)
+    band = flight / "IMG_0001_3.tif"
+    band.write_bytes(band.read_bytes()[:-2] + b"\x00\x01")  # its last pixel re-written
+    now = ingest_folder(flight, ground_elevation_m=0.0)
+    update = catalog_images(now, catalog_dir, crs)
+
+    assert len(update.replaced) == 1 and len(update.added) == 5  # the capture's five files
+    images = gpd.read_file(catalog_dir / CATALOG_GPKG, layer=IMAGES_LAYER)
+    assert sorted(images["sha256"]) == sorted(record.sha256 for record in now.images)
+    assert set(images["stac_item"]) == set(images_frame(now, crs)["stac_item"])
+    items = list(open_catalog(catalog_dir / "stac").get_items(recursive=True))
+    assert sorted(item.id for item in items) == sorted(set(images["stac_item"]))
+    assert [len(item.assets) for item in items] == [5, 5]

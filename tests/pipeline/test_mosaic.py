@@ -15,6 +15,7 @@ from photo_factory import (
     ORTHO_RES_M,
     ORTHO_TOP_M,
     Pose,
+    fly_over,
     make_ortho,
     render_frame,
     write_photo,
@@ -50,10 +51,7 @@ def ortho() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def records(ortho: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> list[ImageRecord]:
-    folder = tmp_path_factory.mktemp("flight")
-    for index, pose in enumerate(POSES):
-        write_photo(folder / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
-    return list(ingest_folder(folder).images)
+    return list(ingest_folder(fly_over(ortho, POSES, tmp_path_factory.mktemp("flight"))).images)
 
 
 def _ortho_window(ortho: np.ndarray, grid: Grid) -> np.ndarray:

@@ -15,9 +15,8 @@ from photo_factory import (
     ORTHO_LEFT_M,
     ORTHO_TOP_M,
     Pose,
+    fly_over,
     make_ortho,
-    render_frame,
-    write_photo,
 )
 from rasterio.windows import Window
 from shapely.geometry import box
@@ -49,11 +48,8 @@ TILE_PX = 128
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImageRecord, ...]:
-    ortho = make_ortho(seed=5)
-    folder = tmp_path_factory.mktemp("flight")
-    for index, pose in enumerate(POSES):
-        write_photo(folder / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
-    return ingest_folder(folder).images
+    flight = fly_over(make_ortho(seed=5), POSES, tmp_path_factory.mktemp("flight"))
+    return ingest_folder(flight).images
 
 
 def _unreadable_after_ingest(record: ImageRecord, folder: Path) -> ImageRecord:
