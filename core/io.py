@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import rasterio
 from pyogrio import raw
 
 from core.errors import DiskFullError, InputError, RaqibError
@@ -32,6 +33,14 @@ default) 'may only be partially supported'."""
 
 _SIDECARS = ("-journal", "-wal", "-shm", ".aux.xml")
 """Files some writers (SQLite/GeoPackage, GDAL) leave beside the one they write."""
+
+GDAL_CACHE_BYTES = 256 * 2**20
+"""GDAL's raster block cache while Raqib reads or writes rasters. GDAL's default (5 % of
+RAM, 1.15 GiB on a 23 GiB machine) filled up on any mosaic of that size and set the peak RSS
+of the analyses (vigour: 1.6 GiB at 500 m, 10,000² px); capped, their peak no longer grows
+with area. In bytes: rasterio hands an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``
+as bytes (GDAL reads "256" as MB only from the environment): the mosaic writer's earlier
+``GDAL_CACHEMAX=256`` was a cache of 256 bytes."""
 
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 """Errors of a write that found no room: disk full, quota, file-size limit."""
@@ -163,6 +172,16 @@ def read_attribute_table(path: str | Path, table: str) -> pd.DataFrame | None:
     return pyogrio.read_dataframe(path, layer=table)
 
 
+@contextmanager
+def bounded_gdal_cache() -> Iterator[None]:
+    """GDAL's block cache capped at :data:`GDAL_CACHE_BYTES` inside the block (or the decorated
+    function). The cache is process-wide: a cap set in one thread holds for all of them
+    until the block ends."""
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        yield
+
+
+@bounded_gdal_cache()
 def rewrite_as_cog(path: str | Path, *, profile: str = "deflate") -> Path:
     """Rewrite the GeoTIFF at ``path`` as a Cloud-Optimised GeoTIFF (overviews, tiled;
     rio-cogeo ``profile``), atomically: QGIS and web viewers then read it fast at any zoom."""

@@ -21,6 +21,7 @@ import numpy as np
 import rasterio
 
 from core.errors import InputError, ProcessingError
+from core.io import bounded_gdal_cache
 from core.types import Raster
 from models.features import CROP_FEATURES
 from models.indices import compute_index
@@ -215,6 +216,7 @@ def _feature_reach_m(images: Sequence[Path]) -> float:
     return max(reach_m)
 
 
+@bounded_gdal_cache()
 def classify_health(
     model: PixelModel,
     image_path: str | Path,
@@ -256,6 +258,7 @@ def classify_health(
     return raster_ref(out_path)
 
 
+@bounded_gdal_cache()
 def parcel_health(
     class_raster: Raster | str | Path,
     index_raster_or_image: Raster | str | Path,

@@ -18,6 +18,7 @@ from rasterio.enums import ColorInterp
 from rasterio.io import DatasetReader
 
 from core.errors import InputError
+from core.io import bounded_gdal_cache
 from core.types import Raster
 from models.windows import atomic_writer, blocks, open_georaster, output_profile, raster_ref
 
@@ -178,6 +179,7 @@ def raster_bands(
     return {colours[c]: n for n, c in enumerate(src.colorinterp, start=1) if c in colours}
 
 
+@bounded_gdal_cache()
 def index_raster(
     src_path: str | Path,
     index: str,

@@ -35,6 +35,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError
+from core.io import bounded_gdal_cache
 from core.types import Accuracy
 from models.canopy import (
     NODATA,
@@ -67,6 +68,7 @@ CROWN_COLUMNS = ["crown_diameter_m", "roundness", "mean_index", "centre_x", "cen
 """Besides ``tree_id``, ``parcel_id`` (with parcels), ``index_name`` and the crown polygon."""
 
 
+@bounded_gdal_cache()
 def detect_trees(
     image: str | Path,
     *,

@@ -33,6 +33,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from core.errors import InputError
+from core.io import bounded_gdal_cache
 from core.types import Raster
 from models.windows import open_georaster
 
@@ -62,6 +63,7 @@ class ParcelStatistics:
     repaired: tuple[RepairedParcel, ...]
 
 
+@bounded_gdal_cache()
 def parcel_statistics(
     raster: Raster | str | Path,
     parcels: gpd.GeoDataFrame,

@@ -42,7 +42,7 @@ from shapely.geometry import box, shape
 from sklearn.cluster import KMeans
 
 from core.errors import InputError
-from core.io import write_geopackage
+from core.io import bounded_gdal_cache, write_geopackage
 from models.windows import open_georaster
 
 ZONE_COUNTS: tuple[int, ...] = (3, 4, 5)
@@ -172,6 +172,7 @@ def smooth_classes(
     return smoothed
 
 
+@bounded_gdal_cache()
 def zones_of_parcels(
     index_raster: str | Path,
     parcels: gpd.GeoDataFrame,
