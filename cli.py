@@ -19,6 +19,7 @@ from core.errors import RaqibError
 from core.types import IngestResult
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from models.label_training import TrainedModel
     from models.training import PixelModel
 
@@ -54,6 +55,33 @@ out = Console()
 WorkspaceOption = Annotated[
     Path | None, typer.Option(help="Output folder (default: the `workspace` setting).")
 ]
+DsmOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The epoch's surface model GeoTIFF (metres, any CRS; ODM: odm_dem/dsm.tif): "
+        "height is a building cue, and a rise since the last epoch a change."
+    ),
+]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        help="dask.distributed scheduler (tcp://host:8786) to read photos and render mosaic "
+        "tiles on (default: the `dask_cluster` setting)."
+    ),
+]
+
+
+def _run_settings(workspace: Path | None, cluster: str | None) -> Settings:
+    """The settings of a flow run: raqib.toml and RAQIB_* with the command's overrides; a
+    Dask scheduler to use is checked to answer before the flow starts."""
+    import flows
+    from core.settings import load_settings
+
+    overrides = {"workspace": workspace, "dask_cluster": cluster}
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    if settings.dask_cluster:
+        flows.check_scheduler_reachable(settings.dask_cluster)
+    return settings
 
 
 @app.command()
@@ -62,6 +90,14 @@ def demo(
     size: Annotated[str, typer.Option(help="World size: 'default' (500x400 m) or 'small'.")] = (
         "default"
     ),
+    dsm: Annotated[
+        bool,
+        typer.Option(
+            "--dsm/--no-dsm",
+            help="Detect buildings with the simulator's surface model of each epoch (the "
+            "stand-in for an ODM DSM) or from colour alone.",
+        ),
+    ] = True,
 ) -> None:
     """Generate the default world, fly and process two epochs, publish, print a summary."""
     import flows
@@ -69,7 +105,7 @@ def demo(
 
     _quiet_user_errors()
     settings = load_settings(workspace=workspace)
-    summary = flows.demo(settings, size=size, console=out)
+    summary = flows.demo(settings, size=size, console=out, with_dsm=dsm)
     flows.print_demo_summary(summary, out)
 
 
@@ -948,15 +984,18 @@ def survey(
     force: Annotated[
         bool, typer.Option("--force", help="Rerun every stage, even unchanged ones (fly too).")
     ] = False,
+    dsm: DsmOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Plan, fly the simulated vehicle, ingest, mosaic, analyse and publish one epoch;
     a rerun skips the stages whose inputs did not change (docs/operations.md, "Resume")."""
     import flows
-    from core.settings import load_settings
 
     _quiet_user_errors()
-    settings = load_settings(**({"workspace": workspace} if workspace else {}))
-    result = flows.survey(world_dir=world, epoch=epoch, settings=settings, force=force)
+    settings = _run_settings(workspace, cluster)
+    if dsm is not None:
+        flows.check_surface_model(dsm)  # before the flow starts its Prefect server
+    result = flows.survey(world_dir=world, epoch=epoch, settings=settings, force=force, dsm=dsm)
     flows.print_epoch_result(result, out)
 
 
@@ -1027,12 +1066,13 @@ def process(
     force: Annotated[
         bool, typer.Option("--force", help="Rerun every stage, even unchanged ones.")
     ] = False,
+    dsm: DsmOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Process an existing folder of photos: ingest, mosaic, analyse, publish; a rerun
     skips the stages whose inputs did not change (docs/operations.md, "Resume")."""
     import flows
     from core.errors import InputError
-    from core.settings import load_settings
     from pipeline.stac import check_collection_id
 
     _quiet_user_errors()
@@ -1040,15 +1080,15 @@ def process(
         day = date.fromisoformat(captured_on)
     except ValueError as exc:
         raise InputError("--date", f"{captured_on!r} is not a date (YYYY-MM-DD)") from exc
-    settings = load_settings(**({"workspace": workspace} if workspace else {}))
+    settings = _run_settings(workspace, cluster)
     if permits is None and settings.permits is None:
         raise InputError("--permits", "give a permits file or a [permits] table in raqib.toml")
     inputs = {frames: "photo folder", parcels: "parcels file", permits: "permits file"}
     for path, what in (inputs | {projects: "projects file"}).items():
         if path is not None and not path.exists():  # before the flow starts its Prefect server
             raise InputError(path, f"{what} not found")
-    if settings.dask_cluster:
-        flows.check_scheduler_reachable(settings.dask_cluster)
+    if dsm is not None:
+        flows.check_surface_model(dsm)
     check_collection_id(epoch or day.isoformat())  # it names the catalogue's collection
     result = flows.process(
         frames_dir=frames,
@@ -1059,6 +1099,7 @@ def process(
         settings=settings,
         projects_path=projects,
         force=force,
+        dsm=dsm,
     )
     flows.print_epoch_result(result, out)
 

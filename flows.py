@@ -42,6 +42,7 @@ from prefect.logging import get_run_logger
 from prefect.schedules import Cron
 from prefect.tasks import exponential_backoff
 from prefect.types.entrypoint import EntrypointType
+from rasterio.shutil import copy as copy_raster
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rich.console import Console
@@ -118,6 +119,7 @@ from models.crop_health import (
 from models.evaluation import class_scores, flag_scores, object_scores
 from models.health_trend import HISTORY_TABLE as PARCEL_HISTORY_TABLE
 from models.health_trend import declining_parcels, parcel_history, read_history, write_history
+from models.height import check_dsm
 from models.indices import index_raster
 from models.training import (
     DEFAULT_BUILDINGS_MODEL,
@@ -129,6 +131,7 @@ from models.training import (
 )
 from models.trees import detect_trees, missing_trees, trees_per_parcel
 from models.unsupervised import train_health_unsupervised
+from models.windows import open_georaster
 from models.zonal import parcel_statistics
 from models.zones import write_prescription, zones_of_parcels
 from pipeline.catalog import WORKSPACE_CATALOG, catalog_images, images_frame, skipped_frame
@@ -180,6 +183,10 @@ render gives bare soil a 0.5 m texture of 11 grey levels, a survey mosaic of the
 6 (resampled photos); trained on crisp images only, the model took smooth soil for roofs."""
 AGRICULTURAL_USES = ("orchard", "vineyard", "cereal", "vegetables", "bare")
 DEMO_SIZES_M = {"default": (500.0, 400.0), "small": (200.0, 160.0)}
+DEMO_DSM = (
+    "the simulator's DSM of each epoch (blurred edges, correlated noise) stands in for the "
+    "odm_dem/dsm.tif an OpenDroneMap run of the photos would give"
+)
 HISTORY_GEOPACKAGE = "crop_health_history.gpkg"
 """Workspace file holding every epoch's per-parcel index statistics (table parcel_history)."""
 INDEX_RASTER = "vegetation_index.tif"
@@ -190,11 +197,14 @@ PROJECT_ARCHIVE = "project_archive"
 TRAINING_WORLDS = "training_worlds"
 """Folder beside a workspace's models: the synthetic worlds a building model is refitted on."""
 EVIDENCE = "evidence"
+"""Epoch folder of the flags' before / after chips: ``<parcel_id>_<reason>.png``."""
 WORK_LISTS = "work_lists"
 """Epoch folder of the inspectors' work lists: ``<commune>.html`` / ``.csv`` / ``.png``."""
 NOTIFICATIONS_LEDGER = "notifications.sqlite"
 """Workspace file recording which flag was sent on which channel (each is sent once)."""
-"""Epoch folder of the flags' before / after chips: ``<parcel_id>_<reason>.png``."""
+EPOCH_DSM = "dsm.tif"
+"""The epoch folder's copy of the surface model its run was given (a GeoTIFF): the next
+epoch's change stage compares its heights with this one's."""
 TILES_IN_FLIGHT_PER_THREAD = 2
 """Mosaic tiles submitted ahead of the writer per worker thread: keeps every worker busy
 while bounding the finished tiles held in memory (about 4 MB per 1024 px tile)."""
@@ -228,6 +238,8 @@ class EpochResult:
     """Parcels whose vegetation index dropped since the previous epoch beyond their peers'."""
     undelivered: tuple[str, ...] = ()
     """Notifications that failed (retried on the next run), in words."""
+    dsm: Path | None = None
+    """The epoch's copy of the surface model buildings were detected with (:data:`EPOCH_DSM`)."""
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -598,9 +610,14 @@ def agricultural(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 @task(cache_policy=NO_CACHE)
 def buildings_task(
-    models: Models, mosaic: Raster, parcels: gpd.GeoDataFrame, settings: Settings
+    models: Models,
+    mosaic: Raster,
+    parcels: gpd.GeoDataFrame,
+    settings: Settings,
+    dsm: Path | None = None,
 ) -> gpd.GeoDataFrame:
-    """Built-up structures, cut along parcel boundaries (the shape test applies to the pieces)."""
+    """Built-up structures, cut along parcel boundaries (the shape test applies to the pieces);
+    with the epoch's surface model ``dsm``, height above ground is a cue too."""
     return detect_buildings(
         load_model(models.buildings),
         mosaic.path,
@@ -608,6 +625,7 @@ def buildings_task(
         min_solidity=settings.min_building_solidity,
         threshold=settings.building_score_threshold,
         parcels=parcels,
+        dsm=dsm,
     )
 
 
@@ -619,8 +637,10 @@ def change_task(
     before: gpd.GeoDataFrame,
     after: gpd.GeoDataFrame,
     settings: Settings,
+    dsms: tuple[Path, Path] | None = None,
 ) -> gpd.GeoDataFrame:
-    """New or grown structures: polygons compared, then confirmed on both mosaics' pixels."""
+    """New or grown structures: polygons compared, then confirmed on both mosaics' pixels
+    (and, with both epochs' surface models ``dsms``, by a rise of the surface)."""
     candidates = new_buildings(
         before.to_crs(after.crs), after, min_overlap=settings.new_building_overlap
     )
@@ -632,6 +652,7 @@ def change_task(
         after_image=after_mosaic,
         new_below=settings.new_building_overlap,
         threshold=settings.building_score_threshold,
+        dsms=dsms,
     )
 
 
@@ -686,11 +707,19 @@ def process(
     mission_plan: Path | None = None,
     commune: str | None = None,
     force: bool = False,
+    dsm: Path | None = None,
 ) -> EpochResult:
     """An existing folder of photos → mosaic → crop health, buildings, flags → GeoPackage
     (of the parcels of ``commune`` only, when given). Stages whose inputs and outputs are
     unchanged since the last run are skipped (``<epoch>/stages.json``); ``force`` reruns
-    them all."""
+    them all.
+
+    ``dsm``: the epoch's surface model (an ODM ``odm_dem/dsm.tif``, a LiDAR DSM; any CRS),
+    checked before anything runs, kept as ``<epoch>/dsm.tif``; buildings are then detected
+    with height above ground, and changes confirmed by the rise of the surface when the
+    previous epoch had one too."""
+    if dsm is not None:
+        check_surface_model(dsm, grid)
     out_dir = settings.workspace / epoch
     out_dir.mkdir(parents=True, exist_ok=True)
     book = resumed_stages(settings.workspace, epoch, force=force)
@@ -715,13 +744,19 @@ def process(
             frames_dir,
             "no usable photo: " + "; ".join(f"{s.path.name}: {s.reason}" for s in ingested.skipped),
         )
-    grid = grid or grid_of_images(ingested, settings)
+    if grid is None:
+        grid = grid_of_images(ingested, settings)
+        if dsm is not None:
+            check_dsm(dsm, grid)
     if is_multispectral(ingested):
         mosaic = multispectral_mosaic_task(ingested, grid, out_dir / "mosaic.tif", settings.crs)
         return publish_vigour_only(ingested, mosaic, parcels, permits, epoch, captured_on, settings)
+    kept_dsm = keep_surface_model(book, dsm, out_dir) if dsm is not None else None
     models = building_model_task(models or default_models(settings), captured_on, settings)
     previous = previous_epoch(settings.workspace, epoch, captured_on)
     reference = Path(previous["mosaic"]) if previous else None
+    before_dsm = earlier_surface_model(previous) if previous and kept_dsm else None
+    dsms = (before_dsm, kept_dsm) if before_dsm and kept_dsm else None
     records = book.run(
         "coregister",
         key_of_stage(settings, {"reference": reference}, images=ingested),
@@ -762,8 +797,10 @@ def process(
     )
     buildings = book.run(
         "buildings",
-        key_of_stage(settings, on_mosaic | {"model": models.buildings}, parcels=parcels),
-        lambda: buildings_task(models, mosaic, parcels, settings),
+        key_of_stage(
+            settings, on_mosaic | {"model": models.buildings, "dsm": kept_dsm}, parcels=parcels
+        ),
+        lambda: buildings_task(models, mosaic, parcels, settings, kept_dsm),
         say=stage_log,
     )
     if previous is None:
@@ -774,11 +811,13 @@ def process(
             "change",
             key_of_stage(
                 settings,
-                on_mosaic | {"model": models.buildings, "before mosaic": reference},
+                on_mosaic
+                | {"model": models.buildings, "before mosaic": reference}
+                | ({"before dsm": dsms[0], "dsm": dsms[1]} if dsms else {}),
                 before=before,
                 after=buildings,
             ),
-            lambda: change_task(models, reference, mosaic.path, before, buildings, settings),
+            lambda: change_task(models, reference, mosaic.path, before, buildings, settings, dsms),
             say=stage_log,
         )
     progress = (
@@ -862,7 +901,7 @@ def process(
         outputs=lambda path: [path],
         say=stage_log,
     )
-    record_epoch(settings.workspace, epoch, captured_on, geopackage, mosaic.path)
+    record_epoch(settings.workspace, epoch, captured_on, geopackage, mosaic.path, dsm=kept_dsm)
     derived = book.run(
         "derived",
         key_of_stage(settings, derived_inputs(settings, epoch), epoch=epoch),
@@ -888,6 +927,7 @@ def process(
         zones=len(vigour.zones),
         declining=tuple(vigour.trend.loc[vigour.trend["status"] == "declining", "parcel_id"]),
         undelivered=tuple(str(d) for d in deliveries if not d.sent),
+        dsm=kept_dsm,
     )
 
 
@@ -954,19 +994,25 @@ def survey(
     commune: str | None = None,
     *,
     force: bool = False,
+    dsm: Path | None = None,
 ) -> EpochResult:
     """Plan a survey of the world's AOI (or of one commune's parcels), fly it on the
     simulator, process and publish it. Stages unchanged since the last run are skipped
     (``<workspace>/<epoch>/stages.json``), a complete flight is not flown again; ``force``
-    reruns them all."""
+    reruns them all. ``dsm``: the epoch's surface model (see :func:`process`), checked
+    against the survey's grid before anything is planned or flown."""
     world = load_world(world_dir)
     dates = dict(world.epochs)
     if epoch not in dates:
         raise InputError(world.paths.metadata, f"no epoch {epoch!r}; known: {', '.join(dates)}")
+    aoi_lonlat, bounds = survey_area(world, settings.crs, commune)
+    resolution_m = settings.mosaic_resolution_m or SURVEY_GSD_CM / 100.0
+    grid = Grid.from_bounds(bounds, resolution_m, settings.crs)
+    if dsm is not None:
+        check_surface_model(dsm, grid)
     out_dir = settings.workspace / epoch
     book = resumed_stages(settings.workspace, epoch, force=force)
     home = Waypoint(lat_deg=world.home_lonlat[1], lon_deg=world.home_lonlat[0], altitude_m=0.0)
-    aoi_lonlat, bounds = survey_area(world, settings.crs, commune)
     name = f"{world.root.name}-{epoch}"
     mission, plan_path = book.run(
         "plan",
@@ -989,8 +1035,6 @@ def survey(
         outputs=lambda _: [frames_dir, out_dir / "flight_log.csv"],
         say=stage_log,
     )
-    resolution_m = settings.mosaic_resolution_m or SURVEY_GSD_CM / 100.0
-    grid = Grid.from_bounds(bounds, resolution_m, settings.crs)
     return process(
         frames_dir,
         world.paths.parcels,
@@ -1004,6 +1048,7 @@ def survey(
         mission_plan=plan_path,
         commune=commune,
         force=force,
+        dsm=dsm,
     )
 
 
@@ -1215,6 +1260,61 @@ def projects_task(
     return status.merge(dates, on="project_id", how="left")
 
 
+def check_surface_model(dsm: Path, grid: Grid | None = None) -> None:
+    """InputError naming ``dsm`` unless it is a raster with a CRS (overlapping ``grid``,
+    when the output grid is known already)."""
+    if grid is not None:
+        check_dsm(dsm, grid)
+    else:
+        with open_georaster(dsm):
+            pass
+
+
+def keep_surface_model(book: StageBook, dsm: Path, out_dir: Path) -> Path:
+    """``out_dir/dsm.tif`` (:data:`EPOCH_DSM`): a copy of ``dsm``, written atomically unless
+    the stage record says it holds that content already; a GeoTIFF is copied byte for byte,
+    another raster (or a GeoTIFF with sidecar files: .aux.xml, .tfw) converted to one."""
+    target = out_dir / EPOCH_DSM
+    if Path(dsm).resolve() == target.resolve():
+        return target
+
+    def copy() -> Path:
+        with open_georaster(dsm) as src:
+            one_file = src.driver == "GTiff" and len(src.files) == 1
+        with atomic_path(target) as scratch:
+            if one_file:
+                shutil.copyfile(dsm, scratch)
+            else:
+                copy_raster(
+                    dsm,
+                    scratch,
+                    driver="GTiff",
+                    TILED="YES",
+                    COMPRESS="DEFLATE",
+                    BIGTIFF="IF_SAFER",
+                )
+        return target
+
+    return book.run(
+        "dsm", stage_key({"dsm": dsm}), copy, outputs=lambda path: [path], say=stage_log
+    )
+
+
+def earlier_surface_model(previous: Mapping[str, str]) -> Path | None:
+    """The surface model the manifest lists for an earlier epoch (None without one, or with
+    a warning when it is gone: changes are then confirmed without heights)."""
+    if "dsm" not in previous:
+        return None
+    path = Path(previous["dsm"])
+    if not path.is_file():
+        stage_log(
+            f"the surface model of the epoch of {previous['captured_on']} ({path}) is gone: "
+            "changes since then are confirmed without heights"
+        )
+        return None
+    return path
+
+
 def zoning_of(settings: Settings) -> Zoning | None:
     """The zoning plan of ``settings.zoning`` (None: the outside_buildable_zone rule is off)."""
     if settings.zoning is None:
@@ -1282,10 +1382,12 @@ def record_epoch(
     mosaic: Path,
     *,
     kind: str = "rgb",
+    dsm: Path | None = None,
 ) -> None:
     """Add (or replace) an epoch in the workspace's manifest, written atomically; a
     multispectral epoch is marked ``"kind": "multispectral"`` (it has no buildings to compare
-    with, and its mosaic is no reference to co-register colour photos to)."""
+    with, and its mosaic is no reference to co-register colour photos to); ``dsm``: the
+    epoch's surface model, for the next epoch's change stage."""
     manifest_path = workspace / EPOCHS_MANIFEST
     epochs = read_manifest(workspace)
     epochs[epoch] = {
@@ -1293,6 +1395,7 @@ def record_epoch(
         "geopackage": str(geopackage),
         "mosaic": str(mosaic),
         **({"kind": kind} if kind != "rgb" else {}),
+        **({"dsm": str(dsm)} if dsm is not None else {}),
     }
     with atomic_path(manifest_path) as scratch:
         scratch.write_text(json.dumps(epochs, indent=2, sort_keys=True), encoding="utf-8")
@@ -1772,9 +1875,14 @@ class DemoSummary:
 
 
 def demo(
-    settings: Settings, *, size: str = "default", console: Console | None = None
+    settings: Settings,
+    *,
+    size: str = "default",
+    console: Console | None = None,
+    with_dsm: bool = True,
 ) -> DemoSummary:
-    """Generate the default world, survey both epochs, measure accuracy against its truth."""
+    """Generate the default world, survey both epochs (each with the world's surface model,
+    :data:`DEMO_DSM`, unless not ``with_dsm``), measure accuracy against its truth."""
     say: Callable[[str], None] = console.print if console else (lambda _msg: None)
     if size not in DEMO_SIZES_M:
         raise InputError("--size", f"unknown size {size!r}; use one of {', '.join(DEMO_SIZES_M)}")
@@ -1787,9 +1895,10 @@ def demo(
     for i, (epoch, captured_on) in enumerate(world.epochs, start=1):
         say(
             f"[bold]{2 + i}/4[/] survey of {epoch} ({captured_on}): plan, fly, ingest, mosaic, "
-            "analyse, publish"
+            f"analyse{' (height from the world DSM)' if with_dsm else ''}, publish"
         )
-        results.append(survey(world.root, epoch, settings))
+        dsm = world.paths.dsm(epoch) if with_dsm else None
+        results.append(survey(world.root, epoch, settings, dsm=dsm))
     accuracy = measure_accuracy(world, results)
     measured = MeasuredAccuracy(
         tuple(replace(score, name=what) for what, score in accuracy.items()),
@@ -1847,6 +1956,8 @@ def print_epoch_result(result: EpochResult, console: Console) -> None:
         console.print(f"  [yellow]not sent[/] {problem}")
     console.print(f"  GeoPackage: {result.geopackage}")
     console.print(f"  mosaic:     {result.mosaic.path}")
+    if result.dsm:
+        console.print(f"  surface model (height cue): {result.dsm}")
     if result.mission_plan:
         console.print(f"  mission:    {result.mission_plan}")
 
@@ -1876,6 +1987,8 @@ def print_planned_mission(planned: PlannedMission, console: Console) -> None:
 
 def print_demo_summary(summary: DemoSummary, console: Console) -> None:
     console.print(f"\n[bold]Raqib demo[/] — world: {summary.world}")
+    if any(result.dsm for result in summary.epochs):
+        console.print(f"Buildings detected with height: {DEMO_DSM}.")
     for result in summary.epochs:
         print_epoch_result(result, console)
     table = Table(title="Accuracy against the world's truth (models trained on another seed)")

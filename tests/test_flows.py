@@ -8,12 +8,16 @@ from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 from prefect import flow
 
 import flows
 from core.errors import InputError
 from core.settings import Settings, load_settings
+from core.stages import StageBook
 from core.types import IngestResult
 from models.training import DEFAULT_BUILDINGS_MODEL, DEFAULT_HEALTH_MODEL
 from pipeline.stac import open_catalog
@@ -43,6 +47,37 @@ def test_a_manifest_pointing_at_deleted_outputs_says_so(tmp_path: Path) -> None:
     (tmp_path / "winter" / "mosaic.tif").unlink()
     with pytest.raises(InputError, match="epochs.json.*mosaic.tif.*no longer exists"):
         flows.previous_epoch(tmp_path, "summer", date(2026, 7, 10))
+
+
+def _dsm(path: Path, height_m: float, driver: str = "GTiff") -> Path:
+    """A 10 x 10 surface model, 0.5 m pixels, in EPSG:32630."""
+    transform = Affine(0.5, 0, 564000.0, 0, -0.5, 3865400.0)
+    profile = {"width": 10, "height": 10, "count": 1, "dtype": "float32", "crs": "EPSG:32630"}
+    with rasterio.open(path, "w", driver=driver, transform=transform, **profile) as dst:
+        dst.write(np.full((10, 10), height_m, np.float32), 1)
+    return path
+
+
+def test_the_epochs_surface_model_is_kept_once_and_listed_for_the_next_epoch(
+    tmp_path: Path,
+) -> None:
+    book, folder = StageBook(tmp_path / "winter"), tmp_path / "winter"
+    dsm = _dsm(tmp_path / "dsm.tif", 120.0)
+    kept = flows.keep_surface_model(book, dsm, folder)
+    assert kept == folder / flows.EPOCH_DSM and kept.read_bytes() == dsm.read_bytes()
+    written = kept.stat().st_mtime_ns
+    assert flows.keep_surface_model(StageBook(folder), dsm, folder).stat().st_mtime_ns == written
+    _dsm(dsm, 123.0)  # another DSM under the same name is copied again
+    assert flows.keep_surface_model(StageBook(folder), dsm, folder).read_bytes() == dsm.read_bytes()
+    erdas = _dsm(tmp_path / "lidar.img", 80.0, driver="HFA")  # any raster becomes a GeoTIFF
+    with rasterio.open(flows.keep_surface_model(StageBook(folder), erdas, folder)) as copy:
+        assert copy.driver == "GTiff" and copy.read(1).min() == 80.0
+
+    flows.record_epoch(tmp_path, "winter", date(2026, 1, 15), folder / "g.gpkg", dsm, dsm=kept)
+    entry = flows.read_manifest(tmp_path)["winter"]
+    assert flows.earlier_surface_model(entry) == kept
+    kept.unlink()  # gone: changes are confirmed without heights
+    assert flows.earlier_surface_model(entry) is None
 
 
 @flow(name="ingest-epochs", validate_parameters=False)

@@ -19,7 +19,8 @@ class SurveyRun:
 def surveyed(
     prefect_server: None, tmp_path_factory: pytest.TempPathFactory, world_copy: Callable
 ) -> SurveyRun:
-    """The small default world flown and processed for both epochs, as `raqib demo` does."""
+    """The small default world flown and processed for both epochs, as `raqib demo` does
+    (each with the world's surface model of the epoch)."""
     import flows
     from core.settings import load_settings
 
@@ -27,5 +28,8 @@ def surveyed(
     settings = load_settings(workspace=root / "workspace", sim_speedup=40.0)
     world = world_copy(root / "world", width_m=200, height_m=160)
     flows.default_models(settings)
-    results = tuple(flows.survey(world.root, epoch, settings) for epoch, _ in world.epochs)
+    results = tuple(
+        flows.survey(world.root, epoch, settings, dsm=world.paths.dsm(epoch))
+        for epoch, _ in world.epochs
+    )
     return SurveyRun(world=world, settings=settings, epochs=results)

@@ -3,6 +3,8 @@ publish, for two epochs, on the real Prefect engine."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import geopandas as gpd
 import numpy as np
@@ -12,7 +14,9 @@ import rasterio
 from rasterio.windows import Window
 
 import flows
+from core.stages import STAGES_FILE
 from gis.publish import list_layers
+from models.change import MIN_COLOUR_CHANGE, MIN_HEIGHT_RISE_M
 from pipeline.mosaic import validate_cog
 
 pytestmark = pytest.mark.slow
@@ -162,3 +166,30 @@ def test_the_public_project_is_tracked_epoch_by_epoch_with_dated_photos(surveyed
     archive = surveyed.settings.workspace / flows.PROJECT_ARCHIVE / "PRJ-001"
     for result in (first, last):
         assert (archive / f"{result.captured_on.isoformat()}.png").is_file()
+
+
+def test_each_epoch_is_detected_with_its_surface_model(surveyed) -> None:
+    """The DSM given to the survey is kept in its epoch folder and listed in the manifest, and
+    confirms the annex roofed in its house's colour: a change only its height shows."""
+    manifest = flows.read_manifest(surveyed.settings.workspace)
+    for result in surveyed.epochs:
+        kept = result.out_dir / flows.EPOCH_DSM
+        assert result.dsm == kept and manifest[result.epoch]["dsm"] == str(kept)
+        stages = json.loads((result.out_dir / STAGES_FILE).read_text(encoding="utf-8"))
+        assert flows.EPOCH_DSM in stages["dsm"]["outputs"], "copied once, resumable"
+        with (
+            rasterio.open(kept) as copy,
+            rasterio.open(surveyed.world.paths.dsm(result.epoch)) as dsm,
+        ):
+            assert (copy.crs, copy.transform) == (dsm.crs, dsm.transform)
+            assert np.array_equal(copy.read(1), dsm.read(1))
+    last = surveyed.epochs[-1]
+    changed = gpd.read_file(last.geopackage, layer="new_buildings")
+    annexes = gpd.read_file(surveyed.world.paths.truth, layer="extensions")
+    same_colour = annexes[annexes["roof"] == "same"].to_crs(changed.crs)
+    assert not same_colour.empty, "the small world has an annex in its house's colours"
+    grown = changed[(changed["change"] == "grown") & changed.intersects(same_colour.union_all())]
+    assert len(grown) == 1 and grown["height_rise_m"].iloc[0] >= MIN_HEIGHT_RISE_M
+    assert grown["colour_change"].iloc[0] < MIN_COLOUR_CHANGE, "colour alone would drop it"
+    flagged = gpd.read_file(last.geopackage, layer="flagged_parcels")
+    assert set(same_colour["parcel_id"]) <= set(flagged["parcel_id"])

@@ -52,6 +52,7 @@ def _rerun(surveyed, settings):
         projects_path=world.paths.projects,
         grid=Grid.from_bounds(bounds, flows.SURVEY_GSD_CM / 100.0, settings.crs),
         models=flows.default_models(surveyed.settings),
+        dsm=world.paths.dsm(last.epoch),
     )
 
 
