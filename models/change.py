@@ -164,6 +164,47 @@ def colour_change(
     return _paired_medians(before_image, after_image, polygons, open_rgb, (1, 2, 3), distance)
 
 
+MIN_BUILT_AFTER_SHARE = 0.6
+"""Share of an added part the classifier must call built-up (probability at least its
+``threshold``, pixel by pixel) in the later image to confirm it without a colour change: the
+simulator's extensions are built-up over 0.78-1.0 of their added part, the parts a wobbling
+outline adds (a yard, a roof's edge) over 0.3-0.4."""
+
+MAX_RELATIVE_BRIGHTENING = 1.5
+"""The most an added part may brighten against its surroundings (:func:`relative_brightening`)
+to be confirmed by the classifier rather than by colour: a shade lifted (a roof's part in the
+shadow of a wall, a tree or a neighbour under a low sun) brightens its surface 2 to 5 times (sun
+over skylight) while the sunlit ground around it does not; a surface replaced by a built one of
+a like colour keeps its brightness against the ground to within tens of percent."""
+
+SURROUNDINGS_M = 3.0
+"""Width of the ring of ground around an added part that its brightening is measured against."""
+
+
+def relative_brightening(
+    before_image: str | Path,
+    after_image: str | Path,
+    polygons: gpd.GeoDataFrame,
+    surroundings: gpd.GeoDataFrame,
+) -> np.ndarray:
+    """How many times each polygon brightened from ``before_image`` to ``after_image`` (median
+    of the per-pixel brightness ratio, r + g + b) over how many times its ``surroundings`` (one
+    row per polygon) did; nan where either is not covered by both images. Season, sun height
+    and exposure brighten a place and its surroundings alike; shade lifted from the place
+    alone does not."""
+
+    def log_ratio(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        before = np.maximum(first.astype(np.float32).sum(axis=0), 1.0)
+        after = np.maximum(second.astype(np.float32).sum(axis=0), 1.0)
+        return np.log(after / before)
+
+    inside, around = (
+        _paired_medians(before_image, after_image, frame, open_rgb, (1, 2, 3), log_ratio)
+        for frame in (polygons, surroundings)
+    )
+    return np.exp(inside - around)
+
+
 MIN_HEIGHT_RISE_M = 2.0
 """Median rise of the surface model an added part needs to be built when the colour did not
 change: a storey is about 3 m; a drone DSM's noise is decimetres."""
@@ -244,6 +285,8 @@ def confirm_changes(
     threshold: float = 0.5,
     low_threshold: float = 0.25,
     min_colour_change: float = MIN_COLOUR_CHANGE,
+    min_built_after: float = MIN_BUILT_AFTER_SHARE,
+    max_brightening: float = MAX_RELATIVE_BRIGHTENING,
     dsms: tuple[str | Path, str | Path] | None = None,
     min_height_rise_m: float = MIN_HEIGHT_RISE_M,
 ) -> gpd.GeoDataFrame:
@@ -253,21 +296,30 @@ def confirm_changes(
     "new" one; looking at the earlier pixels does not: a "new" structure needs less than
     ``new_below`` of its footprint built-up before (``built_before_share``). A "grown" one
     needs its added part (beyond the earlier detections ``before``) less than ``new_below``
-    even weakly built-up before and its colour changed by ``min_colour_change``
-    (:func:`colour_change`, ``colour_change``) from ``before_image`` to ``after_image``: a
-    roof found smaller under the low winter sun was there, its shaded part looked half built
-    or not at all, but it kept its colour. Unconfirmed rows are dropped, and so are the
-    changes ``before_image`` has no valid pixel under (nan ``built_before_share``: a no-data
-    hole such as a failed mosaic tile, or beyond its edge), which nothing can confirm.
+    even weakly built-up before, and a new look after, by either of two cues:
 
-    With the epochs' surface models (``dsms``: before, after), an added part whose colour did
-    not change is built all the same when its surface rose by ``min_height_rise_m``
-    (:func:`height_rise`, ``height_rise_m``): an annex roofed in the colour of the ground it
-    covers.
+    - its colour changed by ``min_colour_change`` (:func:`colour_change`, ``colour_change``)
+      from ``before_image`` to ``after_image``: soil or a yard built over;
+    - the classifier calls at least ``min_built_after`` of it built-up in ``after_image``
+      (``built_after_share``) and it brightened at most ``max_brightening`` times as much as
+      the ground around it (:func:`relative_brightening`, ``relative_brightening``): a slab
+      of the colour of the paving it covers.
+
+    A roof found smaller under the low winter sun was there: its shaded part looked half built
+    or not at all, but it kept its colour and, the shade lifted, brightened far more than the
+    sunlit ground around it. Unconfirmed rows are dropped, and so are the changes
+    ``before_image`` has no valid pixel under (nan ``built_before_share``: a no-data hole such
+    as a failed mosaic tile, or beyond its edge), which nothing can confirm.
+
+    With the epochs' surface models (``dsms``: before, after), an added part is built all the
+    same when its surface rose by ``min_height_rise_m`` (:func:`height_rise`,
+    ``height_rise_m``): an annex roofed in the colour of the ground it covers.
     """
     grown = changed["change"].to_numpy() == "grown"
     shares = np.full(len(changed), np.nan)
     colour = np.full(len(changed), np.nan)
+    built_after = np.full(len(changed), np.nan)
+    brightening = np.full(len(changed), np.nan)
     if (~grown).any():
         shares[~grown] = built_share(
             model, before_image, changed[~grown], threshold=threshold, low_threshold=low_threshold
@@ -281,13 +333,36 @@ def confirm_changes(
             model, before_image, added, low_threshold=low_threshold, connected=False
         )
         colour[grown] = colour_change(before_image, after_image, added)
-    changed_look = ~(colour < min_colour_change)
-    result = changed.assign(built_before_share=shares, colour_change=colour)
+        built_after[grown] = built_share(
+            model, after_image, added, low_threshold=threshold, connected=False
+        )
+        brightening[grown] = relative_brightening(
+            before_image, after_image, added, _surroundings(added, changed, earlier)
+        )
+    changed_look = (colour >= min_colour_change) | (
+        (built_after >= min_built_after) & (brightening <= max_brightening)
+    )
+    result = changed.assign(
+        built_before_share=shares,
+        colour_change=colour,
+        built_after_share=built_after,
+        relative_brightening=brightening,
+    )
     if dsms is not None:
         rise = np.full(len(changed), np.nan)
         if grown.any():
             rise[grown] = height_rise(*dsms, added)
         changed_look |= rise >= min_height_rise_m
         result = result.assign(height_rise_m=rise)
-    confirmed = (shares < new_below) & changed_look
+    confirmed = (shares < new_below) & (changed_look | ~grown)
     return result[confirmed].reset_index(drop=True)
+
+
+def _surroundings(
+    added: gpd.GeoDataFrame, changed: gpd.GeoDataFrame, earlier: BaseGeometry
+) -> gpd.GeoDataFrame:
+    """The ground within :data:`SURROUNDINGS_M` of each added part: off every structure of
+    either epoch (``changed``, ``earlier``) by :data:`EDGE_TOLERANCE_M`."""
+    structures = shapely.union_all([earlier, *changed.geometry.to_numpy()])
+    off = structures.buffer(EDGE_TOLERANCE_M)
+    return added.set_geometry([g.buffer(SURROUNDINGS_M).difference(off) for g in added.geometry])

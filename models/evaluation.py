@@ -361,7 +361,12 @@ def construction_markdown(
         "## Grown buildings, first to last epoch (object level, IoU >= 0.5)",
         "",
         "Truth: the extensions built onto standing buildings; a structure found grown is matched "
-        "by the part it added beyond the first epoch's outlines.",
+        "by the part it added beyond the first epoch's outlines. That part counts as built when "
+        "the first image shows nothing built there and the last one a new surface: its colour "
+        "changed, or the classifier calls it built-up and it brightened no more than the ground "
+        "around it (a shade lifted brightens far more), or, with surface models, it rose by a "
+        "storey (models/change.py, `confirm_changes`). An extension of a house the detector "
+        "misses in the first epoch cannot be found grown.",
         "",
     ]
     _scene_rows(lines, {scene: result.grown for scene, result in results.items()})

@@ -8,12 +8,15 @@ from shapely.geometry import box
 
 from core.errors import ProcessingError
 from models.change import (
+    MAX_RELATIVE_BRIGHTENING,
+    MIN_BUILT_AFTER_SHARE,
     MIN_COLOUR_CHANGE,
     MIN_HEIGHT_RISE_M,
     colour_change,
     confirm_changes,
     height_rise,
     new_buildings,
+    relative_brightening,
 )
 from models.training import DEFAULT_BUILDINGS_MODEL, load_model
 from sim.world import World, generate
@@ -149,7 +152,8 @@ def test_a_roof_in_shade_before_keeps_its_colour_so_it_did_not_grow(
     building_model, test_scene, tmp_path
 ):
     """The part of a roof the winter sun left in shade looks like nothing built (the model
-    may miss it), but only its brightness changed: no growth."""
+    may miss it), but only its brightness changed, and far more than the ground around it:
+    no growth, though the classifier alone, lit in summer, would call it one."""
     house = test_scene.buildings.geometry.iloc[0]
     xmin, ymin, xmax, ymax = house.bounds
     lit = box(xmin, ymin, (xmin + xmax) / 2, ymax)
@@ -165,6 +169,33 @@ def test_a_roof_in_shade_before_keeps_its_colour_so_it_did_not_grow(
     assert confirm_changes(
         building_model, shaded, _layer(lit), changed, after_image=test_scene.image
     ).empty
+    (unguarded,) = confirm_changes(
+        building_model,
+        shaded,
+        _layer(lit),
+        changed,
+        after_image=test_scene.image,
+        max_brightening=np.inf,
+    ).itertuples()
+    assert unguarded.built_after_share >= MIN_BUILT_AFTER_SHARE  # the classifier alone: grown
+    assert unguarded.relative_brightening == pytest.approx(1 / 0.4, rel=0.05)  # the shade lifted
+
+
+def test_brightening_is_measured_against_the_surroundings(test_scene, tmp_path):
+    """A darker season or exposure dims a place and its surroundings alike; shade lifted
+    from one place brightens it alone."""
+    house = test_scene.buildings.geometry.iloc[0]
+    x, y = house.centroid.x, house.centroid.y
+    patch, ring = box(x - 2, y - 2, x + 2, y + 2), box(x - 5, y - 5, x + 5, y + 5)
+    ring = ring.difference(patch.buffer(0.5))
+    winter = _repainted(
+        test_scene.image, tmp_path / "winter.tif", ring.union(patch).envelope, lambda rgb: rgb * 0.8
+    )
+    shaded = _repainted(test_scene.image, tmp_path / "shaded.tif", patch, lambda rgb: rgb * 0.5)
+    (season,) = relative_brightening(test_scene.image, winter, _layer(patch), _layer(ring))
+    (shade,) = relative_brightening(shaded, test_scene.image, _layer(patch), _layer(ring))
+    assert season == pytest.approx(1.0, abs=0.02)
+    assert shade == pytest.approx(2.0, rel=0.05) and shade > MAX_RELATIVE_BRIGHTENING
 
 
 def test_a_room_added_to_a_large_house_is_growth_however_small_a_share():
@@ -217,16 +248,41 @@ def test_an_annex_the_colour_of_the_earth_it_covers_does_not_but_its_height_does
     assert rise == pytest.approx(annex["height_m"].iloc[0], abs=0.3) and abs(stayed) < 0.1
 
 
-def test_the_surface_models_confirm_the_annex_colour_does_not(beige_annex_town: World):
-    world = beige_annex_town
+def _beige_annex_grown(world: World) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The first epoch's true footprints and the beige annex's house grown since."""
     before = gpd.read_file(world.paths.truth, layer="buildings_epoch1")
     after = gpd.read_file(world.paths.truth, layer="buildings_epoch2")
-    grown = new_buildings(before, after[after["change"] == "grown"])
+    return before, new_buildings(before, after[after["change"] == "grown"])
+
+
+def test_the_classifier_confirms_the_annex_colour_does_not(beige_annex_town: World):
+    """Bare earth before, a roof after by the classifier's judgement, and no shade lifted: it
+    brightened about as much as the ground around it."""
+    world = beige_annex_town
+    before, grown = _beige_annex_grown(world)
     model = load_model(DEFAULT_BUILDINGS_MODEL)
     images = world.paths.ortho("epoch1"), world.paths.ortho("epoch2")
-    assert confirm_changes(model, images[0], before, grown, after_image=images[1]).empty
+    colour_only = confirm_changes(
+        model, images[0], before, grown, after_image=images[1], min_built_after=np.inf
+    )
+    assert colour_only.empty
+    (confirmed,) = confirm_changes(
+        model, images[0], before, grown, after_image=images[1]
+    ).itertuples()
+    assert confirmed.colour_change < MIN_COLOUR_CHANGE
+    assert confirmed.built_after_share >= MIN_BUILT_AFTER_SHARE
+    assert confirmed.relative_brightening <= MAX_RELATIVE_BRIGHTENING
+
+
+def test_the_surface_models_confirm_the_annex_without_the_colour_or_the_classifier(
+    beige_annex_town: World,
+):
+    world = beige_annex_town
+    before, grown = _beige_annex_grown(world)
+    model = load_model(DEFAULT_BUILDINGS_MODEL)
+    images = world.paths.ortho("epoch1"), world.paths.ortho("epoch2")
     dsms = (world.paths.dsm("epoch1"), world.paths.dsm("epoch2"))
     (confirmed,) = confirm_changes(
-        model, images[0], before, grown, after_image=images[1], dsms=dsms
+        model, images[0], before, grown, after_image=images[1], min_built_after=np.inf, dsms=dsms
     ).itertuples()
     assert confirmed.height_rise_m > MIN_HEIGHT_RISE_M
