@@ -211,6 +211,7 @@ def detect_buildings(
     parcels: gpd.GeoDataFrame | None = None,
     dsm: str | Path | None = None,
     captured_at: datetime | None = None,
+    coarse_stride_px: int = 4,
 ) -> gpd.GeoDataFrame:
     """Building polygons (``score`` = mean probability, ``area_m2``) in the image's CRS.
 
@@ -220,7 +221,10 @@ def detect_buildings(
     solid than ``min_solidity`` (area over convex hull area: roofs and slabs are compact,
     bare-earth look-alikes are ragged) are dropped. With a surface model ``dsm`` (any CRS and
     grid), probabilities are first revised by height above ground
-    (:func:`models.height.with_height`). Shadow sides are measured from the sun at
+    (:func:`models.height.with_height`). The classifier runs on every ``coarse_stride_px``-th
+    pixel, then again on every pixel where an outline may pass
+    (:func:`models.training.coarse_to_fine`); on every pixel with 1 or with a ``dsm`` (height
+    revises the probabilities after). Shadow sides are measured from the sun at
     ``captured_at``, else at the capture time the image's tags state (without either they
     are missing and the classifier does without).
     """
@@ -241,6 +245,8 @@ def detect_buildings(
             src,
             block_px=block_px,
             margin_px=model.features.margin_px + len(closing),
+            stride_px=1 if dsm is not None else coarse_stride_px,
+            refine_near=(low_threshold, threshold),
             captured_at=captured_at,
         ):
             if dsm is not None:

@@ -77,12 +77,25 @@ class FeatureSet:
         *,
         shadow_px_per_m: tuple[float, float] | None = None,
     ) -> np.ndarray:
-        """Features of a (3, H, W) uint8 RGB array as (H, W, F) float32, in :attr:`names` order;
-        of every ``stride_px``-th pixel only, with ``stride_px`` > 1 (filters still see all).
+        """Features of a (3, H, W) uint8 RGB array as (H, W, F) float32, in :attr:`names` order
+        (a view of :meth:`planes`); of every ``stride_px``-th pixel only, with ``stride_px`` > 1
+        (filters still see all).
 
         ``shadow_px_per_m`` is where the shadow of 1 m of height falls, in (columns, rows)
         (:func:`models.sun.shadow_px_per_m`); without it the shadow-side features are NaN
         (missing: the sun at capture time is unknown)."""
+        return np.moveaxis(self.planes(rgb, stride_px, shadow_px_per_m=shadow_px_per_m), 0, -1)
+
+    def planes(
+        self,
+        rgb: np.ndarray,
+        stride_px: int = 1,
+        *,
+        shadow_px_per_m: tuple[float, float] | None = None,
+    ) -> np.ndarray:
+        """The features of :meth:`compute` as contiguous (F, H, W) float32 planes, one per
+        name: each layer is copied whole (no interleaving), and a classifier gathers only the
+        pixels it predicts."""
         image = np.ascontiguousarray(np.moveaxis(rgb, 0, -1))
         unit = image.astype(np.float32) / 255.0
         hsv = cv2.cvtColor(unit, cv2.COLOR_RGB2HSV)
@@ -125,7 +138,10 @@ class FeatureSet:
                 layers += shadow_sides(shadowness, shadow_px_per_m, self.shadow_heights_m, reach)
 
         step = (slice(None, None, stride_px), slice(None, None, stride_px))
-        return np.stack([layer[step] for layer in layers], axis=-1).astype(np.float32, copy=False)
+        out = np.empty((len(layers), *value[step].shape), dtype=np.float32)
+        for plane, layer in zip(out, layers, strict=True):
+            plane[...] = layer[step]
+        return out
 
     def reach_px(self) -> int:
         """How far (pixels) the widest filter looks from a pixel; ``margin_px`` must cover it."""

@@ -27,6 +27,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import ThreadpoolController
 
 from core.errors import InputError, ProcessingError
 from core.io import atomic_path
@@ -313,6 +314,7 @@ def predict_blocks(
     block_px: int = BLOCK_PX,
     margin_px: int | None = None,
     stride_px: int = 1,
+    refine_near: tuple[float, ...] = (),
     captured_at: datetime | None = None,
 ) -> Iterator[tuple[Block, np.ndarray, np.ndarray]]:
     """Per block of ``src``'s working grid for the model (:func:`models.windows.working_grid`):
@@ -321,9 +323,10 @@ def predict_blocks(
     ``margin_px`` (default: the features' margin).
 
     With ``stride_px`` > 1 the classifier runs on every ``stride_px``-th pixel and probabilities
-    are interpolated in between (``stride_px``² times faster, for smooth outputs).
-    Features that need the sun take it at ``captured_at``, else at the time ``src``'s tags
-    state (:func:`shadow_on_grid`).
+    are interpolated in between (``stride_px``² times faster, for smooth outputs); with
+    ``refine_near`` thresholds as well, pixels where they may matter are predicted again
+    (:func:`coarse_to_fine`). Features that need the sun take it at ``captured_at``, else at
+    the time ``src``'s tags state (:func:`shadow_on_grid`).
     """
     grid = working_grid(src, model.pixel_m)
     shadow = shadow_on_grid(model.features, src, grid, captured_at)
@@ -334,7 +337,13 @@ def predict_blocks(
         if within is not None:
             valid = has_data & (burn(within, grid.transform, block.padded) > 0)
         probabilities = pixel_probabilities(
-            model, rgb, valid, stride_px=stride_px, shadow_px_per_m=shadow, has_data=has_data
+            model,
+            rgb,
+            valid,
+            stride_px=stride_px,
+            refine_near=refine_near,
+            shadow_px_per_m=shadow,
+            has_data=has_data,
         )
         yield block, probabilities, valid
 
@@ -359,29 +368,134 @@ def pixel_probabilities(
     valid: np.ndarray,
     *,
     stride_px: int = 1,
+    refine_near: tuple[float, ...] = (),
     shadow_px_per_m: tuple[float, float] | None = None,
     has_data: np.ndarray | None = None,
 ) -> np.ndarray:
     """Class probabilities (C, H, W) for codes 1..C of an RGB window (0 where not ``valid``);
-    ``shadow_px_per_m`` as in :meth:`FeatureSet.compute`. Features are computed with the
-    pixels without data (not ``has_data``; default: not ``valid``) filled from the nearest
-    pixel with data, so that no fake edge borders no-data
-    (:func:`models.nodata.fill_from_nearest`)."""
-    n_classes = len(model.classes)
-    columns = [int(code) - 1 for code in model.estimator.classes_]
+    ``stride_px`` and ``refine_near`` as in :func:`predict_blocks`, ``shadow_px_per_m`` as in
+    :meth:`FeatureSet.compute`. Features are computed with the pixels without data (not
+    ``has_data``; default: not ``valid``) filled from the nearest pixel with data, so that no
+    fake edge borders no-data (:func:`models.nodata.fill_from_nearest`)."""
+    has_data = valid if has_data is None else has_data
+    if refine_near and min(valid.shape) < 2:
+        stride_px = 1  # no cells to interpolate in: predict every pixel
+    if refine_near and stride_px > 1:
+        if not valid.any():
+            return np.zeros((len(model.classes), *valid.shape), dtype=np.float32)
+        filled = fill_from_nearest(rgb, has_data)
+        planes = model.features.planes(filled, shadow_px_per_m=shadow_px_per_m)
+        return coarse_to_fine(model, planes, valid, stride_px, refine_near)[0]
     sampled = valid[::stride_px, ::stride_px]
-    proba = np.zeros((n_classes, *sampled.shape), dtype=np.float32)
+    proba = np.zeros((len(model.classes), *sampled.shape), dtype=np.float32)
     if sampled.any():
-        filled = fill_from_nearest(rgb, valid if has_data is None else has_data)
-        features = model.features.compute(filled, stride_px, shadow_px_per_m=shadow_px_per_m)
-        predicted = model.estimator.predict_proba(features[sampled])
-        by_code = np.zeros((n_classes, predicted.shape[0]), dtype=np.float32)
-        by_code[columns] = predicted.T
-        proba[:, sampled] = by_code
+        filled = fill_from_nearest(rgb, has_data)
+        planes = model.features.planes(filled, stride_px, shadow_px_per_m=shadow_px_per_m)
+        proba[:, sampled] = predict_pixels(model, planes[:, sampled])
     if stride_px > 1:
         size = (valid.shape[1], valid.shape[0])
         proba = np.stack([cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in proba])
     return proba
+
+
+REFINE_BAND = 0.15
+"""How far (probability) from a threshold a coarse cell's corners must all lie for
+:func:`coarse_to_fine` to trust its interpolation."""
+
+
+def coarse_to_fine(
+    model: PixelModel,
+    planes: np.ndarray,
+    valid: np.ndarray,
+    stride_px: int,
+    refine_near: tuple[float, ...],
+    band: float = REFINE_BAND,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (C, H, W) from feature ``planes`` (F, H, W), predicting few pixels,
+    and the mask (H, W) of the pixels predicted.
+
+    The classifier runs on every ``stride_px``-th row and column (and the last ones), the cells
+    between are interpolated bilinearly, then every cell whose corners' probability of code 1
+    comes within ``band`` of a ``refine_near`` threshold (or spans it), and every cell next to
+    one, is predicted again at every pixel. Outlines at those thresholds are then those of a
+    full prediction, unless a detail smaller than a cell hides between confident corners.
+    0 where not ``valid``.
+    """
+    height, width = valid.shape
+    rows, cols = _coarse_lines(height, stride_px), _coarse_lines(width, stride_px)
+    on_grid = np.ix_(rows, cols)
+    coarse_valid = valid[on_grid]
+    coarse = np.zeros((len(model.classes), rows.size, cols.size), dtype=np.float32)
+    coarse[:, coarse_valid] = predict_pixels(model, planes[:, rows[:, None], cols][:, coarse_valid])
+    (row_cell, row_weight), (col_cell, col_weight) = _cells(rows, height), _cells(cols, width)
+    proba = _bilinear(coarse, row_cell, row_weight, col_cell, col_weight)
+    uncertain = _uncertain_cells(coarse[0], refine_near, band)
+    uncertain = cv2.dilate(uncertain, np.ones((3, 3), np.uint8))  # and the cells next to them
+    refine = (uncertain[row_cell[:, None], col_cell[None, :]] > 0) & valid
+    refine[on_grid] = False  # predicted already
+    proba[:, refine] = predict_pixels(model, planes[:, refine])
+    proba[:, ~valid] = 0.0
+    refine[on_grid] = coarse_valid
+    return proba, refine
+
+
+PREDICT_THREADS = 1
+"""OpenMP threads of a prediction. HistGradientBoosting opens a parallel region per tree and
+block, whose threads spin at its barrier while a sibling waits for a core: on 2 shared cores
+(load 11) detecting a 250 m world's buildings took 12-15 CPU s and 48-60 s with 2 threads,
+3.8-3.9 CPU s and 17-24 s with 1 (benchmarks/RESULTS.md). Parallelism comes from tasks
+(Dask), not from inside one."""
+_THREADPOOLS = ThreadpoolController()
+
+
+def predict_pixels(model: PixelModel, features: np.ndarray) -> np.ndarray:
+    """Class probabilities (C, N) for codes 1..C of pixels' ``features`` (F, N)."""
+    by_code = np.zeros((len(model.classes), features.shape[1]), dtype=np.float32)
+    if features.shape[1]:
+        rows = np.ascontiguousarray(features.T, dtype=np.float64)  # scikit-learn's dtype
+        with _THREADPOOLS.limit(limits=PREDICT_THREADS, user_api="openmp"):
+            predicted = model.estimator.predict_proba(rows)
+        by_code[[int(code) - 1 for code in model.estimator.classes_]] = predicted.T
+    return by_code
+
+
+def _coarse_lines(size: int, stride_px: int) -> np.ndarray:
+    """Every ``stride_px``-th index of ``size`` (> 1), and the last."""
+    lines = np.arange(0, size, stride_px)
+    return lines if lines[-1] == size - 1 else np.append(lines, size - 1)
+
+
+def _cells(lines: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``size`` pixels, the coarse cell holding it (between ``lines[k]`` and
+    ``lines[k + 1]``) and its linear weight towards ``lines[k + 1]``."""
+    pixels = np.arange(size)
+    cell = np.minimum(np.searchsorted(lines, pixels, side="right") - 1, lines.size - 2)
+    weight = (pixels - lines[cell]) / np.diff(lines)[cell]
+    return cell, weight.astype(np.float32)
+
+
+def _bilinear(
+    coarse: np.ndarray,
+    row_cell: np.ndarray,
+    row_weight: np.ndarray,
+    col_cell: np.ndarray,
+    col_weight: np.ndarray,
+) -> np.ndarray:
+    """(C, H, W) interpolated from corner values ``coarse`` (C, h, w) with :func:`_cells`."""
+    below, right = row_cell + 1, col_cell + 1
+    rows = coarse[:, row_cell] * (1 - row_weight[:, None]) + coarse[:, below] * row_weight[:, None]
+    return rows[:, :, col_cell] * (1 - col_weight) + rows[:, :, right] * col_weight
+
+
+def _uncertain_cells(corners: np.ndarray, thresholds: tuple[float, ...], band: float) -> np.ndarray:
+    """(h - 1, w - 1) 1 for the cells of ``corners`` (h, w) whose values, widened by ``band``,
+    reach a threshold, else 0 (uint8)."""
+    quads = (corners[:-1, :-1], corners[1:, :-1], corners[:-1, 1:], corners[1:, 1:])
+    low, high = np.minimum.reduce(quads), np.maximum.reduce(quads)
+    uncertain = np.zeros(low.shape, dtype=bool)
+    for threshold in thresholds:
+        uncertain |= (low < threshold + band) & (high > threshold - band)
+    return uncertain.astype(np.uint8)
 
 
 def save_model(model: PixelModel, path: str | Path) -> Path:
