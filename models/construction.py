@@ -25,6 +25,7 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError, ProcessingError
+from core.io import bounded_gdal_cache
 from core.types import Grid
 from models.features import BUILDING_FEATURES
 from models.height import check_dsm, normalised_dsm, with_height
@@ -197,6 +198,7 @@ def _check_labels(image_path: str | Path, footprints: gpd.GeoDataFrame) -> None:
         )
 
 
+@bounded_gdal_cache()
 def detect_buildings(
     model: PixelModel,
     image_path: str | Path,
