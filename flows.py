@@ -148,6 +148,7 @@ from pipeline.mosaic import (
     failed_tiles_frame,
     failure_text,
     mosaic_frames,
+    render_threaded,
 )
 from pipeline.multispectral_mosaic import (
     coregister_captures,
@@ -424,8 +425,10 @@ def is_multispectral(ingested: IngestResult) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def mosaic_task(records: tuple[ImageRecord, ...], grid: Grid, out_path: Path) -> Raster:
-    """The mosaic on this machine, tile after tile (OpenCV already uses every core)."""
-    return mosaic_frames(records, grid, out_path)
+    """The mosaic on this machine, its tiles rendered on one thread per core."""
+    return mosaic_frames(
+        records, grid, out_path, map_tiles=partial(render_threaded, threads=os.cpu_count() or 1)
+    )
 
 
 def mosaic_on_cluster(

@@ -327,6 +327,17 @@ NEW_BUILDING_TARGET = 0.9
 """Issue #7's target for new-building precision and recall on the simulator's epochs."""
 
 
+REAL_IMAGERY_NOTE = (
+    "## Real labelled imagery\n\n"
+    "None to score: `../shared/data` holds no aerial image with building labels (the solaris "
+    "Atlanta footprints come without their imagery; the WebODM orthophoto has no labels), so no "
+    "F1 on real imagery can be given. What was checked by eye on real images (false detections "
+    "on the WebODM park, which has no building) is in docs/byo_imagery.md."
+)
+"""Closing section of the construction report: the issue asks for F1 on real labelled imagery
+where present; this says that none is and where the by-eye checks are."""
+
+
 def construction_markdown(
     results: dict[str, ConstructionAccuracy],
     *,
@@ -380,6 +391,7 @@ def construction_markdown(
         ]
     if reasons is not None:
         lines += _reasons_markdown(reasons)
+    lines += ["", REAL_IMAGERY_NOTE]
     return "\n".join(lines) + "\n"
 
 

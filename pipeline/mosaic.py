@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -136,6 +138,26 @@ def render_each(
     times, then yielded as a :class:`TileFailure`."""
     for job in jobs:
         yield render_or_failure(render, job, retries)
+
+
+def render_threaded(
+    render: Callable[..., Tile],
+    jobs: Iterable[TileJob],
+    *,
+    threads: int,
+    retries: int = TILE_RETRIES,
+) -> Iterator[Tile | TileFailure]:
+    """As :func:`render_each`, on ``threads`` threads of this process (decoding, warping and
+    blending release the GIL), with at most two tiles per thread rendered ahead of the one
+    yielded; the tiles come in the jobs' order, so the mosaic is the same."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mosaic-tile") as pool:
+        pending: deque[Future[Tile | TileFailure]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(render_or_failure, render, job, retries))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def render_or_failure(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -28,6 +29,7 @@ from pipeline.ingest import ingest_folder
 from pipeline.mosaic import (
     mosaic_frames,
     prepare_frames,
+    render_threaded,
     render_tile,
     tile_jobs,
     tile_windows,
@@ -157,6 +159,15 @@ def test_tiles_rendered_apart_in_any_order_give_the_same_cog(
         records, grid, tmp_path / "apart.tif", tile_px=512, map_tiles=_reversed_via_pickle
     ).path
     assert out.read_bytes() == mosaic.read_bytes()
+
+
+def test_tiles_rendered_on_threads_give_the_same_cog(
+    records: list[ImageRecord], mosaic: Path, tmp_path: Path
+) -> None:
+    grid = Grid.from_bounds(GRID_BOUNDS, ORTHO_RES_M, CRS)
+    threaded = partial(render_threaded, threads=3)
+    out = mosaic_frames(records, grid, tmp_path / "threads.tif", tile_px=512, map_tiles=threaded)
+    assert out.path.read_bytes() == mosaic.read_bytes()
 
 
 def test_each_tile_is_written_before_the_next_is_rendered(
