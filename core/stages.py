@@ -7,12 +7,15 @@ of its outputs, pickled to ``<epoch folder>/stages/<stage>.pickle``, so the next
 exactly what it would have got. A stage is *current* when its entry has the same key and
 every recorded output still has its recorded hash; the record is rewritten atomically after
 each stage, so a killed run leaves the entries of the stages it finished and nothing else.
+Keys are bound to the folder and to the version of Raqib's code (:func:`code_version`): after
+an upgrade, or a moved folder, every stage runs again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import pickle
@@ -37,6 +40,25 @@ MISSING = "missing"
 """The content hash of a path that does not exist."""
 _CHUNK = 1 << 20
 T = TypeVar("T")
+CODE_PACKAGES = ("core", "flights", "pipeline", "models", "gis", "sim")
+"""Raqib's packages (beside this one) whose code can change a stage's result, with flows.py."""
+
+
+def source_version(root: Path) -> str:
+    """SHA-256 over the Python files of :data:`CODE_PACKAGES` under ``root``, and its flows.py."""
+    files = sorted(p for package in CODE_PACKAGES for p in (root / package).rglob("*.py"))
+    digest = hashlib.sha256()
+    for path in [*files, root / "flows.py"]:
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_version() -> str:
+    """The :func:`source_version` of the Raqib this process runs (as installed)."""
+    return source_version(Path(__file__).resolve().parent.parent)
 
 
 def file_sha256(path: Path) -> str:
@@ -144,9 +166,10 @@ def stage_key(files: Mapping[str, Path] | None = None, parameters: object = None
 class StageBook:
     """The stage record of one folder (an epoch's); ``force`` treats every stage as stale."""
 
-    def __init__(self, folder: Path, *, force: bool = False) -> None:
+    def __init__(self, folder: Path, *, force: bool = False, code: str | None = None) -> None:
         self.folder = Path(folder)
         self.force = force
+        self.code = code_version() if code is None else code
         self.path = self.folder / STAGES_FILE
         self._entries = self._read()
 
@@ -179,9 +202,10 @@ class StageBook:
         return path if path.is_absolute() else self.folder / path
 
     def _bound(self, key: str) -> str:
-        """``key`` bound to this folder as named: recorded values hold paths under it, so a
-        moved or copied folder reruns its stages rather than read the old folder's files."""
-        return fingerprint([str(self.folder), key])
+        """``key`` bound to this folder as named (recorded values hold paths under it, so a
+        moved or copied folder reruns its stages rather than read the old folder's files) and
+        to the code's version (``code``: by default :func:`code_version`)."""
+        return fingerprint([str(self.folder), self.code, key])
 
     def is_current(self, name: str, key: str) -> bool:
         """Whether ``name`` last ran with ``key`` and its outputs are still as it wrote them."""

@@ -17,9 +17,11 @@ from core.stages import (
     MISSING,
     STAGES_FILE,
     StageBook,
+    code_version,
     content_sha256,
     fingerprint,
     remove_leftovers,
+    source_version,
     stage_key,
 )
 
@@ -103,6 +105,33 @@ def test_force_reruns_and_a_lost_result_reruns(tmp_path: Path) -> None:
     StageBook(tmp_path).result_path("trees").write_bytes(b"not a pickle")
     StageBook(tmp_path).run("trees", key, stage)  # hash differs: rerun
     assert stage.calls == 3
+
+
+def test_new_code_reruns_every_stage(tmp_path: Path) -> None:
+    stage = Counter(tmp_path / "out.txt")
+    key = stage_key(parameters={"n": 1})
+    StageBook(tmp_path, code="release 1").run("trees", key, stage)
+    StageBook(tmp_path, code="release 1").run("trees", key, stage)
+    assert stage.calls == 1
+    StageBook(tmp_path, code="release 2").run("trees", key, stage)
+    assert stage.calls == 2
+
+
+def test_the_code_version_changes_with_any_source_file(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "trees.py").write_text("THRESHOLD = 0.5\n")
+    (tmp_path / "flows.py").write_text("")
+    (tmp_path / "notes.txt").write_text("not code")
+    first = source_version(tmp_path)
+    (tmp_path / "notes.txt").write_text("still not code")
+    assert source_version(tmp_path) == first
+    (tmp_path / "models" / "trees.py").write_text("THRESHOLD = 0.6\n")
+    assert source_version(tmp_path) != first
+    assert (
+        StageBook(tmp_path).code
+        == code_version()
+        == source_version(Path(__file__).resolve().parents[2])
+    )
 
 
 def test_a_spoilt_record_names_the_file(tmp_path: Path) -> None:
