@@ -24,6 +24,20 @@ RAQIB = Path(sys.executable).parent / "raqib"
 """The console script ``[project.scripts]`` installs in the venv."""
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``cli.py`` in a fresh interpreter (tests/test_cli_feedback.py, test_cli_publish.py)."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(RAQIB), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
