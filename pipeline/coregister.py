@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -125,8 +123,7 @@ def frame_corrections(
     count = len(records)
     if count == 0 or (count < 2 and reference is None):
         return [Correction(0.0, 0.0, 0.0)] * count
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # SIFT frees the GIL
-        features = list(pool.map(partial(_frame_features, crs=crs), records))
+    features = [_frame_features(record, crs) for record in records]
     centres = np.array([f.centre for f in features])
     shapes = [footprint(record, crs) for record in records]
     pairs = [(i, j, features[j]) for i, j in overlapping_pairs(shapes, MIN_OVERLAP)]
