@@ -17,7 +17,6 @@ import shutil
 import socket
 import urllib.request
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
@@ -149,6 +148,7 @@ from pipeline.mosaic import (
     failure_text,
     mosaic_frames,
     render_threaded,
+    submitted_in_order,
 )
 from pipeline.multispectral_mosaic import (
     coregister_captures,
@@ -365,16 +365,12 @@ def submit_tiles_in_order(
     render: Callable[..., Tile], jobs: Iterable[TileJob], *, in_flight: int
 ) -> Iterator[Tile]:
     """A :data:`pipeline.mosaic.TileMapper` over Prefect tasks: keeps ``in_flight`` tiles
-    submitted to the flow's task runner and yields them in order, so at most that many
-    finished tiles wait in memory for the writer; a tile whose task failed (after its
+    submitted to the flow's task runner and yields them in order
+    (:func:`pipeline.mosaic.submitted_in_order`); a tile whose task failed (after its
     retries) as a :class:`pipeline.mosaic.TileFailure`."""
-    pending: deque[PrefectFuture[Tile]] = deque()
-    for job in jobs:
-        pending.append(render_tile_task.submit(render, *job))
-        if len(pending) >= in_flight:
-            yield tile_or_failure(pending.popleft())
-    while pending:
-        yield tile_or_failure(pending.popleft())
+    submit = partial(render_tile_task.submit, render)
+    for future in submitted_in_order(lambda job: submit(*job), jobs, in_flight=in_flight):
+        yield tile_or_failure(future)
 
 
 def tile_or_failure(future: PrefectFuture[Tile]) -> Tile | TileFailure:

@@ -21,12 +21,13 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import geopandas as gpd
@@ -103,6 +104,8 @@ Tile = tuple[np.ndarray, np.ndarray]
 mask (255 covered)."""
 TileJob = tuple[tuple[Frame, ...], Grid, Window]
 """The arguments of :func:`render_tile` for one tile."""
+FutureT = TypeVar("FutureT")
+"""A future of one tile, of whichever executor runs it."""
 
 
 @dataclass(frozen=True)
@@ -151,13 +154,23 @@ def render_threaded(
     blending release the GIL), with at most two tiles per thread rendered ahead of the one
     yielded; the tiles come in the jobs' order, so the mosaic is the same."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mosaic-tile") as pool:
-        pending: deque[Future[Tile | TileFailure]] = deque()
-        for job in jobs:
-            pending.append(pool.submit(render_or_failure, render, job, retries))
-            if len(pending) >= 2 * threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        submit = partial(pool.submit, render_or_failure, render, retries=retries)
+        for future in submitted_in_order(submit, jobs, in_flight=2 * threads):
+            yield future.result()
+
+
+def submitted_in_order(
+    submit: Callable[[TileJob], FutureT], jobs: Iterable[TileJob], *, in_flight: int
+) -> Iterator[FutureT]:
+    """``submit(job)`` for every job, yielding the futures in the jobs' order while keeping
+    ``in_flight`` submitted ahead: whatever runs them stays busy, and at most that many
+    finished tiles wait for the writer."""
+    pending: deque[FutureT] = deque()
+    for job in jobs:
+        pending.append(submit(job))
+        if len(pending) >= in_flight:
+            yield pending.popleft()
+    yield from pending
 
 
 def render_or_failure(
