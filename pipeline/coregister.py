@@ -29,8 +29,8 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
-from scipy.sparse import coo_matrix
-from scipy.sparse.linalg import spsolve
+from scipy.sparse import coo_matrix, csc_matrix
+from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
 from shapely import box, union_all
 from shapely.geometry import Polygon
@@ -365,76 +365,79 @@ def _adjust_step(
     gauged: int,
 ) -> np.ndarray:
     """One linearised step: the change of ``solution`` that best closes the ``ties`` under
-    the priors and the gauge of the first ``gauged`` frames."""
-    frames = len(solution)
-    columns, coefficients, rhs = [], [], []
+    the priors and the gauge of the first ``gauged`` frames.
+
+    The normal equations are summed pair by pair (a pair's rows touch its two frames' eight
+    unknowns), so memory grows with the pairs, not the tie points. They are solved directly:
+    the block's rotation and scale are pinned only by the weak priors, directions iterative
+    solvers (lsqr) are slow to converge along."""
+    size = 4 * len(solution)
+    rows, columns, values = [], [], []
+    gradient = np.zeros(size)
     for i, j, points_i, points_j in ties:
-        for block in _tie_rows(i, j, points_i, points_j, centres, solution):
-            columns.append(block[0])
-            coefficients.append(block[1])
-        rhs += [points_j[:, 0] - points_i[:, 0], points_j[:, 1] - points_i[:, 1]]
-    tie_rows = sum(len(r) for r in rhs)
-    rows = [np.repeat(np.arange(tie_rows), 6)]
-    unknowns = np.arange(4 * frames)
-    weights = TIE_SIGMA_M / prior.ravel()
-    rows.append(tie_rows + unknowns)
-    columns.append(unknowns)
-    coefficients.append(weights)
-    rhs.append(-weights * solution.ravel())  # the priors hold the total correction
-    gauge = _gauge_rows(centres[:gauged], solution[:gauged])
-    for k, (cols, coefs, current) in enumerate(gauge):
-        rows.append(np.full(len(cols), tie_rows + 4 * frames + k))
-        columns.append(cols)
-        coefficients.append(GAUGE_WEIGHT / PRIOR_SHIFT_M * coefs)
-        rhs.append([-GAUGE_WEIGHT / PRIOR_SHIFT_M * current])
-    matrix = coo_matrix(
-        (
-            np.concatenate([c.ravel() for c in coefficients]),
-            (np.concatenate(rows), np.concatenate([c.ravel() for c in columns])),
-        ),
-        shape=(tie_rows + 4 * frames + len(gauge), 4 * frames),
-    ).tocsr()
-    # Normal equations solved directly: the block's rotation and scale are pinned only by
-    # the weak priors, directions iterative solvers (lsqr) are slow to converge along.
-    normal = (matrix.T @ matrix).tocsc()
-    return spsolve(normal, matrix.T @ np.concatenate(rhs)).reshape(frames, 4)
+        jacobian, residual = _pair_rows(points_i, points_j, centres[[i, j]], solution[[i, j], 3])
+        unknowns = np.r_[4 * i : 4 * i + 4, 4 * j : 4 * j + 4]
+        rows.append(np.repeat(unknowns, 8))
+        columns.append(np.tile(unknowns, 8))
+        values.append((jacobian.T @ jacobian).ravel())
+        gradient[unknowns] += jacobian.T @ residual
+    weights = TIE_SIGMA_M / prior.ravel()  # the priors hold the total correction
+    rows.append(np.arange(size))
+    columns.append(np.arange(size))
+    values.append(weights**2)
+    gradient -= weights**2 * solution.ravel()
+    normal = coo_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
+        shape=(size, size),
+    ).tocsc()
+    gauge, gauge_rhs = _gauge_rows(size, solution[:gauged])
+    return _solve_with_gauge(normal, gradient, gauge, gauge_rhs).reshape(-1, 4)
 
 
-def _tie_rows(
-    i: int,
-    j: int,
-    points_i: np.ndarray,
-    points_j: np.ndarray,
-    centres: np.ndarray,
-    solution: np.ndarray,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(columns, coefficients) of the x rows, then the y rows, of one pair's ties:
+def _pair_rows(
+    points_i: np.ndarray, points_j: np.ndarray, centres: np.ndarray, stretches: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jacobian over the pair's unknowns (frame i's shift_e, shift_n, rotation, scale, then
+    frame j's) and residual of its ties' x rows, then y rows:
     d(p) = dt + dtheta perp(p - c) + ds (p - c), perp(x, y) = (-y, x).
 
     Residuals count at the pair's mean scale: shrinking the whole block, which shortens
     every ground residual, must not pay."""
-    rel_i, rel_j = points_i - centres[i], points_j - centres[j]
-    half_residual = (points_i - points_j) / (2.0 + solution[i, 3] + solution[j, 3])
-    ones = np.ones(len(rel_i))
-    x_coef = np.column_stack((ones, -rel_i[:, 1], rel_i[:, 0], -ones, rel_j[:, 1], -rel_j[:, 0]))
-    y_coef = np.column_stack((ones, rel_i[:, 0], rel_i[:, 1], -ones, -rel_j[:, 0], -rel_j[:, 1]))
-    x_coef[:, [2, 5]] -= half_residual[:, :1]
-    y_coef[:, [2, 5]] -= half_residual[:, 1:]
-    x_cols = np.tile([4 * i, 4 * i + 2, 4 * i + 3, 4 * j, 4 * j + 2, 4 * j + 3], (len(ones), 1))
-    return [(x_cols, x_coef), (x_cols + np.array([1, 0, 0, 1, 0, 0]), y_coef)]
+    rel_i, rel_j = points_i - centres[0], points_j - centres[1]
+    half_residual = (points_i - points_j) / (2.0 + stretches.sum())
+    count = len(rel_i)
+    jacobian = np.zeros((2 * count, 8))
+    x_rows, y_rows = jacobian[:count], jacobian[count:]
+    x_rows[:, [0, 2, 3]] = np.column_stack((np.ones(count), -rel_i[:, 1], rel_i[:, 0]))
+    x_rows[:, [4, 6, 7]] = np.column_stack((-np.ones(count), rel_j[:, 1], -rel_j[:, 0]))
+    y_rows[:, [1, 2, 3]] = np.column_stack((np.ones(count), rel_i[:, 0], rel_i[:, 1]))
+    y_rows[:, [5, 6, 7]] = np.column_stack((-np.ones(count), -rel_j[:, 0], -rel_j[:, 1]))
+    x_rows[:, [3, 7]] -= half_residual[:, :1]
+    y_rows[:, [3, 7]] -= half_residual[:, 1:]
+    residual = np.concatenate((points_j[:, 0] - points_i[:, 0], points_j[:, 1] - points_i[:, 1]))
+    return jacobian, residual
 
 
-def _gauge_rows(
-    centres: np.ndarray, solution: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """(columns, coefficients, current value) of the rows that keep the frames' mean shift
-    (east, north) at zero."""
-    count = len(centres)
-    ones = np.ones(count)
-    return [
-        (4 * np.arange(count), ones, float(solution[:, 0].sum())),
-        (4 * np.arange(count) + 1, ones, float(solution[:, 1].sum())),
-    ]
+def _gauge_rows(size: int, solution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two weighted rows (as columns) that keep the frames' mean shift (east, north) at
+    zero, and their right-hand sides."""
+    weight = GAUGE_WEIGHT / PRIOR_SHIFT_M
+    rows = np.zeros((size, 2))
+    rows[0 : 4 * len(solution) : 4, 0] = weight
+    rows[1 : 4 * len(solution) : 4, 1] = weight
+    return rows, -weight * solution[:, :2].sum(axis=0)
+
+
+def _solve_with_gauge(
+    normal: csc_matrix, gradient: np.ndarray, gauge: np.ndarray, gauge_rhs: np.ndarray
+) -> np.ndarray:
+    """x with (N + G Gᵀ) x = g + G r, N sparse: the gauge rows, dense over the frames,
+    are added by the Woodbury identity so that N keeps its sparsity."""
+    solve = splu(normal).solve
+    first = solve(gradient + gauge @ gauge_rhs)
+    spread = solve(gauge)
+    small = np.eye(gauge.shape[1]) + gauge.T @ spread
+    return first - spread @ np.linalg.solve(small, gauge.T @ first)
 
 
 def _onto_reference(
