@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Prefect gives its temporary server 20 s to start: too little on a busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 import geopandas as gpd
 import pandas as pd

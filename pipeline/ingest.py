@@ -94,6 +94,8 @@ def ingest_folder(
     each (default: here, in turn). InputError if the folder is missing or has no photos.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(folder, "is a file: give the folder that holds the flight's photos")
     if not folder.is_dir():
         raise InputError(folder, "photo folder not found")
     paths = photo_paths(folder)

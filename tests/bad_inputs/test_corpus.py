@@ -20,6 +20,7 @@ from corpus_photos import photo
 from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import Polygon, box
 
+import cli
 from core.errors import InputError
 from core.settings import load_settings
 from flights.aoi import load_aoi
@@ -104,6 +105,16 @@ def test_a_bad_photo_is_skipped_with_its_reason_and_the_rest_ingested(
     assert list(reasons) == [bad.name], reasons
     assert word.lower() in reasons[bad.name].lower()
     assert {p.name for p in good} <= {r.path.name for r in result.images}
+
+
+def test_a_photo_given_where_the_flight_folder_is_expected_is_named_a_file(
+    tmp_path: Path, capsys
+) -> None:
+    one = photo(tmp_path / "DJI_0001.JPG")
+    assert cli.main(["ingest", str(one), "--workspace", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {one}: is a file: give the folder that holds the flight's photos\n"
+    assert not (tmp_path / "ws").exists()
 
 
 AOI_CASES: dict[str, tuple[str, str]] = {
