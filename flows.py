@@ -750,6 +750,13 @@ def process(
         if dsm is not None:
             check_dsm(dsm, grid)
     if is_multispectral(ingested):
+        if dsm is not None:
+            LOG.warning(
+                "%s: a multispectral flight; the surface model %s is not used (its height "
+                "cue serves building detection, which needs RGB photos)",
+                epoch,
+                dsm,
+            )
         mosaic = multispectral_mosaic_task(ingested, grid, out_dir / "mosaic.tif", settings.crs)
         return publish_vigour_only(ingested, mosaic, parcels, permits, epoch, captured_on, settings)
     kept_dsm = keep_surface_model(book, dsm, out_dir) if dsm is not None else None

@@ -7,9 +7,11 @@ from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pyproj
 import pytest
 import rasterio
+from affine import Affine
 from shapely.geometry import box
 
 sys.path.insert(0, str(Path(__file__).parent / "models"))  # model_scene
@@ -76,7 +78,7 @@ def test_agronomist_labels_train_the_epochs_model_on_its_own_mosaic(
 
 @pytest.mark.slow
 def test_a_multispectral_flight_publishes_ndvi_statistics_and_zones(
-    shared_data: Path, tmp_path: Path
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     frames = tmp_path / "rededge"
     frames.mkdir()
@@ -102,10 +104,19 @@ def test_a_multispectral_flight_publishes_ndvi_statistics_and_zones(
         "permit_id,parcel_id,status,issued,expires,permitted_footprint_m2\n"
     )
 
+    dsm = tmp_path / "dsm.tif"
+    profile = dict(driver="GTiff", width=100, height=100, count=1, dtype="float32")
+    at = Affine.translation(east - 50, north + 50) * Affine.scale(1.0, -1.0)
+    with rasterio.open(dsm, "w", **profile, crs="EPSG:32611", transform=at) as dst:
+        dst.write(np.full((1, 100, 100), 102.0, dtype="float32"))
+
     result = flows.process(
         frames, tmp_path / "parcels.gpkg", tmp_path / "permits.csv", "rededge",
-        date(2026, 5, 1), settings,
+        date(2026, 5, 1), settings, dsm=dsm,
     )  # fmt: skip
+
+    assert "multispectral flight; the surface model" in caplog.text and "not used" in caplog.text
+    assert result.dsm is None and not (result.out_dir / flows.EPOCH_DSM).exists()
 
     with rasterio.open(result.mosaic.path) as src:
         assert src.count == 5 and "nir" in src.descriptions

@@ -229,12 +229,23 @@ def write_photo(
     return path
 
 
-def fly_over(ortho: np.ndarray, poses: Sequence[Pose], folder: Path) -> Path:
-    """A flight over ``ortho``: one nadir photo per pose, ``folder/DJI_0000.JPG`` onwards
-    (``folder`` made if missing). Returns ``folder``, ready for ``ingest_folder``."""
+def fly_over(
+    ortho: np.ndarray,
+    poses: Sequence[Pose],
+    folder: Path,
+    height_m: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> Path:
+    """A flight over ``ortho`` (flat, or draped on the ground ``height_m(east, north)``): one
+    nadir photo per pose, ``folder/DJI_0000.JPG`` onwards (``folder`` made if missing).
+    Returns ``folder``, ready for ``ingest_folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for index, pose in enumerate(poses):
-        write_photo(folder / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
+        pixels = (
+            render_frame(ortho, pose)
+            if height_m is None
+            else render_frame_on_dem(ortho, pose, height_m)
+        )
+        write_photo(folder / f"DJI_{index:04d}.JPG", pixels, pose)
     return folder
 
 

@@ -11,11 +11,9 @@ from photo_factory import (
     ORTHO_TOP_M,
     Pose,
     Ridge,
+    fly_over,
     make_ortho,
-    render_frame,
-    render_frame_on_dem,
     write_dem,
-    write_photo,
 )
 
 import cli
@@ -33,10 +31,7 @@ POSES = (
 
 def test_mosaic_command_writes_a_cog_and_reports_skipped_photos(tmp_path: Path, capsys) -> None:
     ortho = make_ortho(seed=3)
-    flight = tmp_path / "flight"
-    flight.mkdir()
-    for index, pose in enumerate(POSES):
-        write_photo(flight / f"DJI_{index:04d}.JPG", render_frame(ortho, pose), pose)
+    flight = fly_over(ortho, POSES, tmp_path / "flight")
     (flight / "DJI_0099.JPG").write_bytes(b"not a photo")
     out = tmp_path / "mosaic.tif"
 
@@ -75,12 +70,7 @@ def test_mosaic_command_names_an_unreachable_dask_cluster(tmp_path: Path, capsys
 def test_mosaic_command_orthorectifies_on_a_dem_by_the_chosen_height_rule(tmp_path: Path) -> None:
     ortho = make_ortho(seed=3)
     ridge = Ridge(crest_east_m=ORTHO_LEFT_M + 95)
-    flight = tmp_path / "flight"
-    flight.mkdir()
-    for index, pose in enumerate(POSES[:2]):
-        write_photo(
-            flight / f"DJI_{index:04d}.JPG", render_frame_on_dem(ortho, pose, ridge.height_m), pose
-        )
+    flight = fly_over(ortho, POSES[:2], tmp_path / "flight", ridge.height_m)
     dem = write_dem(tmp_path / "dem.tif", ridge.height_m)
     out = tmp_path / "mosaic.tif"
     args = ["mosaic", str(flight), "-o", str(out), "--no-refine", "--dem", str(dem)]
@@ -100,12 +90,7 @@ def test_mosaic_command_orthorectifies_on_a_dem_by_the_chosen_height_rule(tmp_pa
 def test_mosaic_grid_on_a_dem_holds_the_ground_seen_below_the_flat_plane(tmp_path: Path) -> None:
     ortho = make_ortho(seed=3)
     ridge = Ridge(crest_east_m=ORTHO_LEFT_M + 95)  # the frames' nadir points are up its sides
-    flight = tmp_path / "flight"
-    flight.mkdir()
-    for index, pose in enumerate(POSES):
-        write_photo(
-            flight / f"DJI_{index:04d}.JPG", render_frame_on_dem(ortho, pose, ridge.height_m), pose
-        )
+    flight = fly_over(ortho, POSES, tmp_path / "flight", ridge.height_m)
     dem = write_dem(tmp_path / "dem.tif", ridge.height_m)
     flat, on_dem = tmp_path / "flat.tif", tmp_path / "on_dem.tif"
     common = ["--no-refine"]

@@ -25,9 +25,9 @@ from photo_factory import (
     WIDTH_PX,
     Pose,
     Ridge,
+    fly_over,
     make_ortho,
     render_frame,
-    render_frame_on_dem,
     seen_ground_m,
     write_dem,
     write_photo,
@@ -76,10 +76,7 @@ def ortho() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def records(ortho: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> list[ImageRecord]:
-    folder = tmp_path_factory.mktemp("ridge_flight")
-    for index, pose in enumerate(POSES):
-        pixels = render_frame_on_dem(ortho, pose, RIDGE.height_m)
-        write_photo(folder / f"DJI_{index:04d}.JPG", pixels, pose)
+    folder = fly_over(ortho, POSES, tmp_path_factory.mktemp("ridge_flight"), RIDGE.height_m)
     return list(ingest_folder(folder).images)
 
 
@@ -191,10 +188,8 @@ def test_without_the_dem_the_ridge_moves_by_metres_as_its_geometry_says(
 
 
 def _flat_flight(ortho: np.ndarray, folder: Path) -> list[ImageRecord]:
-    for index, pose in enumerate(POSES[:4]):
-        flat_pose = dataclasses.replace(pose, altitude_m=60.0)
-        write_photo(folder / f"DJI_{index:04d}.JPG", render_frame(ortho, flat_pose), flat_pose)
-    return list(ingest_folder(folder).images)
+    flat_poses = [dataclasses.replace(pose, altitude_m=60.0) for pose in POSES[:4]]
+    return list(ingest_folder(fly_over(ortho, flat_poses, folder)).images)
 
 
 @pytest.mark.parametrize(
