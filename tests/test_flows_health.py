@@ -106,7 +106,7 @@ def test_a_multispectral_flight_publishes_ndvi_statistics_and_zones(
 
     dsm = tmp_path / "dsm.tif"
     profile = dict(driver="GTiff", width=100, height=100, count=1, dtype="float32")
-    at = Affine.translation(east - 50, north + 50) * Affine.scale(1.0, -1.0)
+    at = Affine.translation(east - 50, north + 50) @ Affine.scale(1.0, -1.0)
     with rasterio.open(dsm, "w", **profile, crs="EPSG:32611", transform=at) as dst:
         dst.write(np.full((1, 100, 100), 102.0, dtype="float32"))
 
