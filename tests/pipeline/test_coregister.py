@@ -25,7 +25,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 
 from core.types import ImageRecord
-from pipeline.coregister import MAX_OFFSET_M, _adjust, coregister
+from pipeline.coregister import MAX_OFFSET_M, TIE_SIGMA_M, _adjust, coregister
 from pipeline.footprint import footprint
 from pipeline.ingest import ingest_folder
 
@@ -199,27 +199,52 @@ def test_simulated_flight_meets_two_gsd_accuracy(tmp_path: Path) -> None:
     assert tied.absolute_rmse_m <= two_gsd_m
 
 
+def _block(rng: np.random.Generator) -> tuple[np.ndarray, list]:
+    """A 12 x 12 block of frames 50 m apart, each tied exactly to its neighbours."""
+    centres = np.array([(x * 50.0, y * 50.0) for y in range(12) for x in range(12)])
+    ties = []
+    for a, b in itertools.combinations(range(len(centres)), 2):
+        if np.linalg.norm(centres[a] - centres[b]) <= 50.0:
+            points = (centres[a] + centres[b]) / 2 + rng.uniform(-15, 15, (40, 2))
+            ties.append((a, b, points, points.copy()))
+    return centres, ties
+
+
+def _turned(points: np.ndarray, about: np.ndarray, degrees: float) -> np.ndarray:
+    turn = math.radians(degrees)
+    rotation = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
+    return (points - about) @ rotation.T + about
+
+
 def test_a_few_reference_ties_in_one_corner_do_not_turn_the_block() -> None:
     """Regression (1 km², 3,740 frames, one tied across seasons): 13 points of one corner
     frame, matched 0.45 deg turned, turned the whole block by 0.4 deg (4-7 m at its far side)
     when the reference's own turn was free. The tie's shift carries the block; its turn,
     seen by no other frame, must not."""
     rng = np.random.default_rng(4)
-    centres = np.array([(x * 50.0, y * 50.0) for y in range(12) for x in range(12)])
+    centres, ties = _block(rng)
     count = len(centres)
-    ties = []
-    for a, b in itertools.combinations(range(count), 2):
-        if np.linalg.norm(centres[a] - centres[b]) <= 50.0:
-            points = (centres[a] + centres[b]) / 2 + rng.uniform(-15, 15, (40, 2))
-            ties.append((a, b, points, points.copy()))
     corner = centres[0] + rng.uniform(-15, 15, (13, 2))
-    turn = math.radians(0.45)
-    rotation = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
-    matched = (corner - centres[0]) @ rotation.T + centres[0] + [1.2, 0.1]
-    ties.append((0, count, corner, matched))
+    ties.append((0, count, corner, _turned(corner, centres[0], 0.45) + [1.2, 0.1]))
 
     solution = _adjust(ties, np.vstack((centres, centres.mean(axis=0))), count, with_reference=True)
 
     assert abs(np.degrees(solution[:, 2].mean())) < 0.02
     assert np.abs(solution[:, :2] - solution[0, :2]).max() < 0.3  # the block moves as one
     assert np.hypot(*(solution[0, :2] - [1.2, 0.1])) < 0.3  # by the tie's shift
+
+
+def test_reference_ties_spread_over_the_block_still_turn_it() -> None:
+    rng = np.random.default_rng(4)
+    centres, ties = _block(rng)
+    count, middle = len(centres), centres.mean(axis=0)
+    for frame in range(0, count, 7):
+        points = centres[frame] + rng.uniform(-15, 15, (30, 2))
+        on_reference = _turned(points, middle, 0.1) + rng.normal(0, TIE_SIGMA_M, points.shape)
+        ties.append((frame, count, points, on_reference))
+
+    solution = _adjust(ties, np.vstack((centres, middle)), count, with_reference=True)
+
+    assert abs(np.degrees(solution[:, 2].mean()) - 0.1) < 0.02
+    far = centres[-1]
+    assert np.hypot(*(solution[-1, :2] - (_turned(far[None], middle, 0.1)[0] - far))) < 0.1
