@@ -25,7 +25,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 
 from core.types import ImageRecord
-from pipeline.coregister import MAX_OFFSET_M, TIE_SIGMA_M, _adjust, coregister
+from pipeline.coregister import MAX_OFFSET_M, TIE_SIGMA_M, _adjust, _rotated, coregister
 from pipeline.footprint import footprint
 from pipeline.ingest import ingest_folder
 
@@ -211,9 +211,7 @@ def _block(rng: np.random.Generator) -> tuple[np.ndarray, list]:
 
 
 def _turned(points: np.ndarray, about: np.ndarray, degrees: float) -> np.ndarray:
-    turn = math.radians(degrees)
-    rotation = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
-    return (points - about) @ rotation.T + about
+    return about + _rotated(points - about, math.radians(degrees))
 
 
 def test_a_few_reference_ties_in_one_corner_do_not_turn_the_block() -> None:
